@@ -1,0 +1,107 @@
+/*
+ * The foundation shared by every layer: errors with context, allocation,
+ * growable buffers, byte order and time. Depends on libc only.
+ */
+#ifndef CS_BASE_H
+#define CS_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cosmicsync.h"
+
+#if defined(__GNUC__)
+#define CS__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define CS__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CS__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define CS__PRINTF(f, a)
+#define CS__LIKELY(x) (x)
+#define CS__UNLIKELY(x) (x)
+#endif
+
+/* ---- errors ---- */
+
+/*
+ * Sets this thread's error (code and formatted message) and returns `code`, so
+ * that a failure reads `return cs__error(CS_EINVAL, "field '%s': ...", f);`.
+ */
+int cs__error(int code, const char *fmt, ...) CS__PRINTF(2, 3);
+
+/*
+ * Prefixes the current message with more context ("store '/x': " + message)
+ * and returns `code`. Used while an error travels up; never makes it vaguer.
+ */
+int cs__error_wrap(int code, const char *fmt, ...) CS__PRINTF(2, 3);
+
+/* ---- allocation: every allocation in the library goes through here ---- */
+
+/* Each sets CS_ENOMEM with a message and returns NULL on failure. */
+void *cs__malloc(size_t size);
+void *cs__calloc(size_t n, size_t size);
+void *cs__realloc(void *ptr, size_t size);
+/* Grows an array to hold at least `need` items of `item` bytes; 0 or CS_ENOMEM. */
+int cs__array_grow(void **ptr, size_t *cap, size_t need, size_t item);
+char *cs__strdup(const char *s);
+char *cs__strndup(const char *s, size_t n);
+void cs__free(void *ptr);
+
+/*
+ * Test hook: make the n-th allocation from now fail (0 disables). Lets tests
+ * drive every out-of-memory path. Not thread-safe; tests only.
+ */
+void cs__alloc_fail_after(unsigned long n);
+
+/* ---- buffers ---- */
+
+int cs__buf_grow(cs_buf *buf, size_t need_total);
+int cs__buf_put(cs_buf *buf, const void *data, size_t len);
+int cs__buf_puts(cs_buf *buf, const char *s);
+int cs__buf_putc(cs_buf *buf, char c);
+int cs__buf_printf(cs_buf *buf, const char *fmt, ...) CS__PRINTF(2, 3);
+void cs__buf_clear(cs_buf *buf);
+/* Hands the bytes to the caller (who frees them with cs__free); buf is reset. */
+char *cs__buf_detach(cs_buf *buf, size_t *out_len);
+
+/* ---- byte order (keys are big-endian so that iteration order is numeric) ---- */
+
+static inline void cs__put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (uint8_t)v;
+    v >>= 8;
+  }
+}
+static inline uint64_t cs__get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+static inline void cs__put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+static inline uint32_t cs__get_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* ---- time ---- */
+
+/* Milliseconds since the Unix epoch (wall clock). */
+uint64_t cs__now_ms(void);
+/* Milliseconds from a monotonic clock (for timeouts and backoff). */
+uint64_t cs__mono_ms(void);
+
+/* ---- hex ---- */
+
+/* Writes 2*len hex digits and a NUL to out. */
+void cs__hex_encode(char *out, const uint8_t *in, size_t len);
+/* Decodes exactly 2*len hex digits; 0 or CS_EINVAL. */
+int cs__hex_decode(uint8_t *out, size_t len, const char *hex);
+
+#endif /* CS_BASE_H */
