@@ -1,0 +1,95 @@
+/*
+ * The delta codec: the wire and log format of cosmicsync (docs/wire-format.md).
+ * msgpack-based, versioned, checksummed (BLAKE2b), canonical, and decoded by a
+ * strict validating reader: every count and length is checked against the
+ * bytes that remain before anything is allocated, nesting and totals are
+ * bounded, and a bad input fails with CS_ECORRUPT / CS_EVERSION and a message
+ * naming what and where (byte offset), leaving the output empty.
+ */
+#ifndef CS_CODEC_H
+#define CS_CODEC_H
+
+#include "crdt/crdt.h"
+
+#define CS_WIRE_VERSION 1
+
+/* Limits enforced by the decoder (documented in docs/wire-format.md). */
+#define CS_WIRE_MAX_MESSAGE (64u << 20) /* bytes */
+#define CS_WIRE_MAX_NAME 1024            /* model, instance, field name bytes */
+#define CS_WIRE_MAX_VALUE (1u << 20)     /* string / bytes value */
+#define CS_WIRE_MAX_DEPTH 16             /* msgpack nesting */
+
+typedef enum cs_msg_type {
+  CS_MSG_SYNC_REQUEST = 1,  /* knowledge + actions the peer lacks */
+  CS_MSG_SYNC_RESPONSE = 2, /* knowledge + actions + states the requester lacks */
+  CS_MSG_PULL_REQUEST = 3,  /* partial sync: cursor + model list */
+  CS_MSG_PULL_RESPONSE = 4, /* partial sync: states changed after cursor + new cursor */
+} cs_msg_type;
+
+/*
+ * One local action on one document, as logged and exchanged: its delta (a
+ * small document state plus its context) and the dots it created.
+ */
+typedef struct cs_wire_action {
+  uint32_t instance; /* index into the model's instance table */
+  cs_replica origin;
+  uint64_t first, last; /* origin's dots first..last, first >= 1 */
+  cs_hlc hlc;
+  cs_doc doc;
+  cs_dotset ctx;
+} cs_wire_action;
+
+/* A whole document state (joined with the model section's knowledge). */
+typedef struct cs_wire_state {
+  uint32_t instance;
+  cs_doc doc;
+} cs_wire_state;
+
+typedef struct cs_wire_model {
+  char *name;
+  cs_dotset knowledge; /* sender's knowledge of the model */
+  char **instances;    /* instance table; names unique */
+  size_t ninstances;
+  cs_wire_action *actions; /* sorted by (origin, first) */
+  size_t nactions;
+  cs_wire_state *states; /* sorted by instance name */
+  size_t nstates;
+} cs_wire_model;
+
+typedef struct cs_sync_msg {
+  uint8_t type;       /* cs_msg_type */
+  cs_replica sender;  /* replica id of the sender */
+  cs_hlc clock;       /* sender's clock when sending (skew check) */
+  uint64_t cursor;    /* PULL_REQUEST: since; PULL_RESPONSE: new cursor */
+  uint32_t flags;     /* CS_MSG_F_* */
+  cs_wire_model *models; /* sorted by name, names unique */
+  size_t nmodels;
+} cs_sync_msg;
+
+/* The section carries states because the sender could not serve actions
+ * (its log was compacted past the peer's knowledge). */
+#define CS_MSG_F_STATES 1u
+
+void cs__sync_msg_dispose(cs_sync_msg *msg);
+
+/* Encodes msg (which must be canonical: sorted, unique) into out (appended). */
+int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg);
+/* Strict decode of untrusted bytes. On failure *out is zeroed. */
+int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len);
+
+/* A document state alone (the documents column family). Versioned, no checksum
+ * beyond RocksDB's own block checksums. */
+int cs__codec_encode_doc(cs_buf *out, const cs_doc *doc);
+int cs__codec_decode_doc(cs_doc *out, const uint8_t *p, size_t len);
+
+/* A logged action with its instance name inline (the log column family). */
+int cs__codec_encode_action(cs_buf *out, const cs_wire_action *a, const char *instance);
+/* On success *instance is owned by the caller (cs__free); a->instance is 0. */
+int cs__codec_decode_action(cs_wire_action *a, char **instance, const uint8_t *p, size_t len);
+void cs__wire_action_dispose(cs_wire_action *a);
+
+/* A causal context alone (model knowledge, peers' acknowledged knowledge). */
+int cs__codec_encode_dotset(cs_buf *out, const cs_dotset *s);
+int cs__codec_decode_dotset(cs_dotset *out, const uint8_t *p, size_t len);
+
+#endif /* CS_CODEC_H */
