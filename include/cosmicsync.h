@@ -112,7 +112,363 @@ typedef struct cs_bytes {
 /* Frees memory that a cosmicsync function returned as a bare pointer. */
 CS_EXTERN void cs_free(void *ptr);
 
-/* CS_API_BODY */
+/* ------------------------------------------------------------------------ */
+/* Stores                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A local replica: one RocksDB database holding documents, log and outbox. */
+typedef struct cs_store cs_store;
+
+typedef enum cs_durability {
+  /* fsync the write-ahead log on every commit: an acknowledged action
+   * survives power loss. */
+  CS_DURABILITY_SYNC = 0,
+  /* write-ahead log without fsync: survives a process crash, not power loss. */
+  CS_DURABILITY_FAST = 1,
+} cs_durability;
+
+typedef struct cs_store_options {
+  unsigned version;
+  cs_durability durability;   /* local actions; default CS_DURABILITY_SYNC */
+  uint64_t max_clock_skew_ms; /* remote clocks further ahead are refused; default 60000 */
+  int create_if_missing;      /* default 1 */
+  size_t doc_cache_entries;   /* decoded documents kept in memory; default 4096 */
+} cs_store_options;
+
+#define CS_STORE_OPTIONS_VERSION 1
+#define CS_STORE_OPTIONS_INIT {CS_STORE_OPTIONS_VERSION, CS_DURABILITY_SYNC, 60000, 1, 4096}
+
+/*
+ * Opens the store at `path`, creating it when allowed. A new store (or one
+ * restored from a copy of another directory) gets a new replica identity.
+ * The caller frees the store with cs_store_close(). Errors: CS_ENOTFOUND,
+ * CS_EIO, CS_EVERSION (a store written by a newer format), CS_ECORRUPT.
+ */
+CS_EXTERN int cs_store_open(cs_store **out, const char *path, const cs_store_options *opts);
+CS_EXTERN void cs_store_close(cs_store *store);
+
+/* This replica's Ed25519 public key as 64 hex digits plus NUL. */
+CS_EXTERN int cs_store_public_key(char out[65], cs_store *store);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef enum cs_field_type {
+  CS_FIELD_AUTO = 0,     /* taken from the first value written: array -> set */
+  CS_FIELD_REGISTER = 1, /* scalar: multi-value register, last writer wins */
+  CS_FIELD_SET = 2,      /* add-wins observed-remove set of scalars */
+  CS_FIELD_COUNTER = 3,  /* PN-counter ({"$inc": n}) */
+} cs_field_type;
+
+typedef enum cs_conflict_policy {
+  CS_POLICY_SURFACE = 0, /* concurrent different writes become a conflict */
+  CS_POLICY_SILENT = 1,  /* plain last-writer-wins, never surfaces */
+} cs_conflict_policy;
+
+typedef struct cs_field_def {
+  const char *name;
+  cs_field_type type;
+  cs_conflict_policy policy;
+} cs_field_def;
+
+/*
+ * Declares (or extends) a model's schema. A field already declared with
+ * another type, or already holding data of another type, is CS_EINVAL.
+ * Fields not declared take their type from their first value.
+ */
+CS_EXTERN int cs_define_model(cs_store *store, const char *model, const cs_field_def *fields,
+                              size_t nfields);
+
+/* ------------------------------------------------------------------------ */
+/* Local data and offline actions (the product guide's API)                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * storeLocally: caches `json` (an object) as the instance's baseline. The
+ * baseline is visible in reads, never uploaded, and any replicated write to
+ * the same field supersedes it.
+ */
+CS_EXTERN int cs_store_locally(cs_store *store, const char *model, const char *instance,
+                               const char *json);
+
+/*
+ * getLocalData: the instance as this device sees it now (baseline, overlaid by
+ * replicated state including this device's own queued edits) as a JSON
+ * object, into `out` (caller disposes). CS_ENOTFOUND when the instance has
+ * never been written nor stored locally, or has been deleted.
+ */
+CS_EXTERN int cs_get_local_data(cs_buf *out, cs_store *store, const char *model,
+                                const char *instance);
+
+typedef enum cs_action_type {
+  CS_ACTION_CREATE = 1,
+  CS_ACTION_UPDATE = 2, /* creates the instance when missing */
+  CS_ACTION_DELETE = 3,
+} cs_action_type;
+
+typedef struct cs_action {
+  cs_action_type type;
+  const char *model;
+  const char *instance;
+  /* JSON object (create / update; NULL for delete). A field set to an array
+   * assigns a set; {"$add": [...]}, {"$remove": [...]} edit one; {"$inc": n}
+   * adds to a counter; other values set a register. */
+  const char *data;
+} cs_action;
+
+/*
+ * queueOfflineAction: applies the action at once (one atomic write, durable
+ * per the store's durability) and puts it in the outbox. Bad JSON, unknown
+ * operators, wrong types against the schema: CS_EINVAL with the field named,
+ * and nothing changed. Creating an instance that exists and is not deleted:
+ * CS_EEXISTS.
+ */
+CS_EXTERN int cs_queue_offline_action(cs_store *store, const cs_action *action);
+
+/*
+ * getQueuedActions: the outbox (local actions no upstream peer has
+ * acknowledged yet), oldest first, as a JSON array of
+ * {"seq", "type", "model", "instance", "data", "time"}.
+ */
+CS_EXTERN int cs_get_queued_actions(cs_buf *out, cs_store *store);
+
+/* Number of actions in the outbox. */
+CS_EXTERN int cs_outbox_count(size_t *out, cs_store *store);
+
+/* ---- typed actions for hot paths: many actions, one commit ---- */
+
+/*
+ * A batch of local actions committed in one write (group commit: one fsync for
+ * the whole batch in CS_DURABILITY_SYNC). Each call is one action, visible to
+ * reads of the same store only after cs_batch_commit(). Not thread-safe: one
+ * batch per thread. Errors of a call leave the batch as it was before it.
+ */
+typedef struct cs_batch cs_batch;
+
+CS_EXTERN int cs_batch_begin(cs_batch **out, cs_store *store);
+CS_EXTERN int cs_batch_set_int(cs_batch *b, const char *model, const char *instance,
+                               const char *field, int64_t value);
+CS_EXTERN int cs_batch_set_str(cs_batch *b, const char *model, const char *instance,
+                               const char *field, const char *value);
+CS_EXTERN int cs_batch_set_add(cs_batch *b, const char *model, const char *instance,
+                               const char *field, const char *element);
+CS_EXTERN int cs_batch_set_remove(cs_batch *b, const char *model, const char *instance,
+                                  const char *field, const char *element);
+CS_EXTERN int cs_batch_counter_add(cs_batch *b, const char *model, const char *instance,
+                                   const char *field, int64_t by);
+CS_EXTERN int cs_batch_action(cs_batch *b, const cs_action *action);
+/* Commits every action of the batch in one write and frees the batch. */
+CS_EXTERN int cs_batch_commit(cs_batch *b);
+/* Drops the batch without writing anything and frees it. */
+CS_EXTERN void cs_batch_abort(cs_batch *b);
+
+/* Instance ids of a model that exist (not deleted), sorted, as a JSON array. */
+CS_EXTERN int cs_list_instances(cs_buf *out, cs_store *store, const char *model);
+
+/* ------------------------------------------------------------------------ */
+/* Peers and sync                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A peer is anything that can answer a sync request: another store in this
+ * process, or a server over HTTP. It is a versioned table of functions, so an
+ * application (or a test) can supply its own (a flaky network, a queue).
+ */
+typedef struct cs_peer cs_peer;
+struct cs_peer {
+  unsigned version; /* CS_PEER_VERSION */
+  /* Sends one request (encoded sync message) and fills `response`. Returns 0
+   * or a CS_E code with a message (CS_ENETWORK, CS_ETIMEOUT, CS_EAUTH, ...). */
+  int (*exchange)(cs_peer *self, cs_buf *response, const char *path, const uint8_t *request,
+                  size_t len);
+  /* Frees the peer (may be NULL for peers owned elsewhere). */
+  void (*free)(cs_peer *self);
+};
+#define CS_PEER_VERSION 1
+
+/* A peer that is another open store in this process. `remote` must outlive
+ * the peer. Free with cs_peer_free(). */
+CS_EXTERN int cs_peer_local(cs_peer **out, cs_store *remote);
+
+typedef struct cs_http_peer_options {
+  unsigned version;
+  long connect_timeout_ms; /* default 5000 */
+  long timeout_ms;         /* default 30000 */
+  const char *ca_file;     /* extra CA bundle for https; NULL: system store */
+  const char *server_key;  /* hex public key the server must sign with; NULL: any */
+} cs_http_peer_options;
+#define CS_HTTP_PEER_OPTIONS_VERSION 1
+#define CS_HTTP_PEER_OPTIONS_INIT {CS_HTTP_PEER_OPTIONS_VERSION, 5000, 30000, NULL, NULL}
+
+/* A peer reached over HTTP(S) at `url` ("http://127.0.0.1:8787"); requests
+ * are signed with `store`'s key. Free with cs_peer_free(). */
+CS_EXTERN int cs_peer_http(cs_peer **out, cs_store *store, const char *url,
+                           const cs_http_peer_options *opts);
+CS_EXTERN void cs_peer_free(cs_peer *peer);
+
+typedef struct cs_sync_result {
+  size_t synced_count;   /* actions sent and acknowledged + actions applied here */
+  size_t sent;           /* actions sent to the peer */
+  size_t received;       /* actions (or states) applied from the peer */
+  size_t bytes_sent, bytes_received;
+  uint64_t cursor;       /* partial sync: the cursor to pass next time */
+  size_t conflict_count; /* open conflicts after the sync */
+  cs_buf conflicts;      /* JSON array of open conflicts (see cs_list_conflicts) */
+} cs_sync_result;
+#define CS_SYNC_RESULT_INIT {0, 0, 0, 0, 0, 0, 0, CS_BUF_INIT}
+CS_EXTERN void cs_sync_result_dispose(cs_sync_result *r);
+
+/*
+ * sync: one exchange with `peer`, both directions: sends what the peer lacks,
+ * merges its answer in one atomic write, records what each side has
+ * acknowledged and drops acknowledged actions from the outbox. `out` may be
+ * NULL. Safe to repeat or interrupt: joins are idempotent.
+ */
+CS_EXTERN int cs_sync(cs_sync_result *out, cs_store *store, cs_peer *peer);
+
+/*
+ * partialSync: brings only what changed on the peer after `since` (a cursor
+ * the peer returned earlier in out->cursor; 0 = everything), for the listed
+ * models (NULL/0 = all). One direction (pull). Cursors are the serving peer's
+ * own change counter, never a wall-clock time: a cursor this store did not
+ * receive from this peer is refused with CS_EINVAL.
+ */
+CS_EXTERN int cs_partial_sync(cs_sync_result *out, cs_store *store, cs_peer *peer,
+                              uint64_t since, const char *const *models, size_t nmodels);
+
+/* ------------------------------------------------------------------------ */
+/* Conflicts                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Open conflicts as a JSON array of {"id", "model", "instance", "field",
+ * "kind": "value"|"delete_update", "visible", "siblings": [{"value",
+ * "replica", "time"}]}. Every replica names a conflict with the same id.
+ */
+CS_EXTERN int cs_list_conflicts(cs_buf *out, cs_store *store);
+
+typedef enum cs_resolution_kind {
+  CS_RESOLVE_PICK = 1,         /* keep sibling `pick` (index in "siblings") */
+  CS_RESOLVE_VALUE = 2,        /* write `value_json` */
+  CS_RESOLVE_KEEP_DELETED = 3, /* delete_update: stay deleted */
+  CS_RESOLVE_RESTORE = 4,      /* delete_update: bring the instance back */
+} cs_resolution_kind;
+
+typedef struct cs_resolution {
+  cs_resolution_kind kind;
+  size_t pick;
+  const char *value_json;
+} cs_resolution;
+
+/*
+ * resolveConflict: a local write that supersedes every sibling of the
+ * conflict; it clears the conflict on every replica it reaches. Unknown id:
+ * CS_ENOTFOUND; a resolution that does not fit the conflict's kind: CS_EINVAL.
+ */
+CS_EXTERN int cs_resolve_conflict(cs_store *store, const char *conflict_id,
+                                  const cs_resolution *resolution);
+
+/* ------------------------------------------------------------------------ */
+/* Scheduler and status                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef enum cs_sync_state {
+  CS_SYNC_OFFLINE = 0, /* no peer reachable (last attempt failed on the network) */
+  CS_SYNC_IDLE = 1,
+  CS_SYNC_SYNCING = 2,
+  CS_SYNC_ERROR = 3, /* last attempt failed for another reason */
+} cs_sync_state;
+
+typedef struct cs_sync_status {
+  cs_sync_state state;
+  size_t pending;           /* outbox size */
+  uint64_t last_success_ms; /* wall clock, 0 = never */
+  uint64_t next_attempt_ms; /* monotonic ms of the next planned attempt */
+  unsigned failures;        /* consecutive failures */
+  int last_error;           /* CS_E code of the last failure, 0 = none */
+  char last_error_msg[256];
+} cs_sync_status;
+
+typedef void (*cs_status_cb)(const cs_sync_status *status, void *payload);
+
+typedef struct cs_scheduler_options {
+  unsigned version;
+  uint64_t interval_ms;   /* periodic sync; 0 = no periodic sync (manual only) */
+  uint64_t backoff_base_ms; /* first retry delay; default 1000 */
+  uint64_t backoff_max_ms;  /* cap; default 300000 */
+  double jitter;            /* 0..1, fraction of the delay randomised; default 0.2 */
+} cs_scheduler_options;
+#define CS_SCHEDULER_OPTIONS_VERSION 1
+#define CS_SCHEDULER_OPTIONS_INIT {CS_SCHEDULER_OPTIONS_VERSION, 300000, 1000, 300000, 0.2}
+
+typedef struct cs_scheduler cs_scheduler;
+
+/* A scheduler syncing `store` with `peer` (both must outlive it). The status
+ * callback (may be NULL) runs on the thread that runs the sync. */
+CS_EXTERN int cs_scheduler_new(cs_scheduler **out, cs_store *store, cs_peer *peer,
+                               const cs_scheduler_options *opts, cs_status_cb cb,
+                               void *payload);
+CS_EXTERN void cs_scheduler_free(cs_scheduler *s);
+/* Poll form: runs a sync if one is due at monotonic time now_ms; returns the
+ * sync's result code (0 when nothing was due). */
+CS_EXTERN int cs_scheduler_tick(cs_scheduler *s, uint64_t now_ms);
+/* Background form: a thread that ticks until cs_scheduler_stop(). */
+CS_EXTERN int cs_scheduler_start(cs_scheduler *s);
+CS_EXTERN void cs_scheduler_stop(cs_scheduler *s);
+/* Manual sync / on connection: the next tick (or the thread) syncs at once,
+ * resetting the backoff. Thread-safe. */
+CS_EXTERN void cs_scheduler_notify_online(cs_scheduler *s);
+CS_EXTERN void cs_scheduler_status(cs_sync_status *out, cs_scheduler *s);
+
+/* ------------------------------------------------------------------------ */
+/* Maintenance                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cs_cleanup_stats {
+  size_t log_entries_deleted;
+  size_t documents_purged;
+  size_t conflicts_dropped;
+  uint64_t bytes_before, bytes_after;
+} cs_cleanup_stats;
+
+/* "Clean up old offline data": deletes log entries every known peer has
+ * acknowledged, purges deleted instances every known peer has seen deleted,
+ * drops resolved conflicts, and compacts. */
+CS_EXTERN int cs_cleanup(cs_cleanup_stats *out, cs_store *store);
+
+/* Reads and decodes every record; fills `report` (JSON) and returns
+ * CS_ECORRUPT when anything failed to decode (each bad key is named). */
+CS_EXTERN int cs_check(cs_buf *report, cs_store *store);
+
+/* ------------------------------------------------------------------------ */
+/* Serving                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Authorizes a peer key (hex) to read and write the listed models ("*" = all;
+ * NULL lists = none) when it syncs with this store's server. Persistent. */
+CS_EXTERN int cs_trust(cs_store *store, const char *public_key_hex, const char *const *read_models,
+                       size_t nread, const char *const *write_models, size_t nwrite);
+
+typedef struct cs_server_options {
+  unsigned version;
+  const char *listen_host; /* default "127.0.0.1" */
+  uint16_t port;           /* default 8787; 0 = any free port */
+  size_t max_body;         /* default 8 MiB */
+  unsigned max_connections; /* default 64 */
+  unsigned timeout_s;      /* default 30 */
+  int allow_any;           /* accept any (even unsigned) peer: experiments only */
+} cs_server_options;
+#define CS_SERVER_OPTIONS_VERSION 1
+#define CS_SERVER_OPTIONS_INIT {CS_SERVER_OPTIONS_VERSION, "127.0.0.1", 8787, 8u << 20, 64, 30, 0}
+
+typedef struct cs_server cs_server;
+
+/* Serves `store` over HTTP until cs_server_stop(). */
+CS_EXTERN int cs_server_start(cs_server **out, cs_store *store, const cs_server_options *opts);
+CS_EXTERN uint16_t cs_server_port(const cs_server *server);
+/* Stops accepting, finishes in-flight merges, frees. */
+CS_EXTERN void cs_server_stop(cs_server *server);
 
 #ifdef __cplusplus
 }
