@@ -202,10 +202,22 @@ int cs__db_compact(cs_db *db, cs_cf cf) {
     return rc;
   fo = rocksdb_flushoptions_create();
   rocksdb_flushoptions_set_wait(fo, 1);
-  rocksdb_flush_cf(db->rdb, fo, db->cf[cf], &err);
-  if (err) {
-    rc = cs__db_rocks_error(db, "flush", cf, err);
-    goto done;
+  /* Every family, not just cf: a WAL file is kept until each family with
+   * writes in it has flushed, so a rarely written family (meta) would keep
+   * the deleted bytes on disk in the WAL. */
+  for (int i = 0; i < CS_CF__COUNT; i++) {
+    rocksdb_flush_cf(db->rdb, fo, db->cf[i], &err);
+    if (err) {
+      rc = cs__db_rocks_error(db, "flush", i, err);
+      goto done;
+    }
+  }
+  for (size_t i = 0; i < db->nextra; i++) {
+    rocksdb_flush_cf(db->rdb, fo, db->extra[i], &err);
+    if (err) {
+      rc = cs__db_rocks_error(db, "flush", -1, err);
+      goto done;
+    }
   }
   co = rocksdb_compactoptions_create();
   /* kForceOptimized: rewrite the last level too, so that tombstones and the
