@@ -99,8 +99,10 @@ Test(storage_db, unknown_extra_family_still_opens) {
   cr_assert_null(err, "%s", err);
   h[n] = rocksdb_create_column_family(r, o, "future", &err);
   cr_assert_null(err);
-  rocksdb_put_cf(r, rocksdb_writeoptions_create(), h[n], "x", 1, "y", 1, &err);
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  rocksdb_put_cf(r, wo, h[n], "x", 1, "y", 1, &err);
   cr_assert_null(err);
+  rocksdb_writeoptions_destroy(wo);
   for (size_t i = 0; i <= n; i++)
     rocksdb_column_family_handle_destroy(h[i]);
   rocksdb_close(r);
