@@ -35,6 +35,7 @@ struct cs_http_client {
   char resp_key[2 * CS_PUBKEY_LEN + 1];
   char resp_sig[2 * CS_SIG_LEN + 1];
   bool resp_key_seen, resp_sig_seen, too_big;
+  unsigned long connects;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -361,6 +362,11 @@ static int perform(cs_buf *response, int *out_status, cs_http_client *c, const c
   curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
   cc = curl_easy_perform(c->curl);
   curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+  {
+    long nc = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &nc);
+    c->connects += (unsigned long)nc;
+  }
   if (cc != CURLE_OK) {
     rc = map_curl_error(c, what, cc);
     goto done;
@@ -393,3 +399,5 @@ int cs__http_post(cs_buf *response, int *out_status, cs_http_client *c, const ch
 int cs__http_get(cs_buf *response, int *out_status, cs_http_client *c, const char *path) {
   return perform(response, out_status, c, "GET", path, NULL, 0);
 }
+
+unsigned long cs__http_client_connections(const cs_http_client *c) { return c->connects; }

@@ -193,6 +193,9 @@ void cs__sign(uint8_t sig[CS_SIG_LEN], const uint8_t *msg, size_t len, const cs_
 int cs__sign_verify(const uint8_t sig[CS_SIG_LEN], const uint8_t *msg, size_t len,
                     const uint8_t pk[CS_PUBKEY_LEN]);
 
+/* Connections this client has opened so far (keep-alive checks, benchmarks). */
+unsigned long cs__http_client_connections(const cs_http_client *c);
+
 /* ------------------------------------------------ replay cache (additions) */
 
 /*
