@@ -74,10 +74,19 @@ int cli_lib_error(const cli_ctx *ctx, int rc, const char *what) {
   const char *msg = cs_errmsg();
   if (!msg || !msg[0])
     msg = cs_strerror(rc);
-  if (what && what[0])
+  /* The library's messages usually name what failed already; say it once. */
+  if (what && what[0] && !strstr(msg, what))
     fprintf(stderr, "cosmicsync: %s: %s: %s\n", ctx->command, what, msg);
   else
     fprintf(stderr, "cosmicsync: %s: %s\n", ctx->command, msg);
+  /* RocksDB allows one process per store: the usual cause is a running server.
+   * That is a state of the store, not an I/O failure, so it exits as one. */
+  if (rc == CS_EIO && strstr(msg, "lock")) {
+    fprintf(stderr, "cosmicsync: %s: hint: another process (a running `cosmicsync serve`?) "
+                    "has this store open\n",
+            ctx->command);
+    return CLI_EXIT_STATE;
+  }
   return cli_exit_code(rc);
 }
 
@@ -148,11 +157,8 @@ int cli_parse(cli_ctx *ctx, int argc, char **argv, cli_opt *opts, size_t nopts, 
 int cli_open_store(cs_store **out, const cli_ctx *ctx) {
   cs_store_options opts = CS_STORE_OPTIONS_INIT;
   int rc = cs_store_open(out, ctx->db, &opts);
-  if (rc < 0) {
-    char what[PATH_MAX + 32];
-    snprintf(what, sizeof(what), "store '%s'", ctx->db);
-    return cli_lib_error(ctx, rc, what);
-  }
+  if (rc < 0)
+    return cli_lib_error(ctx, rc, ctx->db);
   return 0;
 }
 
@@ -183,11 +189,8 @@ int cli_open_peer(cs_peer **out, cs_store **other, const cli_ctx *ctx, cs_store 
                              peer);
     cs_http_peer_options hopts = CS_HTTP_PEER_OPTIONS_INIT;
     rc = cs_peer_http(out, store, peer, &hopts);
-    if (rc < 0) {
-      char what[512];
-      snprintf(what, sizeof(what), "peer '%s'", peer);
-      return cli_lib_error(ctx, rc, what);
-    }
+    if (rc < 0)
+      return cli_lib_error(ctx, rc, peer);
     return 0;
   }
 
@@ -201,10 +204,8 @@ int cli_open_peer(cs_peer **out, cs_store **other, const cli_ctx *ctx, cs_store 
   opts.create_if_missing = 0;
   rc = cs_store_open(other, peer, &opts);
   if (rc < 0) {
-    char what[PATH_MAX + 32];
-    snprintf(what, sizeof(what), "peer store '%s'", peer);
     *other = NULL;
-    return cli_lib_error(ctx, rc, what);
+    return cli_lib_error(ctx, rc, peer);
   }
   rc = cs_peer_local(out, *other);
   if (rc < 0) {

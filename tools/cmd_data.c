@@ -31,9 +31,7 @@ static int print_instance(cli_ctx *ctx, cs_store *store, const char *model, cons
   cs_buf out = CS_BUF_INIT;
   int rc = cs_get_local_data(&out, store, model, inst);
   if (rc < 0) {
-    char what[256];
-    snprintf(what, sizeof(what), "%s %s", model, inst);
-    rc = cli_lib_error(ctx, rc, what);
+    rc = cli_lib_error(ctx, rc, NULL);
   } else {
     cli_print_json_text(ctx, out.ptr ? out.ptr : "{}");
   }
@@ -136,9 +134,7 @@ int cmd_define(cli_ctx *ctx, int argc, char **argv) {
     goto done;
   rc = cs_define_model(store, pos[0], fields, nfields);
   if (rc < 0) {
-    char what[256];
-    snprintf(what, sizeof(what), "model '%s'", pos[0]);
-    rc = cli_lib_error(ctx, rc, what);
+    rc = cli_lib_error(ctx, rc, NULL);
     goto done;
   }
   json_t *o = json_object(), *arr = json_array();
@@ -178,22 +174,10 @@ static int queue_action(cli_ctx *ctx, int argc, char **argv, cs_action_type type
   cs_store *store;
   if ((rc = cli_open_store(&store, ctx)) != 0)
     return rc;
-  char what[256];
-  snprintf(what, sizeof(what), "%s %s", pos[0], pos[1]);
-  if (type == CS_ACTION_DELETE) {
-    /* Deleting what this store has never seen is almost always a typo. */
-    cs_buf cur = CS_BUF_INIT;
-    rc = cs_get_local_data(&cur, store, pos[0], pos[1]);
-    cs_buf_dispose(&cur);
-    if (rc < 0) {
-      rc = cli_lib_error(ctx, rc, what);
-      goto done;
-    }
-  }
   cs_action a = {type, pos[0], pos[1], want == 3 ? pos[2] : NULL};
   rc = cs_queue_offline_action(store, &a);
   if (rc < 0) {
-    rc = cli_lib_error(ctx, rc, what);
+    rc = cli_lib_error(ctx, rc, NULL);
     goto done;
   }
   if (type == CS_ACTION_DELETE) {
@@ -247,9 +231,7 @@ int cmd_store_locally(cli_ctx *ctx, int argc, char **argv) {
     return rc;
   rc = cs_store_locally(store, pos[0], pos[1], pos[2]);
   if (rc < 0) {
-    char what[256];
-    snprintf(what, sizeof(what), "%s %s", pos[0], pos[1]);
-    rc = cli_lib_error(ctx, rc, what);
+    rc = cli_lib_error(ctx, rc, NULL);
   } else {
     rc = print_instance(ctx, store, pos[0], pos[1]);
   }
@@ -268,9 +250,7 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv) {
   cs_buf out = CS_BUF_INIT;
   rc = cs_list_instances(&out, store, pos[0]);
   if (rc < 0) {
-    char what[256];
-    snprintf(what, sizeof(what), "model '%s'", pos[0]);
-    rc = cli_lib_error(ctx, rc, what);
+    rc = cli_lib_error(ctx, rc, NULL);
     goto done;
   }
   json_t *ids = json_loads(out.ptr ? out.ptr : "[]", 0, NULL);

@@ -51,9 +51,7 @@ static int run_sync(cli_ctx *ctx, const char *peer_name, int partial, uint64_t s
     rc = cs_sync(&res, store, peer);
   cli_record_sync(ctx, peer_name, rc, rc == 0 ? &res : NULL, partial);
   if (rc < 0) {
-    char what[512];
-    snprintf(what, sizeof(what), "peer '%s'", peer_name);
-    rc = cli_lib_error(ctx, rc, what);
+    rc = cli_lib_error(ctx, rc, peer_name);
     goto done;
   }
   cli_progress(ctx, "done in %" PRIu64 " ms: %zu sent, %zu received, %zu open conflict(s)",
@@ -216,10 +214,8 @@ int cmd_resolve(cli_ctx *ctx, int argc, char **argv) {
   }
   rc = cs_resolve_conflict(store, pos[0], &r);
   if (rc < 0) {
-    char what[256];
-    snprintf(what, sizeof(what), "conflict '%s'", pos[0]);
     json_decref(o);
-    rc = cli_lib_error(ctx, rc, what);
+    rc = cli_lib_error(ctx, rc, NULL);
   } else {
     json_object_set_new(o, "resolved", json_string(pos[0]));
     rc = cli_print_json(ctx, o);
