@@ -195,6 +195,8 @@ int cmd_resolve(cli_ctx *ctx, int argc, char **argv) {
     json_t *v = cli_parse_json(ctx, opts[1].value, "the value");
     if (!v) {
       json_decref(o);
+      fprintf(stderr, "cosmicsync: resolve: hint: a string value needs JSON quotes, e.g. "
+                      "--value '\"Hamburg\"'\n");
       return CLI_EXIT_USAGE;
     }
     r.kind = CS_RESOLVE_VALUE;
