@@ -12,6 +12,7 @@ target_link_libraries(gen_workload PRIVATE m)
 add_executable(cs_limits ${CS_COMPARE_DIR}/cs_limits.c ${CS_COMPARE_DIR}/opfile.c)
 target_compile_options(cs_limits PRIVATE ${CS_WARNINGS})
 target_link_libraries(cs_limits PRIVATE PkgConfig::ROCKSDB PkgConfig::MSGPACK)
+target_compile_definitions(cs_limits PRIVATE CS_BENCH_ROCKSDB_VERSION="${ROCKSDB_VERSION}")
 
 # In-memory join alone (crdt/), with codec byte counts, and a variant without the codec.
 add_executable(cs_mem EXCLUDE_FROM_ALL ${CS_COMPARE_DIR}/cs_mem.c ${CS_COMPARE_DIR}/opfile.c)
