@@ -732,3 +732,107 @@ Test(storage_keys, family_names) {
     cr_expect_str_eq(cs__cf_name((cs_cf)i), want[i]);
   cr_expect_str_eq(cs__cf_name(CS_CF__COUNT), "?");
 }
+
+Test(storage_db, existing_database_opens_without_create_and_with_own_cache) {
+  cs_db *db = open_new(NULL);
+  put1(db, CS_CF_PEERS, "p", "v");
+  cs__db_close(db);
+  db = NULL;
+  cs_db_options o = CS_DB_OPTIONS_INIT;
+  o.create_if_missing = false;
+  o.block_cache_bytes = 1u << 20;
+  bool moved = false;
+  cr_assert_eq(cs__db_open(&db, &moved, dbpath, &o), 0, "%s", cs_errmsg());
+  expect_value(db, CS_CF_PEERS, "p", "v");
+  cs__db_close(db);
+}
+
+Test(storage_db, absent_key_sets_no_message) {
+  cs_db *db = open_new(NULL);
+  cs_buf v = CS_BUF_INIT;
+  cs__buf_puts(&v, "old");
+  cs_error_clear();
+  cr_expect_eq(cs__db_get(&v, db, CS_CF_DOCS, "nope", 4), CS_ENOTFOUND);
+  cr_expect_str_eq(cs_errmsg(), "");
+  cr_expect_eq(v.size, 0, "the output is emptied");
+  cr_expect_eq(cs__db_get(&v, db, (cs_cf)-1, "nope", 4), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "no column family") != NULL, "%s", cs_errmsg());
+  cs_buf_dispose(&v);
+  cs__db_close(db);
+}
+
+/* ---- several threads on one cs_db ---- */
+
+struct mt_ctx {
+  cs_db *db;
+  unsigned id, n;
+  int rc;
+};
+
+static void *mt_worker(void *p) {
+  struct mt_ctx *c = p;
+  cs_wbatch *b = NULL;
+  cs_buf k = CS_BUF_INIT, v = CS_BUF_INIT;
+  char val[32];
+
+  if ((c->rc = cs__wbatch_new(&b)) != 0)
+    return NULL;
+  for (unsigned i = 0; i < c->n && c->rc == 0; i++) {
+    cs__buf_clear(&k);
+    cs__key_log(&k, "M", c->id, i);
+    snprintf(val, sizeof(val), "%u:%u", c->id, i);
+    cs__wbatch_clear(b);
+    cs__wbatch_put(b, CS_CF_LOG, k.ptr, k.size, val, strlen(val));
+    if ((c->rc = cs__db_write(c->db, b, i % 50 == 0)) != 0)
+      break;
+    /* Read back own write and someone else's key (present or not). */
+    if ((c->rc = cs__db_get(&v, c->db, CS_CF_LOG, k.ptr, k.size)) != 0)
+      break;
+    if (strcmp(v.ptr, val) != 0)
+      c->rc = CS_EINTERNAL;
+    cs__buf_clear(&k);
+    cs__key_log(&k, "M", (c->id + 1) % 4, i);
+    int rc = cs__db_get(&v, c->db, CS_CF_LOG, k.ptr, k.size);
+    if (rc != 0 && rc != CS_ENOTFOUND)
+      c->rc = rc;
+  }
+  cs__wbatch_free(b);
+  cs_buf_dispose(&k);
+  cs_buf_dispose(&v);
+  return NULL;
+}
+
+Test(storage_db, one_database_serves_several_threads) {
+  cs_db *db = open_new(NULL);
+  pthread_t t[4];
+  struct mt_ctx c[4];
+  unsigned n = st_scale(2000);
+
+  for (unsigned i = 0; i < 4; i++) {
+    c[i] = (struct mt_ctx){db, i, n, 0};
+    cr_assert_eq(pthread_create(&t[i], NULL, mt_worker, &c[i]), 0);
+  }
+  for (unsigned i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    cr_expect_eq(c[i].rc, 0, "thread %u: %d", i, c[i].rc);
+  }
+  /* Every write of every thread, in key order: origin-major, counter-minor. */
+  cs_iter *it = NULL;
+  cs_buf lo = CS_BUF_INIT;
+  cs__key_name(&lo, "M");
+  cr_assert_eq(cs__iter_new(&it, db, CS_CF_LOG, lo.ptr, lo.size, NULL, 0), 0);
+  unsigned seen = 0;
+  for (; cs__iter_valid(it); cs__iter_next(it), seen++) {
+    cs_bytes k = cs__iter_key(it);
+    size_t pos = 3;
+    uint64_t origin, first;
+    cr_assert_eq(cs__key_read_u64(&origin, k.ptr, k.len, &pos), 0);
+    cr_assert_eq(cs__key_read_u64(&first, k.ptr, k.len, &pos), 0);
+    cr_expect_eq(origin, seen / n);
+    cr_expect_eq(first, seen % n);
+  }
+  cr_expect_eq(seen, 4 * n);
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+  cs__db_close(db);
+}
