@@ -20,6 +20,8 @@ int cs__iter_new(cs_iter **out, cs_db *db, cs_cf cf, const void *lower, size_t l
   int rc = 0;
 
   *out = NULL;
+  if (!lower)
+    llen = 0;
   if ((unsigned)cf >= CS_CF__COUNT)
     return cs__error(CS_EINVAL, "iterator on '%s': no column family %d", db->path, (int)cf);
   if (!(it = cs__calloc(1, sizeof(*it)))) {

@@ -9,7 +9,9 @@
  * The child is this same program re-executed (fork alone would copy a
  * process whose RocksDB background threads do not survive the fork).
  * CS_CRASH_KILLS=N sets the number of kills (default 50, 10 under
- * CS_TEST_SCALE=small); CS_SEED replays a run (the seed is printed).
+ * CS_TEST_SCALE=small); CS_SEED replays a run's plan (the seed is printed):
+ * value sizes, how many ACKs before each kill, the delays. Where exactly the
+ * kill lands inside a write still depends on scheduling.
  */
 #include "test_storage_util.h"
 
@@ -108,8 +110,9 @@ static void child_run(const char *path, bool sync, uint64_t seed, int fd) {
       dprintf(fd, "ERR write %llu: %s\n", (unsigned long long)n, cs_errmsg());
       _exit(2);
     }
-    /* A write to a closed pipe (parent gone) ends the child by SIGPIPE. */
-    dprintf(fd, "ACK %llu\n", (unsigned long long)n);
+    /* The parent gone (closed pipe: SIGPIPE, or EPIPE if it is ignored) ends the child. */
+    if (dprintf(fd, "ACK %llu\n", (unsigned long long)n) < 0)
+      _exit(0);
   }
 }
 
