@@ -27,8 +27,8 @@
 
 enum { M_PUT, M_PUT_SYNC, M_BATCH, M_GET, M_MGET, M_RMW, M_BYTES, M__COUNT };
 static const char *const metric_key[M__COUNT] = {
-    "put_wal_per_s", "put_sync_per_s", "batch_put_per_s", "get_per_s",
-    "multiget_per_s", "rmw_per_s",     "disk_bytes_per_doc"};
+    "put_wal_per_s",  "put_sync_per_s", "batch_put_per_s",   "get_per_s",
+    "multiget_per_s", "rmw_per_s",      "disk_bytes_per_doc"};
 static const char *const metric_text[M__COUNT] = {
     "individual puts, WAL, no fsync", "individual puts, fsync each",
     "one WriteBatch of 10,000 puts",  "point gets (random)",
@@ -216,7 +216,7 @@ static int cmp_double(const void *a, const void *b) {
 int main(void) {
   const char *env = getenv("CS_BENCH_RUNS");
   int runs = env && atoi(env) > 0 ? atoi(env) : 5;
-  double (*res)[M__COUNT] = calloc((size_t)runs, sizeof(*res));
+  double(*res)[M__COUNT] = calloc((size_t)runs, sizeof(*res));
   double med[M__COUNT], col[64];
 
   if (runs > 64)

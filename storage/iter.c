@@ -69,9 +69,13 @@ void cs__iter_free(cs_iter *it) {
   cs__free(it);
 }
 
-bool cs__iter_valid(const cs_iter *it) { return rocksdb_iter_valid(it->it) != 0; }
+bool cs__iter_valid(const cs_iter *it) {
+  return rocksdb_iter_valid(it->it) != 0;
+}
 
-void cs__iter_next(cs_iter *it) { rocksdb_iter_next(it->it); }
+void cs__iter_next(cs_iter *it) {
+  rocksdb_iter_next(it->it);
+}
 
 void cs__iter_seek(cs_iter *it, const void *key, size_t klen) {
   rocksdb_iter_seek(it->it, key, klen);

@@ -12,7 +12,9 @@ static void setup(void) {
   st_tmpdir(dir, sizeof(dir));
   snprintf(dbpath, sizeof(dbpath), "%s/db", dir);
 }
-static void teardown(void) { st_rmtree(dir); }
+static void teardown(void) {
+  st_rmtree(dir);
+}
 
 static cs_db *open_new(bool *moved) {
   cs_db *db = NULL;
@@ -474,8 +476,7 @@ Test(storage_db, bad_options_and_double_open) {
   db = open_new(NULL);
   /* RocksDB's LOCK file: a second open of a live database fails with its text. */
   cr_expect_eq(cs__db_open(&db2, &moved, dbpath, NULL), CS_EIO);
-  cr_expect(strstr(cs_errmsg(), "rocksdb open") && strstr(cs_errmsg(), "LOCK"), "%s",
-            cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), "rocksdb open") && strstr(cs_errmsg(), "LOCK"), "%s", cs_errmsg());
   cr_expect_null(db2);
   cs__db_close(db);
 }

@@ -144,8 +144,7 @@ struct round {
 };
 
 /* Starts the child, kills it per the plan, collects every ACK it sent. */
-static void run_round(struct round *r, const char *path, bool sync, uint64_t seed,
-                      uint64_t *rs) {
+static void run_round(struct round *r, const char *path, bool sync, uint64_t seed, uint64_t *rs) {
   int p[2];
   char spec[700], buf[4096], line[300];
   size_t ll = 0;
@@ -158,8 +157,7 @@ static void run_round(struct round *r, const char *path, bool sync, uint64_t see
 
   memset(r, 0, sizeof(*r));
   cr_assert_eq(pipe(p), 0);
-  snprintf(spec, sizeof(spec), "%d %d %llu %s", p[1], sync ? 1 : 0, (unsigned long long)seed,
-           path);
+  snprintf(spec, sizeof(spec), "%d %d %llu %s", p[1], sync ? 1 : 0, (unsigned long long)seed, path);
   pid = fork();
   cr_assert_geq(pid, 0);
   if (pid == 0) {
@@ -256,8 +254,8 @@ static uint64_t verify(const char *path, uint64_t seed, uint64_t acked, uint64_t
     cs_bytes k = cs__iter_key(it);
     cs__buf_clear(&key);
     cs__key_change(&key, "M", n);
-    cr_assert(k.len == key.size && memcmp(k.ptr, key.ptr, k.len) == 0,
-              CTX "change %llu missing", CTXA, (unsigned long long)n);
+    cr_assert(k.len == key.size && memcmp(k.ptr, key.ptr, k.len) == 0, CTX "change %llu missing",
+              CTXA, (unsigned long long)n);
   }
   cs__iter_free(it);
   cr_assert_eq(n - 1, c, CTX "%llu changes, counter %llu", CTXA, (unsigned long long)(n - 1),
@@ -274,8 +272,8 @@ static uint64_t verify(const char *path, uint64_t seed, uint64_t acked, uint64_t
     cr_assert_null(why, CTX "outbox %llu: %s", CTXA, (unsigned long long)n, why);
   }
   cs__iter_free(it);
-  cr_assert_eq(n, c + 1, CTX "outbox ends at %llu, counter %llu", CTXA,
-               (unsigned long long)(n - 1), (unsigned long long)c);
+  cr_assert_eq(n, c + 1, CTX "outbox ends at %llu, counter %llu", CTXA, (unsigned long long)(n - 1),
+               (unsigned long long)c);
 
   /* docs: each slot holds the last batch <= C that wrote it. */
   for (unsigned s = 0; s < SLOTS; s++) {
@@ -331,15 +329,18 @@ static void crash_loop(bool sync) {
     uint64_t max_started = (r.last_ack ? r.last_ack : counter) + 1;
     counter = verify(path, seed, acked, max_started, k);
   }
-  fprintf(stderr, "storage crash (%s): %u kills, %u with acknowledged writes, %llu batches, "
-                  "%llu ms\n",
+  fprintf(stderr,
+          "storage crash (%s): %u kills, %u with acknowledged writes, %llu batches, "
+          "%llu ms\n",
           sync ? "sync" : "fast", kills, rounds_with_acks, (unsigned long long)counter,
           (unsigned long long)(cs__mono_ms() - t0));
   cr_expect_gt(rounds_with_acks, 0, "no round acknowledged anything: the test tested nothing");
   st_rmtree(dir);
 }
 
-Test(storage_crash, sync_batches_survive_sigkill_whole, .timeout = 300) { crash_loop(true); }
+Test(storage_crash, sync_batches_survive_sigkill_whole, .timeout = 300) {
+  crash_loop(true);
+}
 
 /* Without fsync a write sits in the OS page cache: it survives the process,
  * not the machine. SIGKILL is the process crash. */

@@ -133,10 +133,9 @@ Test(storage_keys, long_names_are_refused) {
 }
 
 Test(storage_keys, family_names) {
-  const char *want[] = {"meta", "docs", "log", "outbox", "conflicts", "baseline", "peers",
-                        "changes"};
+  const char *want[] = {"meta",      "docs",     "log",   "outbox",
+                        "conflicts", "baseline", "peers", "changes"};
   for (int i = 0; i < CS_CF__COUNT; i++)
     cr_expect_str_eq(cs__cf_name((cs_cf)i), want[i]);
   cr_expect_str_eq(cs__cf_name(CS_CF__COUNT), "?");
 }
-
