@@ -217,7 +217,7 @@ int main(void) {
   const char *env = getenv("CS_BENCH_RUNS");
   int runs = env && atoi(env) > 0 ? atoi(env) : 5;
   double(*res)[M__COUNT] = calloc((size_t)runs, sizeof(*res));
-  double med[M__COUNT], col[64];
+  double med[M__COUNT], lo[M__COUNT], hi[M__COUNT], col[64];
 
   if (runs > 64)
     runs = 64;
@@ -228,14 +228,18 @@ int main(void) {
       col[r] = res[r][m];
     qsort(col, (size_t)runs, sizeof(double), cmp_double);
     med[m] = col[runs / 2];
+    lo[m] = col[0];
+    hi[m] = col[runs - 1];
   }
 
   printf("storage (RocksDB via storage/), %d documents of %d bytes, median of %d runs\n", DOCS,
          DOC_BYTES, runs);
-  printf("%-40s %14s\n", "operation", "median");
-  printf("%-40s %14s\n", "----------------------------------------", "--------------");
+  printf("%-36s %12s %12s %12s\n", "operation", "median", "min", "max");
+  printf("%-36s %12s %12s %12s\n", "------------------------------------", "------------",
+         "------------", "------------");
   for (int m = 0; m < M__COUNT; m++)
-    printf("%-40s %14.0f %s\n", metric_text[m], med[m], m == M_BYTES ? "bytes" : "ops/s");
+    printf("%-36s %12.0f %12.0f %12.0f %s\n", metric_text[m], med[m], lo[m], hi[m],
+           m == M_BYTES ? "bytes" : "ops/s");
   for (int m = 0; m < M__COUNT; m++)
     printf("RESULT storage_%s=%.0f\n", metric_key[m], med[m]);
   free(res);
