@@ -315,8 +315,9 @@ static void crash_loop(bool sync) {
 
   st_tmpdir(dir, sizeof(dir));
   snprintf(path, sizeof(path), "%s/db", dir);
-  fprintf(stderr, "storage crash (%s): seed %llu (replay with CS_SEED=%llu), %u kills\n",
-          sync ? "sync" : "fast", (unsigned long long)seed, (unsigned long long)seed, kills);
+  /* On failure the database is left in place for inspection. */
+  fprintf(stderr, "storage crash (%s): seed %llu (replay with CS_SEED=%llu), %u kills, in %s\n",
+          sync ? "sync" : "fast", (unsigned long long)seed, (unsigned long long)seed, kills, path);
   for (unsigned k = 0; k < kills; k++) {
     struct round r;
     run_round(&r, path, sync, seed, &rs);
