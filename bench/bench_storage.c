@@ -27,8 +27,8 @@
 
 enum { M_PUT, M_PUT_SYNC, M_BATCH, M_GET, M_MGET, M_RMW, M_BYTES, M__COUNT };
 static const char *const metric_key[M__COUNT] = {
-    "put_wal_per_s", "put_sync_per_s", "batch_put_per_s", "get_per_s",
-    "multiget_per_s", "rmw_per_s",     "disk_bytes_per_doc"};
+    "put_wal_per_s",  "put_sync_per_s", "batch_put_per_s",   "get_per_s",
+    "multiget_per_s", "rmw_per_s",      "disk_bytes_per_doc"};
 static const char *const metric_text[M__COUNT] = {
     "individual puts, WAL, no fsync", "individual puts, fsync each",
     "one WriteBatch of 10,000 puts",  "point gets (random)",
@@ -216,8 +216,8 @@ static int cmp_double(const void *a, const void *b) {
 int main(void) {
   const char *env = getenv("CS_BENCH_RUNS");
   int runs = env && atoi(env) > 0 ? atoi(env) : 5;
-  double (*res)[M__COUNT] = calloc((size_t)runs, sizeof(*res));
-  double med[M__COUNT], col[64];
+  double(*res)[M__COUNT] = calloc((size_t)runs, sizeof(*res));
+  double med[M__COUNT], lo[M__COUNT], hi[M__COUNT], col[64];
 
   if (runs > 64)
     runs = 64;
@@ -228,14 +228,18 @@ int main(void) {
       col[r] = res[r][m];
     qsort(col, (size_t)runs, sizeof(double), cmp_double);
     med[m] = col[runs / 2];
+    lo[m] = col[0];
+    hi[m] = col[runs - 1];
   }
 
   printf("storage (RocksDB via storage/), %d documents of %d bytes, median of %d runs\n", DOCS,
          DOC_BYTES, runs);
-  printf("%-40s %14s\n", "operation", "median");
-  printf("%-40s %14s\n", "----------------------------------------", "--------------");
+  printf("%-36s %12s %12s %12s\n", "operation", "median", "min", "max");
+  printf("%-36s %12s %12s %12s\n", "------------------------------------", "------------",
+         "------------", "------------");
   for (int m = 0; m < M__COUNT; m++)
-    printf("%-40s %14.0f %s\n", metric_text[m], med[m], m == M_BYTES ? "bytes" : "ops/s");
+    printf("%-36s %12.0f %12.0f %12.0f %s\n", metric_text[m], med[m], lo[m], hi[m],
+           m == M_BYTES ? "bytes" : "ops/s");
   for (int m = 0; m < M__COUNT; m++)
     printf("RESULT storage_%s=%.0f\n", metric_key[m], med[m]);
   free(res);

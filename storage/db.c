@@ -25,7 +25,9 @@ int cs__db_rocks_error(const cs_db *db, const char *op, int cf, char *err) {
   return rc;
 }
 
-const char *cs__db_path(const cs_db *db) { return db->path; }
+const char *cs__db_path(const cs_db *db) {
+  return db->path;
+}
 
 /* Table options: one shared cache; a bloom filter where point lookups dominate. */
 static rocksdb_options_t *family_options(cs_db *db, int bloom, int compression) {
@@ -183,15 +185,14 @@ static int check_format(cs_db *db) {
   if (rc)
     goto done;
   if (v.size != 4) {
-    rc = cs__error(CS_ECORRUPT, "database '%s': meta 'format' is %zu bytes, expected 4",
-                   db->path, v.size);
+    rc = cs__error(CS_ECORRUPT, "database '%s': meta 'format' is %zu bytes, expected 4", db->path,
+                   v.size);
     goto done;
   }
   fmt = cs__get_be32((const uint8_t *)v.ptr);
   if (fmt > CS_STORAGE_FORMAT)
-    rc = cs__error(CS_EVERSION,
-                   "database '%s' has storage format %u; this build reads up to %u", db->path,
-                   fmt, CS_STORAGE_FORMAT);
+    rc = cs__error(CS_EVERSION, "database '%s' has storage format %u; this build reads up to %u",
+                   db->path, fmt, CS_STORAGE_FORMAT);
   else if (fmt == 0)
     rc = cs__error(CS_ECORRUPT, "database '%s': meta 'format' is 0", db->path);
 done:
@@ -224,8 +225,8 @@ static int check_home(bool *out_moved, cs_db *db) {
   if (rc)
     goto done;
   if (v.size != 16) {
-    rc = cs__error(CS_ECORRUPT, "database '%s': meta 'home' is %zu bytes, expected 16",
-                   db->path, v.size);
+    rc = cs__error(CS_ECORRUPT, "database '%s': meta 'home' is %zu bytes, expected 16", db->path,
+                   v.size);
     goto done;
   }
   *out_moved = memcmp(v.ptr, here, 16) != 0;
@@ -355,4 +356,6 @@ done:
   return rc;
 }
 
-void cs__db_close(cs_db *db) { db_free(db); }
+void cs__db_close(cs_db *db) {
+  db_free(db);
+}

@@ -20,6 +20,8 @@ int cs__iter_new(cs_iter **out, cs_db *db, cs_cf cf, const void *lower, size_t l
   int rc = 0;
 
   *out = NULL;
+  if (!lower)
+    llen = 0;
   if ((unsigned)cf >= CS_CF__COUNT)
     return cs__error(CS_EINVAL, "iterator on '%s': no column family %d", db->path, (int)cf);
   if (!(it = cs__calloc(1, sizeof(*it)))) {
@@ -67,9 +69,13 @@ void cs__iter_free(cs_iter *it) {
   cs__free(it);
 }
 
-bool cs__iter_valid(const cs_iter *it) { return rocksdb_iter_valid(it->it) != 0; }
+bool cs__iter_valid(const cs_iter *it) {
+  return rocksdb_iter_valid(it->it) != 0;
+}
 
-void cs__iter_next(cs_iter *it) { rocksdb_iter_next(it->it); }
+void cs__iter_next(cs_iter *it) {
+  rocksdb_iter_next(it->it);
+}
 
 void cs__iter_seek(cs_iter *it, const void *key, size_t klen) {
   rocksdb_iter_seek(it->it, key, klen);

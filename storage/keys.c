@@ -6,9 +6,9 @@
 #include "storage/storage.h"
 
 static const char *const cf_names[CS_CF__COUNT] = {
-    [CS_CF_META] = "meta",           [CS_CF_DOCS] = "docs",   [CS_CF_LOG] = "log",
-    [CS_CF_OUTBOX] = "outbox",       [CS_CF_CONFLICTS] = "conflicts",
-    [CS_CF_BASELINE] = "baseline",   [CS_CF_PEERS] = "peers", [CS_CF_CHANGES] = "changes",
+    [CS_CF_META] = "meta",     [CS_CF_DOCS] = "docs",           [CS_CF_LOG] = "log",
+    [CS_CF_OUTBOX] = "outbox", [CS_CF_CONFLICTS] = "conflicts", [CS_CF_BASELINE] = "baseline",
+    [CS_CF_PEERS] = "peers",   [CS_CF_CHANGES] = "changes",
 };
 
 const char *cs__cf_name(cs_cf cf) {
@@ -74,16 +74,15 @@ int cs__key_read_name(char **out, const uint8_t *key, size_t klen, size_t *pos) 
 
   *out = NULL;
   if (p > klen || klen - p < 2)
-    return cs__error(CS_ECORRUPT,
-                     "key of %zu bytes: name length truncated at offset %zu", klen, p);
+    return cs__error(CS_ECORRUPT, "key of %zu bytes: name length truncated at offset %zu", klen, p);
   len = ((size_t)key[p] << 8) | key[p + 1];
   if (klen - p - 2 < len)
     return cs__error(CS_ECORRUPT,
-                     "key of %zu bytes: name at offset %zu claims %zu bytes, %zu remain", klen,
-                     p, len, klen - p - 2);
+                     "key of %zu bytes: name at offset %zu claims %zu bytes, %zu remain", klen, p,
+                     len, klen - p - 2);
   if (memchr(key + p + 2, '\0', len))
-    return cs__error(CS_ECORRUPT, "key of %zu bytes: name at offset %zu contains a NUL byte",
-                     klen, p);
+    return cs__error(CS_ECORRUPT, "key of %zu bytes: name at offset %zu contains a NUL byte", klen,
+                     p);
   if (!(s = cs__strndup((const char *)key + p + 2, len)))
     return CS_ENOMEM;
   *out = s;

@@ -120,7 +120,9 @@ void cs__wbatch_clear(cs_wbatch *b) {
   b->err = 0;
 }
 
-size_t cs__wbatch_count(const cs_wbatch *b) { return b->count; }
+size_t cs__wbatch_count(const cs_wbatch *b) {
+  return b->count;
+}
 
 static void wbatch_add(cs_wbatch *b, int kind, cs_cf cf, const void *key, size_t klen,
                        const void *val, size_t vlen) {
@@ -267,8 +269,10 @@ int cs__db_size(uint64_t *out, cs_db *db) {
     /* live-sst-files-size: files of the current version only, not obsolete
      * files a compaction is about to delete. */
     if (rocksdb_property_int_cf(db->rdb, db->cf[i], "rocksdb.live-sst-files-size", &v) != 0)
-      return cs__error(CS_EIO, "database '%s', family '%s': property live-sst-files-size "
-                               "unavailable", db->path, cs__cf_name((cs_cf)i));
+      return cs__error(CS_EIO,
+                       "database '%s', family '%s': property live-sst-files-size "
+                       "unavailable",
+                       db->path, cs__cf_name((cs_cf)i));
     total += v;
   }
   for (size_t i = 0; i < db->nextra; i++)

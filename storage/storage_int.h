@@ -12,10 +12,10 @@
 struct cs_db {
   rocksdb_t *rdb;
   char *path;
-  rocksdb_options_t *opts;          /* database-wide options (also the default family's) */
-  rocksdb_options_t *cf_opts[2];    /* [0] plain families, [1] with a bloom filter */
+  rocksdb_options_t *opts;       /* database-wide options (also the default family's) */
+  rocksdb_options_t *cf_opts[2]; /* [0] plain families, [1] with a bloom filter */
   rocksdb_block_based_table_options_t *table_opts[2];
-  rocksdb_cache_t *cache;           /* one block cache shared by every family */
+  rocksdb_cache_t *cache; /* one block cache shared by every family */
   rocksdb_column_family_handle_t *cf[CS_CF__COUNT];
   /* Families RocksDB lists that are not ours ("default", ones a newer
    * version added): opened because RocksDB requires it, never used. */

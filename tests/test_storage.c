@@ -12,7 +12,9 @@ static void setup(void) {
   st_tmpdir(dir, sizeof(dir));
   snprintf(dbpath, sizeof(dbpath), "%s/db", dir);
 }
-static void teardown(void) { st_rmtree(dir); }
+static void teardown(void) {
+  st_rmtree(dir);
+}
 
 static cs_db *open_new(bool *moved) {
   cs_db *db = NULL;
@@ -474,8 +476,7 @@ Test(storage_db, bad_options_and_double_open) {
   db = open_new(NULL);
   /* RocksDB's LOCK file: a second open of a live database fails with its text. */
   cr_expect_eq(cs__db_open(&db2, &moved, dbpath, NULL), CS_EIO);
-  cr_expect(strstr(cs_errmsg(), "rocksdb open") && strstr(cs_errmsg(), "LOCK"), "%s",
-            cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), "rocksdb open") && strstr(cs_errmsg(), "LOCK"), "%s", cs_errmsg());
   cr_expect_null(db2);
   cs__db_close(db);
 }
@@ -594,141 +595,106 @@ Test(storage_db, compaction_returns_space_of_deleted_keys) {
   cs__db_close(db);
 }
 
-/* ---- key layouts ---- */
-
-Test(storage_keys, layouts_round_trip) {
-  cs_buf k = CS_BUF_INIT;
-  size_t pos = 0;
-  char *a = NULL, *b = NULL;
-  uint64_t x = 0, y = 0;
-
-  cr_assert_eq(cs__key_doc(&k, "UserProfile", "profile_123"), 0);
-  cr_expect_eq(k.size, 2 + 11 + 2 + 11);
-  cr_expect_eq((uint8_t)k.ptr[0], 0);
-  cr_expect_eq((uint8_t)k.ptr[1], 11);
-  cr_assert_eq(cs__key_read_name(&a, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_assert_eq(cs__key_read_name(&b, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_expect_str_eq(a, "UserProfile");
-  cr_expect_str_eq(b, "profile_123");
-  cr_expect_eq(pos, k.size);
-  cs__free(a);
-  cs__free(b);
-
-  cs__buf_clear(&k);
-  pos = 0;
-  cr_assert_eq(cs__key_log(&k, "M", 0x0102030405060708ull, UINT64_MAX), 0);
-  cr_expect_eq(k.size, 3 + 16);
-  cr_expect_eq((uint8_t)k.ptr[3], 0x01);
-  cr_expect_eq((uint8_t)k.ptr[10], 0x08);
-  cr_assert_eq(cs__key_read_name(&a, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_assert_eq(cs__key_read_u64(&x, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_assert_eq(cs__key_read_u64(&y, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_expect_str_eq(a, "M");
-  cr_expect_eq(x, 0x0102030405060708ull);
-  cr_expect_eq(y, UINT64_MAX);
-  cs__free(a);
-
-  cs__buf_clear(&k);
-  pos = 0;
-  cr_assert_eq(cs__key_peer(&k, 42, "Post"), 0);
-  cr_assert_eq(cs__key_read_u64(&x, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_assert_eq(cs__key_read_name(&a, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_expect_eq(x, 42);
-  cr_expect_str_eq(a, "Post");
-  cs__free(a);
-
-  cs__buf_clear(&k);
-  pos = 0;
-  cr_assert_eq(cs__key_change(&k, "", 5), 0);
-  cr_expect_eq(k.size, 10);
-  cr_assert_eq(cs__key_read_name(&a, (uint8_t *)k.ptr, k.size, &pos), 0);
-  cr_expect_str_eq(a, "");
-  cs__free(a);
-  cs_buf_dispose(&k);
+Test(storage_db, existing_database_opens_without_create_and_with_own_cache) {
+  cs_db *db = open_new(NULL);
+  put1(db, CS_CF_PEERS, "p", "v");
+  cs__db_close(db);
+  db = NULL;
+  cs_db_options o = CS_DB_OPTIONS_INIT;
+  o.create_if_missing = false;
+  o.block_cache_bytes = 1u << 20;
+  bool moved = false;
+  cr_assert_eq(cs__db_open(&db, &moved, dbpath, &o), 0, "%s", cs_errmsg());
+  expect_value(db, CS_CF_PEERS, "p", "v");
+  cs__db_close(db);
 }
 
-/* Property: random names and numbers survive the round trip; every strict
- * prefix of a key fails to read with CS_ECORRUPT. */
-Test(storage_keys, random_keys_round_trip_and_prefixes_fail) {
-  uint64_t seed = st_seed(), rs = seed;
-  unsigned rounds = st_scale(2000);
-  cs_buf k = CS_BUF_INIT;
-  char name[300];
+Test(storage_db, absent_key_sets_no_message) {
+  cs_db *db = open_new(NULL);
+  cs_buf v = CS_BUF_INIT;
+  cs__buf_puts(&v, "old");
+  cs_error_clear();
+  cr_expect_eq(cs__db_get(&v, db, CS_CF_DOCS, "nope", 4), CS_ENOTFOUND);
+  cr_expect_str_eq(cs_errmsg(), "");
+  cr_expect_eq(v.size, 0, "the output is emptied");
+  cr_expect_eq(cs__db_get(&v, db, (cs_cf)-1, "nope", 4), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "no column family") != NULL, "%s", cs_errmsg());
+  cs_buf_dispose(&v);
+  cs__db_close(db);
+}
 
-  for (unsigned r = 0; r < rounds; r++) {
-    size_t len = st_rand(&rs) % sizeof(name);
-    for (size_t i = 0; i < len; i++)
-      name[i] = (char)(1 + st_rand(&rs) % 255);
-    name[len] = '\0';
-    uint64_t c = st_rand(&rs);
+/* ---- several threads on one cs_db ---- */
+
+struct mt_ctx {
+  cs_db *db;
+  unsigned id, n;
+  int rc;
+};
+
+static void *mt_worker(void *p) {
+  struct mt_ctx *c = p;
+  cs_wbatch *b = NULL;
+  cs_buf k = CS_BUF_INIT, v = CS_BUF_INIT;
+  char val[32];
+
+  if ((c->rc = cs__wbatch_new(&b)) != 0)
+    return NULL;
+  for (unsigned i = 0; i < c->n && c->rc == 0; i++) {
     cs__buf_clear(&k);
-    cr_assert_eq(cs__key_change(&k, name, c), 0);
-    for (size_t cut = 0; cut <= k.size; cut++) {
-      size_t pos = 0;
-      char *got = NULL;
-      uint64_t gc = 0;
-      int rc = cs__key_read_name(&got, (uint8_t *)k.ptr, cut, &pos);
-      if (rc == 0)
-        rc = cs__key_read_u64(&gc, (uint8_t *)k.ptr, cut, &pos);
-      if (cut < k.size) {
-        cr_assert_eq(rc, CS_ECORRUPT, "seed %llu round %u: prefix %zu of %zu read",
-                     (unsigned long long)seed, r, cut, k.size);
-      } else {
-        cr_assert_eq(rc, 0, "seed %llu round %u", (unsigned long long)seed, r);
-        cr_assert_str_eq(got, name, "seed %llu round %u", (unsigned long long)seed, r);
-        cr_assert_eq(gc, c);
-      }
-      cs__free(got);
-    }
+    cs__key_log(&k, "M", c->id, i);
+    snprintf(val, sizeof(val), "%u:%u", c->id, i);
+    cs__wbatch_clear(b);
+    cs__wbatch_put(b, CS_CF_LOG, k.ptr, k.size, val, strlen(val));
+    if ((c->rc = cs__db_write(c->db, b, i % 50 == 0)) != 0)
+      break;
+    /* Read back own write and someone else's key (present or not). */
+    if ((c->rc = cs__db_get(&v, c->db, CS_CF_LOG, k.ptr, k.size)) != 0)
+      break;
+    if (strcmp(v.ptr, val) != 0)
+      c->rc = CS_EINTERNAL;
+    cs__buf_clear(&k);
+    cs__key_log(&k, "M", (c->id + 1) % 4, i);
+    int rc = cs__db_get(&v, c->db, CS_CF_LOG, k.ptr, k.size);
+    if (rc != 0 && rc != CS_ENOTFOUND)
+      c->rc = rc;
   }
+  cs__wbatch_free(b);
   cs_buf_dispose(&k);
+  cs_buf_dispose(&v);
+  return NULL;
 }
 
-Test(storage_keys, malformed_keys_name_the_offset) {
-  size_t pos = 0;
-  char *s = (char *)1;
-  uint64_t v = 7;
-  const uint8_t one[1] = {0};
-  const uint8_t beyond[5] = {0, 9, 'a', 'b', 'c'};
-  const uint8_t nul[4] = {0, 2, 'a', 0};
-  const uint8_t two[12] = {0, 2, 'a', 'b', 1, 2, 3};
+Test(storage_db, one_database_serves_several_threads) {
+  cs_db *db = open_new(NULL);
+  pthread_t t[4];
+  struct mt_ctx c[4];
+  unsigned n = st_scale(2000);
 
-  cr_expect_eq(cs__key_read_name(&s, one, 1, &pos), CS_ECORRUPT);
-  cr_expect_null(s);
-  cr_expect(strstr(cs_errmsg(), "offset 0") != NULL, "%s", cs_errmsg());
-  cr_expect_eq(pos, 0, "a failed read does not advance");
-  cr_expect_eq(cs__key_read_name(&s, beyond, 5, &pos), CS_ECORRUPT);
-  cr_expect(strstr(cs_errmsg(), "claims 9 bytes, 3 remain") != NULL, "%s", cs_errmsg());
-  cr_expect_eq(cs__key_read_name(&s, nul, 4, &pos), CS_ECORRUPT);
-  cr_expect(strstr(cs_errmsg(), "NUL") != NULL, "%s", cs_errmsg());
-  cr_assert_eq(cs__key_read_name(&s, two, 7, &pos), 0);
-  cs__free(s);
-  cr_expect_eq(pos, 4);
-  cr_expect_eq(cs__key_read_u64(&v, two, 7, &pos), CS_ECORRUPT);
-  cr_expect(strstr(cs_errmsg(), "offset 4") != NULL, "%s", cs_errmsg());
-  cr_expect_eq(v, 0);
-  pos = 99;
-  cr_expect_eq(cs__key_read_u64(&v, two, 7, &pos), CS_ECORRUPT);
-}
-
-Test(storage_keys, long_names_are_refused) {
-  cs_buf k = CS_BUF_INIT;
-  char *big = malloc(70000);
-  memset(big, 'x', 69999);
-  big[69999] = '\0';
-  cr_expect_eq(cs__key_name(&k, big), CS_ETOOBIG);
-  cr_expect(strstr(cs_errmsg(), "69999") != NULL, "%s", cs_errmsg());
-  big[65535] = '\0';
-  cr_expect_eq(cs__key_name(&k, big), 0);
-  cr_expect_eq(k.size, 65537);
-  free(big);
-  cs_buf_dispose(&k);
-}
-
-Test(storage_keys, family_names) {
-  const char *want[] = {"meta", "docs", "log", "outbox", "conflicts", "baseline", "peers",
-                        "changes"};
-  for (int i = 0; i < CS_CF__COUNT; i++)
-    cr_expect_str_eq(cs__cf_name((cs_cf)i), want[i]);
-  cr_expect_str_eq(cs__cf_name(CS_CF__COUNT), "?");
+  for (unsigned i = 0; i < 4; i++) {
+    c[i] = (struct mt_ctx){db, i, n, 0};
+    cr_assert_eq(pthread_create(&t[i], NULL, mt_worker, &c[i]), 0);
+  }
+  for (unsigned i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    cr_expect_eq(c[i].rc, 0, "thread %u: %d", i, c[i].rc);
+  }
+  /* Every write of every thread, in key order: origin-major, counter-minor. */
+  cs_iter *it = NULL;
+  cs_buf lo = CS_BUF_INIT;
+  cs__key_name(&lo, "M");
+  cr_assert_eq(cs__iter_new(&it, db, CS_CF_LOG, lo.ptr, lo.size, NULL, 0), 0);
+  unsigned seen = 0;
+  for (; cs__iter_valid(it); cs__iter_next(it), seen++) {
+    cs_bytes k = cs__iter_key(it);
+    size_t pos = 3;
+    uint64_t origin, first;
+    cr_assert_eq(cs__key_read_u64(&origin, k.ptr, k.len, &pos), 0);
+    cr_assert_eq(cs__key_read_u64(&first, k.ptr, k.len, &pos), 0);
+    cr_expect_eq(origin, seen / n);
+    cr_expect_eq(first, seen % n);
+  }
+  cr_expect_eq(seen, 4 * n);
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+  cs__db_close(db);
 }
