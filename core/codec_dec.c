@@ -33,6 +33,8 @@ static void dec_dispose(cs__dec *d) {
   cs__free(d->reps);
   cs__free(d->flds);
   cs__free(d->fld_lens);
+  cs__free(d->rep_used);
+  cs__free(d->fld_used);
   cs__dotcur_dispose(&d->cur);
 }
 
@@ -58,6 +60,16 @@ static int dec_end(cs__dec *d) {
   d->item = (size_t)(d->p - d->base);
   if (d->p != d->end)
     return cs__dec_fail(d, "%zu trailing bytes", (size_t)(d->end - d->p));
+  /* The encoder tables exactly what it refers to: an unused entry means the
+   * input is not the canonical encoding of what it decodes to. */
+  for (size_t i = 0; i < d->nreps; i++)
+    if (!d->rep_used[i])
+      return cs__dec_fail(d, "replica table entry %zu (%016llx) is never used", i,
+                          (unsigned long long)d->reps[i]);
+  for (size_t i = 0; i < d->nflds; i++)
+    if (!d->fld_used[i])
+      return cs__dec_fail(d, "field table entry %zu ('%.*s') is never used", i,
+                          (int)d->fld_lens[i], (const char *)d->flds[i]);
   return 0;
 }
 
@@ -71,7 +83,8 @@ static int dec_tables(cs__dec *d) {
   int rc;
   if ((rc = cs__dec_count(d, &n, 1, "replica table")) != 0)
     return rc;
-  if (!(d->reps = cs__malloc((n ? n : 1) * sizeof(uint64_t))))
+  if (!(d->reps = cs__malloc((n ? n : 1) * sizeof(uint64_t))) ||
+      !(d->rep_used = cs__calloc(n ? n : 1, 1)))
     return CS_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     if ((rc = cs__dec_uint(d, &d->reps[i], "replica id")) != 0)
@@ -85,7 +98,8 @@ static int dec_tables(cs__dec *d) {
     return rc;
   d->flds = cs__malloc((n ? n : 1) * sizeof(uint8_t *));
   d->fld_lens = cs__malloc((n ? n : 1) * sizeof(uint32_t));
-  if (!d->flds || !d->fld_lens)
+  d->fld_used = cs__calloc(n ? n : 1, 1);
+  if (!d->flds || !d->fld_lens || !d->fld_used)
     return CS_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     if ((rc = cs__dec_name(d, &d->flds[i], &d->fld_lens[i], "field name")) != 0)
@@ -108,6 +122,7 @@ static int dec_ridx(cs__dec *d, uint32_t *out, const char *what) {
     return cs__dec_fail(d, "%s: replica index %llu out of range (table has %zu)", what,
                         (unsigned long long)v, d->nreps);
   *out = (uint32_t)v;
+  d->rep_used[v] = 1;
   return 0;
 }
 
@@ -214,6 +229,7 @@ static int dec_fields(cs__dec *d, cs_doc *doc, dot_prev *pv) {
       goto done;
     }
     prev_f = (long)fi;
+    d->fld_used[fi] = 1;
     if ((head & 3) == 0) {
       rc = cs__dec_fail(d, "field '%.*s': bad kind 0", (int)d->fld_lens[fi],
                         (const char *)d->flds[fi]);
@@ -439,6 +455,7 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, uint32_t i
       goto done;
     }
     r = (uint32_t)(head >> 1);
+    d->rep_used[r] = 1;
     vv = head & 1;
     if ((long)r < prev_r) {
       rc = cs__dec_fail(d, "covered dots unsorted (replica index %u after %ld)", r, prev_r);
@@ -542,6 +559,8 @@ static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_
                       (unsigned long long)tag);
     goto done;
   }
+  if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1)
+    d->fld_used[fi] = 1;
   if (tag & CS__TAG_SPAN) {
     TRY(cs__dec_uint(d, &gap, "action dot gap"));
     TRY(cs__dec_uint(d, &extent, "action dot span"));

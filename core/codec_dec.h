@@ -18,6 +18,7 @@ typedef struct cs__dec {
   const uint8_t **flds; /* field table: pointers into the input (owned array) */
   uint32_t *fld_lens;
   size_t nflds;
+  uint8_t *rep_used, *fld_used; /* canonical tables hold only what is used */
   cs_hlc hlc; /* previous stamp */
   cs__dotcur cur;
   bool use_cur;
