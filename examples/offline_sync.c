@@ -4,6 +4,7 @@
  *
  *   offline_sync [DIR]     (DIR: where to put the three stores; default: a temp dir)
  */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <cosmicsync.h>
 #include <stdio.h>
 #include <stdlib.h>
