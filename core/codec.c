@@ -58,9 +58,13 @@ int cs__wire_action_shape(const cs_wire_action *a, const cs_field **out) {
 
 /* ---- dot cursor: open addressing, linear probing, grown at half load ---- */
 
+/* Keys differ mostly in their high half (the instance): mix every bit into
+ * the low ones before masking. */
 static size_t dotcur_slot(uint64_t key, size_t cap) {
-  uint64_t h = key * 0x9e3779b97f4a7c15ull;
-  return (size_t)(h >> 17) & (cap - 1);
+  uint64_t h = key;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return (size_t)(h ^ (h >> 31)) & (cap - 1);
 }
 
 bool cs__dotcur_get(const cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t *out) {

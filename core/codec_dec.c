@@ -470,9 +470,13 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, uint32_t i
     prev_r = r;
     TRY(cs__dec_uint(d, &c, "covered dot counter"));
     if (vv) {
-      if (c == 0 || (r == oridx && c >= a->first)) {
-        rc = cs__dec_fail(d, "covered dots: bad prefix %llu of replica index %u",
-                          (unsigned long long)c, r);
+      if (c == 0) {
+        rc = cs__dec_fail(d, "covered dots: empty prefix of replica index %u", r);
+        goto done;
+      }
+      if (r == oridx && c >= a->first) {
+        rc = cs__dec_fail(d, "covered prefix 1..%llu repeats one of the action's own dots",
+                          (unsigned long long)c);
         goto done;
       }
       max = prev_c = c;
@@ -483,14 +487,14 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, uint32_t i
     }
     if (d->use_cur && cs__dotcur_get(&d->cur, instance, r, &base))
       c = base + (uint64_t)cs__unzigzag(c);
-    if (c <= max || c - max == 1 || c <= prev_c) {
-      rc = cs__dec_fail(d, "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
-                        (unsigned long long)c, r);
-      goto done;
-    }
     if (r == oridx && c >= a->first && c <= a->last) {
       rc = cs__dec_fail(d, "covered dot %llu repeats one of the action's own dots",
                         (unsigned long long)c);
+      goto done;
+    }
+    if (c <= max || c - max == 1 || c <= prev_c) {
+      rc = cs__dec_fail(d, "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
+                        (unsigned long long)c, r);
       goto done;
     }
     prev_c = c;

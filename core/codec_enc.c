@@ -90,7 +90,11 @@ static void fail(enc *e, int code, const char *fmt, ...) {
 
 /* ---- pass 1: tables ---- */
 
-static size_t hash_u64(uint64_t k) { return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 20); }
+static size_t hash_u64(uint64_t k) {
+  k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
+  k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
+  return (size_t)(k ^ (k >> 31));
+}
 
 static size_t hash_str(const char *s) {
   uint64_t h = 1469598103934665603ull;

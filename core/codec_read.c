@@ -104,7 +104,7 @@ int cs__dec_count(cs__dec *d, size_t *out, size_t min_bytes, const char *what) {
   /* Every item takes at least min_bytes: a count the rest of the input cannot
    * hold is refused before anything is allocated for it. */
   if (v > (uint64_t)(d->end - d->p) / min_bytes)
-    return cs__dec_fail(d, "%s: count %llu exceeds what the remaining %zu bytes can hold", what,
+    return cs__dec_fail(d, "%s: count %llu exceeds what the remaining %zu bytes can hold (truncated?)", what,
                         (unsigned long long)v, (size_t)(d->end - d->p));
   *out = (size_t)v;
   return 0;
