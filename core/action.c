@@ -48,30 +48,17 @@ static int outbox_put(cs_local_ctx *lc, const char *model, const char *instance,
                       const char *type, const char *data_json, uint64_t first, uint64_t last,
                       cs_hlc hlc) {
   cs_store *s = lc->store;
-  char origin[17];
-  uint8_t key[8];
-  json_t *o = NULL, *data = NULL;
+  cs_outbox_rec r = {cs__outbox_type(type), s->self, first, last, CS_HLC_MS(hlc),
+                     model, instance, data_json};
   cs_buf val = CS_BUF_INIT;
+  uint8_t key[8];
   int rc;
 
-  snprintf(origin, sizeof(origin), "%016llx", (unsigned long long)s->self);
-  if (data_json && (data = json_loads(data_json, 0, NULL)) == NULL)
-    data = json_string(data_json);
-  o = json_pack("{s:I, s:s, s:s, s:s, s:o?, s:I, s:s, s:I, s:I}", "seq",
-                (json_int_t)(s->outbox_seq + 1), "type", type, "model", model, "instance",
-                instance, "data", data, "time", (json_int_t)CS_HLC_MS(hlc), "origin", origin,
-                "first", (json_int_t)first, "last", (json_int_t)last);
-  if (!o) {
-    rc = cs__error(CS_ENOMEM, "out of memory queueing action");
-    goto done;
+  if ((rc = cs__outbox_encode(&val, &r)) == 0) {
+    s->outbox_seq++;
+    cs__put_be64(key, s->outbox_seq);
+    cs__wbatch_put(lc->batch, CS_CF_OUTBOX, key, 8, val.ptr, val.size);
   }
-  if ((rc = cs__json_dump(&val, o)) != 0)
-    goto done;
-  s->outbox_seq++;
-  cs__put_be64(key, s->outbox_seq);
-  cs__wbatch_put(lc->batch, CS_CF_OUTBOX, key, 8, val.ptr, val.size);
-done:
-  json_decref(o);
   cs_buf_dispose(&val);
   return rc;
 }

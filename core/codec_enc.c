@@ -241,14 +241,16 @@ static void tables_finish(enc *e) {
   for (size_t i = 0; i < e->reps_cap; i++)
     if (e->reps[i].used)
       e->rep_list[n++] = e->reps[i].key;
-  qsort(e->rep_list, e->nreps, sizeof(uint64_t), cmp_u64);
+  if (e->nreps)
+    qsort(e->rep_list, e->nreps, sizeof(uint64_t), cmp_u64);
   for (size_t i = 0; i < e->nreps; i++)
     rep_find(e, e->rep_list[i])->idx = (uint32_t)i;
   n = 0;
   for (size_t i = 0; i < e->flds_cap; i++)
     if (e->flds[i].name)
       e->fld_list[n++] = e->flds[i].name;
-  qsort(e->fld_list, e->nflds, sizeof(char *), cmp_name);
+  if (e->nflds)
+    qsort(e->fld_list, e->nflds, sizeof(char *), cmp_name);
   for (size_t i = 0; i < e->nflds; i++)
     fld_find(e, e->fld_list[i])->idx = (uint32_t)i;
 }

@@ -121,6 +121,28 @@ int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_del
 int cs__local_commit(cs_local_ctx *lc);
 int cs__local_json_action(cs_local_ctx *lc, const cs_action *a);
 
+/* ---- outbox.c ---- */
+typedef struct cs_outbox_rec {
+  int type; /* 1 create, 2 update, 3 delete, 4 resolve */
+  cs_replica origin;
+  uint64_t first, last, time_ms;
+  const char *model, *instance, *data; /* data: JSON text or NULL */
+} cs_outbox_rec;
+
+/* A decoded record; the strings point into the record's bytes. */
+typedef struct cs_outbox_view {
+  int type;
+  cs_replica origin;
+  uint64_t first, last, time_ms;
+  const char *model, *instance, *data;
+  size_t model_len, instance_len, data_len;
+} cs_outbox_view;
+
+int cs__outbox_type(const char *name);
+int cs__outbox_encode(cs_buf *out, const cs_outbox_rec *r);
+int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len);
+int cs__outbox_json(cs_buf *out, uint64_t seq, const uint8_t *p, size_t len);
+
 /* ---- sync.c ---- */
 /* Serves one request (SYNC or PULL) on `s`. sender_key NULL: trusted
  * in-process peer or allow-any. Fills response bytes; on failure sets

@@ -274,10 +274,8 @@ int cs_check(cs_buf *report, cs_store *s) {
         cs__wire_action_dispose(&a);
         cs__free(instance);
       } else {
-        json_t *o = json_loadb((const char *)v.ptr, v.len, 0, NULL);
-        if (!json_is_object(o))
-          bad = cs__error(CS_ECORRUPT, "outbox entry is not a JSON object");
-        json_decref(o);
+        cs_outbox_view ov;
+        bad = cs__outbox_decode(&ov, v.ptr, v.len);
       }
       if (bad)
         report_bad(errors, cs__cf_name((cs_cf)cf), k);

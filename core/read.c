@@ -113,9 +113,13 @@ int cs_get_queued_actions(cs_buf *out, cs_store *s) {
       (rc = cs__iter_new(&it, s->db, CS_CF_OUTBOX, NULL, 0, NULL, 0)) != 0)
     goto done;
   for (bool first = true; cs__iter_valid(it); cs__iter_next(it), first = false) {
-    cs_bytes v = cs__iter_value(it);
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    if (k.len != 8) {
+      rc = cs__error(CS_ECORRUPT, "outbox key of %zu bytes (expected 8)", k.len);
+      goto done;
+    }
     if ((!first && (rc = cs__buf_putc(out, ',')) != 0) ||
-        (rc = cs__buf_put(out, v.ptr, v.len)) != 0)
+        (rc = cs__outbox_json(out, cs__get_be64(k.ptr), v.ptr, v.len)) != 0)
       goto done;
   }
   if ((rc = cs__iter_status(it)) == 0)

@@ -12,6 +12,8 @@ static int model_cmp_name(const void *key, const void *elem) {
 }
 
 cs_model *cs__model_find(cs_store *s, const char *name) {
+  if (s->nmodels == 0)
+    return NULL; /* bsearch on a NULL array is undefined even for n == 0 */
   return bsearch(name, s->models, s->nmodels, sizeof(cs_model), model_cmp_name);
 }
 
@@ -64,6 +66,8 @@ static int field_cmp_name(const void *key, const void *elem) {
 }
 
 cs_schema_field *cs__schema_field(cs_model *m, const char *name) {
+  if (m->nfields == 0)
+    return NULL;
   return bsearch(name, m->fields, m->nfields, sizeof(cs_schema_field), field_cmp_name);
 }
 

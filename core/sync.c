@@ -800,23 +800,18 @@ static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp)
     goto done;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
-    json_t *o = json_loadb((const char *)v.ptr, v.len, 0, NULL);
-    const char *model = json_string_value(json_object_get(o, "model"));
-    const char *origin = json_string_value(json_object_get(o, "origin"));
-    uint64_t first = (uint64_t)json_integer_value(json_object_get(o, "first"));
-    uint64_t last = (uint64_t)json_integer_value(json_object_get(o, "last"));
+    cs_outbox_view ov;
     bool acked = false;
-    if (model && origin) {
-      cs_replica r = strtoull(origin, NULL, 16);
-      for (size_t i = 0; i < resp->nmodels && !acked; i++) {
-        if (strcmp(resp->models[i].name, model) != 0)
-          continue;
-        acked = first >= 1 && last >= first;
-        for (uint64_t c = first; c <= last && acked; c++)
-          acked = cs__dotset_contains(&resp->models[i].knowledge, (cs_dot){r, c});
-      }
+    if ((rc = cs__outbox_decode(&ov, v.ptr, v.len)) != 0)
+      goto done;
+    for (size_t i = 0; i < resp->nmodels && !acked; i++) {
+      const char *name = resp->models[i].name;
+      if (strlen(name) != ov.model_len || memcmp(name, ov.model, ov.model_len) != 0)
+        continue;
+      acked = true;
+      for (uint64_t c = ov.first; c <= ov.last && acked; c++)
+        acked = cs__dotset_contains(&resp->models[i].knowledge, (cs_dot){ov.origin, c});
     }
-    json_decref(o);
     if (acked) {
       cs__wbatch_delete(b, CS_CF_OUTBOX, k.ptr, k.len);
       dropped++;

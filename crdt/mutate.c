@@ -312,7 +312,7 @@ int cs__delta_set_assign(cs_delta *d, const cs_doc *doc, const char *field, cons
   /* earlier adds of this action that the list drops */
   for (size_t i = 0; i < xf->u.set.len;) {
     const cs_val *v = &xf->u.set.elems[i].val;
-    if (bsearch(&v, sorted, m, sizeof *sorted, val_ptr_cmp)) {
+    if (m && bsearch(&v, sorted, m, sizeof *sorted, val_ptr_cmp)) {
       i++;
       continue;
     }

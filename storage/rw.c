@@ -163,7 +163,8 @@ void cs__wbatch_delete(cs_wbatch *b, cs_cf cf, const void *key, size_t klen) {
 }
 
 int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
-  const uint8_t *p = (const uint8_t *)b->ops.ptr, *end = p + b->ops.size;
+  /* An empty batch has no buffer: no pointer arithmetic on NULL. */
+  const uint8_t *p = (const uint8_t *)b->ops.ptr, *end = p ? p + b->ops.size : p;
   char *err = NULL;
 
   if (b->err)
