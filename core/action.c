@@ -103,7 +103,7 @@ static void local_rollback(cs_local_ctx *lc) {
   for (size_t i = 0; i < lc->ncaches; i++) {
     cs_model *m = lc->caches[i].model;
     cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
-    cs__dotset_clear(&m->knowledge);
+    cs__dotset_dispose(&m->knowledge); /* the decoder starts from empty */
     if (cs__buf_printf(&key, "knowledge/%s", m->name) == 0 &&
         cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
       cs__codec_decode_dotset(&m->knowledge, (const uint8_t *)val.ptr, val.size);

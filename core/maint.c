@@ -215,7 +215,7 @@ done:
   if (rc) /* the floors grew in memory: re-read what is stored */
     for (size_t i = 0; i < s->nmodels; i++) {
       cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
-      cs__dotset_clear(&s->models[i].floor);
+      cs__dotset_dispose(&s->models[i].floor);
       if (cs__buf_printf(&key, "floor/%s", s->models[i].name) == 0 &&
           cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
         cs__codec_decode_dotset(&s->models[i].floor, (const uint8_t *)val.ptr, val.size);

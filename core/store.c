@@ -242,7 +242,7 @@ static int load_models(cs_store *s) {
         rc = load_schema(m, s->path, &v);
       else {
         cs_dotset *set = p == 1 ? &m->knowledge : &m->floor;
-        cs__dotset_clear(set);
+        cs__dotset_dispose(set);
         if ((rc = cs__codec_decode_dotset(set, v.ptr, v.len)) != 0)
           cs__error_wrap(rc, "store '%s': meta record '%s%s': ", s->path, prefixes[p], name);
       }

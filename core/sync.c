@@ -450,7 +450,7 @@ static void reload_model(cs_store *s, cs_model *m) {
   for (int i = 0; i < 2; i++) {
     cs_dotset *set = i == 0 ? &m->knowledge : &m->floor;
     cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
-    cs__dotset_clear(set);
+    cs__dotset_dispose(set);
     if (cs__buf_printf(&key, "%s%s", what[i], m->name) == 0 &&
         cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
       cs__codec_decode_dotset(set, (const uint8_t *)val.ptr, val.size);
