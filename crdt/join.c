@@ -360,14 +360,34 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
   if (nstaged && (rc = cs__array_grow((void **)&into->fields, &into->fields_cap,
                                       old + nstaged, sizeof *into->fields)))
     goto done;
-  for (i = 0, j = 0; i < old; i++) {
-    int c = 1;
-    while (j < from->nfields && (c = strcmp(from->fields[j].name, into->fields[i].name)) < 0)
-      j++;
-    if ((rc = field_join(&into->fields[i], ictx, (j < from->nfields && c == 0) ? &from->fields[j]
-                                                                            : NULL,
-                         fctx)))
-      goto done;
+  /* Pair the fields by looking each of `from`'s (few, for a delta) up by
+   * binary search, so that local-only fields are filtered without touching
+   * their names. */
+  {
+    size_t next_match = old, jm = 0;
+    for (; jm < from->nfields; jm++) {
+      size_t k = cs__doc_field_lower(into, from->fields[jm].name);
+      if (k < old && strcmp(into->fields[k].name, from->fields[jm].name) == 0) {
+        next_match = k;
+        break;
+      }
+    }
+    for (i = 0; i < old; i++) {
+      const cs_field *pair = NULL;
+      if (i == next_match) {
+        pair = &from->fields[jm];
+        next_match = old;
+        for (jm++; jm < from->nfields; jm++) {
+          size_t k = cs__doc_field_lower(into, from->fields[jm].name);
+          if (k < old && strcmp(into->fields[k].name, from->fields[jm].name) == 0) {
+            next_match = k;
+            break;
+          }
+        }
+      }
+      if ((rc = field_join(&into->fields[i], ictx, pair, fctx)))
+        goto done;
+    }
   }
   for (i = 0; i < old; i++) {
     if (cs__field_is_empty(&into->fields[i])) {
