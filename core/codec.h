@@ -92,4 +92,8 @@ void cs__wire_action_dispose(cs_wire_action *a);
 int cs__codec_encode_dotset(cs_buf *out, const cs_dotset *s);
 int cs__codec_decode_dotset(cs_dotset *out, const uint8_t *p, size_t len);
 
+/* Added by the codec: the most dots one action may own (last - first + 1),
+ * so that a decoder never loops over a range an attacker chose. */
+#define CS_WIRE_MAX_SPAN (1u << 16)
+
 #endif /* CS_CODEC_H */

@@ -283,6 +283,7 @@ typedef struct cs_delta {
   cs_replica self;
   uint64_t next; /* next dot counter of `self` */
   cs_hlc hlc;    /* stamp of this action */
+  uint64_t first; /* `next` at cs__delta_init: the action's first dot counter */
 } cs_delta;
 
 /* Starts a delta for replica self; next counter taken from ctx. */

@@ -114,4 +114,20 @@ int cs__key_peer(cs_buf *key, uint64_t peer, const char *model);
 int cs__key_read_name(char **out, const uint8_t *key, size_t klen, size_t *pos);
 int cs__key_read_u64(uint64_t *out, const uint8_t *key, size_t klen, size_t *pos);
 
+
+/* ---- additions (storage layer) ---- */
+
+/*
+ * The storage format this build writes into meta "format" (u32 BE) on a new
+ * database. cs__db_open refuses a newer one with CS_EVERSION.
+ */
+#define CS_STORAGE_FORMAT 1u
+
+/*
+ * Thread-safety: one cs_db may be used from several threads at once (get,
+ * multi-get, write, iterators, compact, size); RocksDB serialises writes.
+ * A cs_wbatch or cs_iter belongs to one thread at a time. cs__db_close must
+ * not race with any other call on the same cs_db.
+ */
+
 #endif /* CS_STORAGE_H */

@@ -144,4 +144,74 @@ uint16_t cs__http_server_port(const cs_http_server *s);
 /* Stops accepting, lets in-flight requests finish, frees. */
 void cs__http_server_stop(cs_http_server *s);
 
+/* ------------------------------------------- signing helpers (additions) */
+
+/*
+ * Notes on the client and server above:
+ *  - cs__http_client_new accepts key == NULL: requests then go unsigned (only
+ *    an allow_any server takes them); responses are still verified.
+ *  - A client is not thread-safe (one libcurl handle); use one per thread.
+ *  - The server answers refusals with {"error": TOKEN, "reason": TEXT} where
+ *    TOKEN is one of "unsigned", "unknown key", "stale", "bad signature",
+ *    "replay", "too large", "not found", "method not allowed", "internal".
+ *  - max_connections counts open connections over all worker threads.
+ */
+
+#define CS_NONCE_LEN 16 /* bytes; 32 hex digits on the wire */
+
+/* The request headers a signed request carries, as NUL-terminated text. */
+typedef struct cs_http_sig_headers {
+  char key[2 * CS_PUBKEY_LEN + 1];
+  char time[21];
+  char nonce[2 * CS_NONCE_LEN + 1];
+  char sig[2 * CS_SIG_LEN + 1];
+} cs_http_sig_headers;
+
+/*
+ * Signs a request as the client does (fresh random nonce, given time) and
+ * fills `out` with the four header values. Exposed so that tests can craft
+ * raw requests (replays, stale times). Errors: CS_EINTERNAL (crypto init),
+ * CS_ENOMEM.
+ */
+int cs__http_sign_request(cs_http_sig_headers *out, const cs_keypair *key, const char *method,
+                          const char *path, const uint8_t *body, size_t len, uint64_t time_ms);
+
+/*
+ * The exact byte strings that are signed (see the comment at the top).
+ * Appended to `out` (caller owns it). `nonce_hex` may be "" for a response
+ * to a request that carried no well-formed nonce.
+ */
+int cs__http_request_string(cs_buf *out, const char *method, const char *path,
+                            const uint8_t *body, size_t len, uint64_t time_ms,
+                            const char *nonce_hex);
+int cs__http_response_string(cs_buf *out, int status, const uint8_t *body, size_t len,
+                             const char *nonce_hex);
+
+/* Ed25519 detached signature of msg with key->sk. */
+void cs__sign(uint8_t sig[CS_SIG_LEN], const uint8_t *msg, size_t len, const cs_keypair *key);
+/* 0 when sig is a valid signature of msg by pk; CS_EAUTH otherwise (message set). */
+int cs__sign_verify(const uint8_t sig[CS_SIG_LEN], const uint8_t *msg, size_t len,
+                    const uint8_t pk[CS_PUBKEY_LEN]);
+
+/* Connections this client has opened so far (keep-alive checks, benchmarks). */
+unsigned long cs__http_client_connections(const cs_http_client *c);
+
+/* ------------------------------------------------ replay cache (additions) */
+
+/*
+ * Remembers request nonces for as long as their timestamp could still be
+ * accepted (time + window), in at most `capacity` entries. When full it forgets
+ * the oldest entries and from then on refuses any timestamp not newer than the
+ * newest forgotten one, so a replay is always caught, at the price of refusing
+ * delayed requests under heavy load. Thread-safe.
+ */
+typedef struct cs_replay_cache cs_replay_cache;
+int cs__replay_new(cs_replay_cache **out, size_t capacity, uint64_t window_ms);
+void cs__replay_free(cs_replay_cache *r);
+/* Records the nonce: 0 when it is fresh, CS_EAUTH (message set) when seen
+ * before or older than what the cache can vouch for. */
+int cs__replay_check(cs_replay_cache *r, const uint8_t nonce[CS_NONCE_LEN], uint64_t time_ms,
+                     uint64_t now_ms);
+size_t cs__replay_count(cs_replay_cache *r);
+
 #endif /* CS_TRANSPORT_H */

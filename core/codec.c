@@ -1,0 +1,124 @@
+/* The codec's shared pieces: disposal of decoded structures and the dot cursor. */
+#include "core/codec_int.h"
+
+void cs__wire_action_dispose(cs_wire_action *a) {
+  if (!a)
+    return;
+  cs__doc_dispose(&a->doc);
+  cs__dotset_dispose(&a->ctx);
+  memset(a, 0, sizeof(*a));
+}
+
+static void wire_model_dispose(cs_wire_model *m) {
+  cs__free(m->name);
+  cs__dotset_dispose(&m->knowledge);
+  for (size_t i = 0; i < m->ninstances; i++)
+    cs__free(m->instances[i]);
+  cs__free(m->instances);
+  for (size_t i = 0; i < m->nactions; i++)
+    cs__wire_action_dispose(&m->actions[i]);
+  cs__free(m->actions);
+  for (size_t i = 0; i < m->nstates; i++)
+    cs__doc_dispose(&m->states[i].doc);
+  cs__free(m->states);
+  memset(m, 0, sizeof(*m));
+}
+
+void cs__sync_msg_dispose(cs_sync_msg *msg) {
+  if (!msg)
+    return;
+  for (size_t i = 0; i < msg->nmodels; i++)
+    wire_model_dispose(&msg->models[i]);
+  cs__free(msg->models);
+  memset(msg, 0, sizeof(*msg));
+}
+
+/* The compact shape an action takes on the wire (CS__SHAPE_*); *out is its
+ * one field for REG1 and ADD1. */
+int cs__wire_action_shape(const cs_wire_action *a, const cs_field **out) {
+  const cs_doc *d = &a->doc;
+  cs_dot own = {a->origin, a->first};
+  *out = NULL;
+  if (d->nexist)
+    return CS__SHAPE_GENERAL;
+  if (d->nfields == 0)
+    return CS__SHAPE_EMPTY;
+  if (d->nfields != 1)
+    return CS__SHAPE_GENERAL;
+  *out = &d->fields[0];
+  if ((*out)->kind == CS_KIND_REG && (*out)->u.reg.len == 1 &&
+      cs__dot_cmp(&(*out)->u.reg.entries[0].dot, &own) == 0 &&
+      (*out)->u.reg.entries[0].hlc == a->hlc)
+    return CS__SHAPE_REG1;
+  if ((*out)->kind == CS_KIND_SET && (*out)->u.set.len == 1 && (*out)->u.set.elems[0].ndots == 1 &&
+      cs__dot_cmp(&(*out)->u.set.elems[0].dots[0], &own) == 0)
+    return CS__SHAPE_ADD1;
+  return CS__SHAPE_GENERAL;
+}
+
+/* ---- dot cursor: open addressing, linear probing, grown at half load ---- */
+
+/* Keys differ mostly in their high half (the instance): mix every bit into
+ * the low ones before masking. */
+static size_t dotcur_slot(uint64_t key, size_t cap) {
+  uint64_t h = key;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return (size_t)(h ^ (h >> 31)) & (cap - 1);
+}
+
+bool cs__dotcur_get(const cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t *out) {
+  uint64_t key = (((uint64_t)instance << 32) | ridx) + 1;
+  if (!c->cap)
+    return false;
+  for (size_t i = dotcur_slot(key, c->cap);; i = (i + 1) & (c->cap - 1)) {
+    if (c->keys[i] == key) {
+      *out = c->vals[i];
+      return true;
+    }
+    if (!c->keys[i])
+      return false;
+  }
+}
+
+int cs__dotcur_set(cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t counter) {
+  uint64_t key = (((uint64_t)instance << 32) | ridx) + 1;
+  size_t i;
+
+  if ((c->len + 1) * 2 > c->cap) {
+    size_t ncap = c->cap ? c->cap * 2 : 256;
+    uint64_t *nk = cs__calloc(ncap, sizeof(uint64_t)), *nv = cs__malloc(ncap * sizeof(uint64_t));
+    if (!nk || !nv) {
+      cs__free(nk);
+      cs__free(nv);
+      return CS_ENOMEM;
+    }
+    for (size_t j = 0; j < c->cap; j++) {
+      if (!c->keys[j])
+        continue;
+      for (i = dotcur_slot(c->keys[j], ncap); nk[i]; i = (i + 1) & (ncap - 1))
+        ;
+      nk[i] = c->keys[j];
+      nv[i] = c->vals[j];
+    }
+    cs__free(c->keys);
+    cs__free(c->vals);
+    c->keys = nk;
+    c->vals = nv;
+    c->cap = ncap;
+  }
+  for (i = dotcur_slot(key, c->cap); c->keys[i] && c->keys[i] != key; i = (i + 1) & (c->cap - 1))
+    ;
+  if (!c->keys[i]) {
+    c->keys[i] = key;
+    c->len++;
+  }
+  c->vals[i] = counter;
+  return 0;
+}
+
+void cs__dotcur_dispose(cs__dotcur *c) {
+  cs__free(c->keys);
+  cs__free(c->vals);
+  memset(c, 0, sizeof(*c));
+}

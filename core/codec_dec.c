@@ -1,0 +1,813 @@
+/*
+ * The strict decoder (docs/wire-format.md). Everything is checked before it is
+ * trusted: counts against the remaining bytes before allocating, table indexes
+ * against the tables, order and uniqueness (so that only the canonical
+ * encoding of a value is accepted), dot counters >= 1, kinds and types. On
+ * failure the partly built output is freed and zeroed.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "core/codec_dec.h"
+
+#define TRY(x)                                                                                     \
+  do {                                                                                             \
+    if ((rc = (x)) != 0)                                                                           \
+      goto done;                                                                                   \
+  } while (0)
+
+typedef struct dot_prev {
+  bool valid;
+  uint32_t ridx;
+  uint64_t counter;
+} dot_prev;
+
+static void dec_init(cs__dec *d, const uint8_t *p, size_t len) {
+  memset(d, 0, sizeof(*d));
+  d->base = d->p = p;
+  d->end = p + len;
+  d->action = d->state = -1;
+}
+
+static void dec_dispose(cs__dec *d) {
+  cs__free(d->reps);
+  cs__free(d->flds);
+  cs__free(d->fld_lens);
+  cs__free(d->rep_used);
+  cs__free(d->fld_used);
+  cs__dotcur_dispose(&d->cur);
+}
+
+/* Version and kind bytes of a frame. */
+static int dec_frame(cs__dec *d, size_t len, uint8_t want, const char *what) {
+  if (len > CS_WIRE_MAX_MESSAGE)
+    return cs__error(CS_ECORRUPT, "%s of %zu bytes exceeds the limit of %u at offset 0", what, len,
+                     CS_WIRE_MAX_MESSAGE);
+  if (len < 2)
+    return cs__error(CS_ECORRUPT, "truncated: %s of %zu bytes has no header at offset 0", what,
+                     len);
+  if (d->p[0] != CS_WIRE_VERSION)
+    return cs__error(CS_EVERSION, "%s: wire version %u, this build reads version %u at offset 0",
+                     what, d->p[0], CS_WIRE_VERSION);
+  d->item = 1;
+  if (want && d->p[1] != want)
+    return cs__dec_fail(d, "%s: frame kind %u, expected %u", what, d->p[1], want);
+  d->p += 2;
+  return 0;
+}
+
+static int dec_end(cs__dec *d) {
+  d->item = (size_t)(d->p - d->base);
+  if (d->p != d->end)
+    return cs__dec_fail(d, "%zu trailing bytes", (size_t)(d->end - d->p));
+  /* The encoder tables exactly what it refers to: an unused entry means the
+   * input is not the canonical encoding of what it decodes to. */
+  for (size_t i = 0; i < d->nreps; i++)
+    if (!d->rep_used[i])
+      return cs__dec_fail(d, "replica table entry %zu (%016llx) is never used", i,
+                          (unsigned long long)d->reps[i]);
+  for (size_t i = 0; i < d->nflds; i++)
+    if (!d->fld_used[i])
+      return cs__dec_fail(d, "field table entry %zu ('%.*s') is never used", i,
+                          (int)d->fld_lens[i], (const char *)d->flds[i]);
+  return 0;
+}
+
+static int cmp_bytes(const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t bl) {
+  int c = memcmp(a, b, al < bl ? al : bl);
+  return c ? c : (al > bl) - (al < bl);
+}
+
+static int dec_tables(cs__dec *d) {
+  size_t n;
+  int rc;
+  if ((rc = cs__dec_count(d, &n, 1, "replica table")) != 0)
+    return rc;
+  if (!(d->reps = cs__malloc((n ? n : 1) * sizeof(uint64_t))) ||
+      !(d->rep_used = cs__calloc(n ? n : 1, 1)))
+    return CS_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = cs__dec_uint(d, &d->reps[i], "replica id")) != 0)
+      return rc;
+    if (i && d->reps[i] <= d->reps[i - 1])
+      return cs__dec_fail(d, "replica table: id %016llx not above %016llx (unsorted or duplicate)",
+                          (unsigned long long)d->reps[i], (unsigned long long)d->reps[i - 1]);
+    d->nreps = i + 1;
+  }
+  if ((rc = cs__dec_count(d, &n, 2, "field table")) != 0)
+    return rc;
+  d->flds = cs__malloc((n ? n : 1) * sizeof(uint8_t *));
+  d->fld_lens = cs__malloc((n ? n : 1) * sizeof(uint32_t));
+  d->fld_used = cs__calloc(n ? n : 1, 1);
+  if (!d->flds || !d->fld_lens || !d->fld_used)
+    return CS_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = cs__dec_name(d, &d->flds[i], &d->fld_lens[i], "field name")) != 0)
+      return rc;
+    if (i && cmp_bytes(d->flds[i], d->fld_lens[i], d->flds[i - 1], d->fld_lens[i - 1]) <= 0)
+      return cs__dec_fail(d, "field table: '%.*s' not after '%.*s' (unsorted or duplicate)",
+                          (int)d->fld_lens[i], (const char *)d->flds[i], (int)d->fld_lens[i - 1],
+                          (const char *)d->flds[i - 1]);
+    d->nflds = i + 1;
+  }
+  return 0;
+}
+
+static int dec_ridx(cs__dec *d, uint32_t *out, const char *what) {
+  uint64_t v;
+  int rc = cs__dec_uint(d, &v, what);
+  if (rc)
+    return rc;
+  if (v >= d->nreps)
+    return cs__dec_fail(d, "%s: replica index %llu out of range (table has %zu)", what,
+                        (unsigned long long)v, d->nreps);
+  *out = (uint32_t)v;
+  d->rep_used[v] = 1;
+  return 0;
+}
+
+static int dec_dot(cs__dec *d, dot_prev *pv, cs_dot *out, const char *what) {
+  uint32_t r = 0;
+  uint64_t code, c;
+  int rc;
+  if ((rc = dec_ridx(d, &r, what)) != 0 || (rc = cs__dec_uint(d, &code, what)) != 0)
+    return rc;
+  if (pv->valid && pv->ridx == r)
+    c = pv->counter + 1 + (uint64_t)cs__unzigzag(code);
+  else
+    c = code;
+  if (c == 0)
+    return cs__dec_fail(d, "%s: dot counter 0 (counters start at 1)", what);
+  pv->valid = true;
+  pv->ridx = r;
+  pv->counter = c;
+  out->replica = d->reps[r];
+  out->counter = c;
+  return 0;
+}
+
+static int dec_dotset(cs__dec *d, cs_dotset *out, const char *what) {
+  size_t n, extra_cap = 0;
+  int rc = 0;
+  long prev_r = -1;
+  memset(out, 0, sizeof(*out));
+  TRY(cs__dec_count(d, &n, 3, what));
+  if (n && !(out->vv = cs__malloc(n * sizeof(cs_vv_entry)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  out->vv_cap = n;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t r = 0;
+    uint64_t max, prev;
+    size_t nx;
+    TRY(dec_ridx(d, &r, what));
+    if ((long)r <= prev_r) {
+      rc = cs__dec_fail(d, "%s: replica index %u not above %ld (unsorted or duplicate)", what, r,
+                        prev_r);
+      goto done;
+    }
+    prev_r = r;
+    TRY(cs__dec_uint(d, &max, what));
+    TRY(cs__dec_count(d, &nx, 1, what));
+    if (max == 0 && nx == 0) {
+      rc = cs__dec_fail(d, "%s: entry of replica index %u holds no dots", what, r);
+      goto done;
+    }
+    if (nx && max >= UINT64_MAX - 1) {
+      rc = cs__dec_fail(d, "%s: extras above counter %llu", what, (unsigned long long)max);
+      goto done;
+    }
+    if (max)
+      out->vv[out->vv_len++] = (cs_vv_entry){d->reps[r], max};
+    if (nx && (rc = cs__array_grow((void **)&out->extra, &extra_cap, out->extra_len + nx,
+                                   sizeof(cs_dot))) != 0)
+      goto done;
+    out->extra_cap = extra_cap;
+    prev = max + 1;
+    for (size_t k = 0; k < nx; k++) {
+      uint64_t gap;
+      TRY(cs__dec_uint(d, &gap, what));
+      if (gap >= UINT64_MAX - prev) {
+        rc = cs__dec_fail(d, "%s: dot counter overflows", what);
+        goto done;
+      }
+      prev += gap + 1;
+      out->extra[out->extra_len++] = (cs_dot){d->reps[r], prev};
+    }
+  }
+done:
+  if (rc)
+    cs__dotset_dispose(out);
+  return rc;
+}
+
+static int dec_fields(cs__dec *d, cs_doc *doc, dot_prev *pv) {
+  size_t n;
+  int rc = 0;
+  long prev_f = -1;
+  TRY(cs__dec_count(d, &n, 2, "field count"));
+  if (n && !(doc->fields = cs__calloc(n, sizeof(cs_field)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  doc->nfields = doc->fields_cap = n;
+  for (size_t f = 0; f < n; f++) {
+    cs_field *fl = &doc->fields[f];
+    uint64_t head, fi;
+    size_t ne;
+    TRY(cs__dec_uint(d, &head, "field"));
+    fi = head >> 2;
+    if (fi >= d->nflds) {
+      rc = cs__dec_fail(d, "field index %llu out of range (table has %zu)", (unsigned long long)fi,
+                        d->nflds);
+      goto done;
+    }
+    if ((long)fi <= prev_f) {
+      rc = cs__dec_fail(d, "field '%.*s': fields unsorted or duplicate", (int)d->fld_lens[fi],
+                        (const char *)d->flds[fi]);
+      goto done;
+    }
+    prev_f = (long)fi;
+    d->fld_used[fi] = 1;
+    if ((head & 3) == 0) {
+      rc = cs__dec_fail(d, "field '%.*s': bad kind 0", (int)d->fld_lens[fi],
+                        (const char *)d->flds[fi]);
+      goto done;
+    }
+    if (!(fl->name = cs__strndup((const char *)d->flds[fi], d->fld_lens[fi]))) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    fl->kind = (uint8_t)(head & 3);
+    if (fl->kind == CS_KIND_REG) {
+      cs_reg *r = &fl->u.reg;
+      TRY(cs__dec_count(d, &ne, 4, "register entries"));
+      if (ne && !(r->entries = cs__calloc(ne, sizeof(cs_reg_entry)))) {
+        rc = CS_ENOMEM;
+        goto done;
+      }
+      r->cap = ne;
+      for (size_t i = 0; i < ne; i++) {
+        cs_reg_entry *en = &r->entries[i];
+        TRY(dec_dot(d, pv, &en->dot, "register entry dot"));
+        if (i && cs__dot_cmp(&r->entries[i - 1].dot, &en->dot) >= 0) {
+          rc = cs__dec_fail(d, "field '%s': register entries unsorted or duplicate", fl->name);
+          goto done;
+        }
+        TRY(cs__dec_hlc(d, &en->hlc, "register entry stamp"));
+        TRY(cs__dec_val(d, &en->val, "register value"));
+        r->len = i + 1;
+      }
+    } else if (fl->kind == CS_KIND_SET) {
+      cs_set *s = &fl->u.set;
+      TRY(cs__dec_count(d, &ne, 2, "set elements"));
+      if (ne && !(s->elems = cs__calloc(ne, sizeof(cs_set_elem)))) {
+        rc = CS_ENOMEM;
+        goto done;
+      }
+      s->cap = ne;
+      for (size_t i = 0; i < ne; i++) {
+        cs_set_elem *el = &s->elems[i];
+        size_t nd;
+        s->len = i + 1;
+        TRY(cs__dec_val(d, &el->val, "set element"));
+        if (i && cs__val_cmp(&s->elems[i - 1].val, &el->val) >= 0) {
+          rc = cs__dec_fail(d, "field '%s': set elements unsorted or duplicate", fl->name);
+          goto done;
+        }
+        TRY(cs__dec_count(d, &nd, 2, "element dots"));
+        if (nd && !(el->dots = cs__malloc(nd * sizeof(cs_dot)))) {
+          rc = CS_ENOMEM;
+          goto done;
+        }
+        el->cap = nd;
+        for (size_t k = 0; k < nd; k++) {
+          TRY(dec_dot(d, pv, &el->dots[k], "element dot"));
+          if (k && cs__dot_cmp(&el->dots[k - 1], &el->dots[k]) >= 0) {
+            rc = cs__dec_fail(d, "field '%s': element %zu dots unsorted or duplicate", fl->name, i);
+            goto done;
+          }
+          el->ndots = k + 1;
+        }
+      }
+    } else {
+      cs_ctr *c = &fl->u.ctr;
+      long prev_r = -1;
+      TRY(cs__dec_count(d, &ne, 3, "counter entries"));
+      if (ne && !(c->entries = cs__calloc(ne, sizeof(cs_ctr_entry)))) {
+        rc = CS_ENOMEM;
+        goto done;
+      }
+      c->cap = ne;
+      for (size_t i = 0; i < ne; i++) {
+        cs_ctr_entry *en = &c->entries[i];
+        uint32_t r = 0;
+        TRY(dec_ridx(d, &r, "counter entry"));
+        if ((long)r <= prev_r) {
+          rc = cs__dec_fail(d, "field '%s': counter entries unsorted or duplicate", fl->name);
+          goto done;
+        }
+        prev_r = r;
+        en->replica = d->reps[r];
+        TRY(cs__dec_uint(d, &en->pos, "counter increments"));
+        TRY(cs__dec_uint(d, &en->neg, "counter decrements"));
+        c->len = i + 1;
+      }
+    }
+  }
+done:
+  return rc;
+}
+
+/* On failure the caller disposes *doc. */
+static int dec_doc(cs__dec *d, cs_doc *doc, dot_prev *pv) {
+  size_t n;
+  int rc = 0;
+  TRY(cs__dec_count(d, &n, 4, "existence entries"));
+  if (n && !(doc->exist = cs__calloc(n, sizeof(cs_exist_entry)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  doc->exist_cap = n;
+  for (size_t i = 0; i < n; i++) {
+    cs_exist_entry *x = &doc->exist[i];
+    doc->nexist = i + 1;
+    TRY(dec_dot(d, pv, &x->dot, "existence dot"));
+    if (i && cs__dot_cmp(&doc->exist[i - 1].dot, &x->dot) >= 0) {
+      rc = cs__dec_fail(d, "existence entries unsorted or duplicate");
+      goto done;
+    }
+    TRY(cs__dec_hlc(d, &x->hlc, "existence stamp"));
+    TRY(cs__dec_bool(d, &x->alive, "existence flag"));
+    if (!x->alive)
+      TRY(dec_dotset(d, &x->observed, "observed dots"));
+  }
+  TRY(dec_fields(d, doc, pv));
+done:
+  return rc;
+}
+
+int cs__codec_decode_doc(cs_doc *out, const uint8_t *p, size_t len) {
+  cs__dec d;
+  dot_prev pv = {false, 0, 0};
+  int rc;
+  memset(out, 0, sizeof(*out));
+  dec_init(&d, p, len);
+  TRY(dec_frame(&d, len, CS__WIRE_DOC, "document"));
+  TRY(dec_tables(&d));
+  TRY(dec_doc(&d, out, &pv));
+  TRY(dec_end(&d));
+done:
+  if (rc) {
+    cs__doc_dispose(out);
+    memset(out, 0, sizeof(*out));
+  }
+  dec_dispose(&d);
+  return rc;
+}
+
+int cs__codec_decode_dotset(cs_dotset *out, const uint8_t *p, size_t len) {
+  cs__dec d;
+  int rc;
+  memset(out, 0, sizeof(*out));
+  dec_init(&d, p, len);
+  TRY(dec_frame(&d, len, CS__WIRE_DOTSET, "dot set"));
+  TRY(dec_tables(&d));
+  TRY(dec_dotset(&d, out, "dot set"));
+  TRY(dec_end(&d));
+done:
+  if (rc) {
+    cs__dotset_dispose(out);
+    memset(out, 0, sizeof(*out));
+  }
+  dec_dispose(&d);
+  return rc;
+}
+
+/* ---- actions ---- */
+
+/*
+ * ctx := covered ∪ {origin: first..last}, keeping the set compact: when the
+ * origin's contiguous prefix reaches first - 1 the range extends it (and
+ * swallows extras it meets), otherwise the range becomes extras.
+ */
+static int ctx_add_own(cs_dotset *s, cs_replica r, uint64_t first, uint64_t last) {
+  size_t vi = 0, ja, jb, span = (size_t)(last - first + 1);
+  uint64_t m = 0;
+  int rc;
+  while (vi < s->vv_len && s->vv[vi].replica < r)
+    vi++;
+  if (vi < s->vv_len && s->vv[vi].replica == r)
+    m = s->vv[vi].max;
+  for (ja = 0; ja < s->extra_len && s->extra[ja].replica < r; ja++)
+    ;
+  for (jb = ja; jb < s->extra_len && s->extra[jb].replica == r; jb++)
+    ;
+  if (m + 1 == first) {
+    size_t k = ja;
+    m = last;
+    while (k < jb && s->extra[k].counter == m + 1)
+      m = s->extra[k++].counter;
+    if (k > ja) {
+      memmove(&s->extra[ja], &s->extra[k], (s->extra_len - k) * sizeof(cs_dot));
+      s->extra_len -= k - ja;
+    }
+    if (vi < s->vv_len && s->vv[vi].replica == r) {
+      s->vv[vi].max = m;
+      return 0;
+    }
+    if ((rc = cs__array_grow((void **)&s->vv, &s->vv_cap, s->vv_len + 1, sizeof(cs_vv_entry))))
+      return rc;
+    memmove(&s->vv[vi + 1], &s->vv[vi], (s->vv_len - vi) * sizeof(cs_vv_entry));
+    s->vv[vi] = (cs_vv_entry){r, m};
+    s->vv_len++;
+    return 0;
+  }
+  if ((rc = cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + span, sizeof(cs_dot))))
+    return rc;
+  while (ja < jb && s->extra[ja].counter < first)
+    ja++;
+  memmove(&s->extra[ja + span], &s->extra[ja], (s->extra_len - ja) * sizeof(cs_dot));
+  for (size_t k = 0; k < span; k++)
+    s->extra[ja + k] = (cs_dot){r, first + k};
+  s->extra_len += span;
+  return 0;
+}
+
+/* The covered dots of an action (see the encoder's covered_items), then its
+ * own dots. */
+static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, uint32_t instance) {
+  cs_dotset *s = &a->ctx;
+  size_t n;
+  long prev_r = -1;
+  uint64_t max = 0, prev_c = 0;
+  int rc = 0;
+  TRY(cs__dec_count(d, &n, 2, "covered dots"));
+  for (size_t i = 0; i < n; i++) {
+    uint64_t head, c, base;
+    uint32_t r = 0;
+    bool vv;
+    TRY(cs__dec_uint(d, &head, "covered dot"));
+    if (head >> 1 >= d->nreps) {
+      rc = cs__dec_fail(d, "covered dot: replica index %llu out of range (table has %zu)",
+                        (unsigned long long)(head >> 1), d->nreps);
+      goto done;
+    }
+    r = (uint32_t)(head >> 1);
+    d->rep_used[r] = 1;
+    vv = head & 1;
+    if ((long)r < prev_r) {
+      rc = cs__dec_fail(d, "covered dots unsorted (replica index %u after %ld)", r, prev_r);
+      goto done;
+    }
+    if ((long)r != prev_r) {
+      max = prev_c = 0;
+    } else if (vv) {
+      rc = cs__dec_fail(d, "covered dots: prefix entry of replica index %u not first", r);
+      goto done;
+    }
+    prev_r = r;
+    TRY(cs__dec_uint(d, &c, "covered dot counter"));
+    if (vv) {
+      if (c == 0) {
+        rc = cs__dec_fail(d, "covered dots: empty prefix of replica index %u", r);
+        goto done;
+      }
+      if (r == oridx && c >= a->first) {
+        rc = cs__dec_fail(d, "covered prefix 1..%llu repeats one of the action's own dots",
+                          (unsigned long long)c);
+        goto done;
+      }
+      max = prev_c = c;
+      if ((rc = cs__array_grow((void **)&s->vv, &s->vv_cap, s->vv_len + 1, sizeof(cs_vv_entry))))
+        goto done;
+      s->vv[s->vv_len++] = (cs_vv_entry){d->reps[r], c};
+      continue;
+    }
+    if (d->use_cur && cs__dotcur_get(&d->cur, instance, r, &base))
+      c = base + (uint64_t)cs__unzigzag(c);
+    if (r == oridx && c >= a->first && c <= a->last) {
+      rc = cs__dec_fail(d, "covered dot %llu repeats one of the action's own dots",
+                        (unsigned long long)c);
+      goto done;
+    }
+    if (c <= max || c - max == 1 || c <= prev_c) {
+      rc = cs__dec_fail(d, "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
+                        (unsigned long long)c, r);
+      goto done;
+    }
+    prev_c = c;
+    if (d->use_cur && (rc = cs__dotcur_set(&d->cur, instance, r, c)) != 0)
+      goto done;
+    if ((rc = cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1, sizeof(cs_dot))))
+      goto done;
+    s->extra[s->extra_len++] = (cs_dot){d->reps[r], c};
+  }
+  if (d->use_cur)
+    TRY(cs__dotcur_set(&d->cur, instance, oridx, a->last));
+  TRY(ctx_add_own(s, d->reps[oridx], a->first, a->last));
+done:
+  return rc;
+}
+
+/* A one-entry document for the REG1 / ADD1 shapes. */
+static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
+  cs_field *fl;
+  cs_dot own = {a->origin, a->first};
+  int rc = 0;
+  if (!(a->doc.fields = fl = cs__calloc(1, sizeof(cs_field))))
+    return CS_ENOMEM;
+  a->doc.nfields = a->doc.fields_cap = 1;
+  if (!(fl->name = cs__strndup((const char *)d->flds[fi], d->fld_lens[fi])))
+    return CS_ENOMEM;
+  if (shape == CS__SHAPE_REG1) {
+    fl->kind = CS_KIND_REG;
+    if (!(fl->u.reg.entries = cs__calloc(1, sizeof(cs_reg_entry))))
+      return CS_ENOMEM;
+    fl->u.reg.len = fl->u.reg.cap = 1;
+    fl->u.reg.entries[0].dot = own;
+    fl->u.reg.entries[0].hlc = a->hlc;
+    return cs__dec_val(d, &fl->u.reg.entries[0].val, "register value");
+  }
+  fl->kind = CS_KIND_SET;
+  if (!(fl->u.set.elems = cs__calloc(1, sizeof(cs_set_elem))))
+    return CS_ENOMEM;
+  fl->u.set.len = fl->u.set.cap = 1;
+  if ((rc = cs__dec_val(d, &fl->u.set.elems[0].val, "set element")) != 0)
+    return rc;
+  if (!(fl->u.set.elems[0].dots = cs__malloc(sizeof(cs_dot))))
+    return CS_ENOMEM;
+  fl->u.set.elems[0].dots[0] = own;
+  fl->u.set.elems[0].ndots = fl->u.set.elems[0].cap = 1;
+  return 0;
+}
+
+/* One action record (the caller read the instance). On failure the caller
+ * disposes *a. */
+static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t oridx) {
+  uint64_t tag, fi, gap = 0, extent = 0;
+  int shape, rc = 0;
+  const cs_field *probe;
+  a->origin = d->reps[oridx];
+  TRY(cs__dec_uint(d, &tag, "action tag"));
+  shape = (int)(tag & 3);
+  fi = tag >> CS__TAG_FIELD_SHIFT;
+  if ((shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1) && fi >= d->nflds) {
+    rc = cs__dec_fail(d, "field index %llu out of range (table has %zu)", (unsigned long long)fi,
+                      d->nflds);
+    goto done;
+  }
+  if ((shape == CS__SHAPE_EMPTY || shape == CS__SHAPE_GENERAL) && fi) {
+    rc = cs__dec_fail(d, "action tag %llu: field index on a shape without one",
+                      (unsigned long long)tag);
+    goto done;
+  }
+  if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1)
+    d->fld_used[fi] = 1;
+  if (tag & CS__TAG_SPAN) {
+    TRY(cs__dec_uint(d, &gap, "action dot gap"));
+    TRY(cs__dec_uint(d, &extent, "action dot span"));
+    if (gap == 0 && extent == 0) {
+      rc = cs__dec_fail(d, "action tag: explicit dot range that is the implied one");
+      goto done;
+    }
+    if (extent >= CS_WIRE_MAX_SPAN) {
+      rc = cs__dec_fail(d, "action with %llu dots exceeds the limit of %u",
+                        (unsigned long long)extent + 1, CS_WIRE_MAX_SPAN);
+      goto done;
+    }
+  }
+  if (prev_last >= UINT64_MAX - 1 - extent || gap > UINT64_MAX - 1 - extent - prev_last) {
+    rc = cs__dec_fail(d, "action dot counter overflows");
+    goto done;
+  }
+  a->first = prev_last + 1 + gap;
+  a->last = a->first + extent;
+  TRY(cs__dec_hlc(d, &a->hlc, "action stamp"));
+  if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1) {
+    TRY(one_field(d, a, fi, shape));
+  } else if (shape == CS__SHAPE_GENERAL) {
+    dot_prev pv = {true, oridx, a->first - 1};
+    size_t at = (size_t)(d->p - d->base);
+    TRY(dec_doc(d, &a->doc, &pv));
+    if (cs__wire_action_shape(a, &probe) != CS__SHAPE_GENERAL) {
+      d->item = at;
+      rc = cs__dec_fail(d, "action document written in full where a short form exists");
+      goto done;
+    }
+  }
+  TRY(dec_covered(d, a, oridx, a->instance));
+done:
+  return rc;
+}
+
+int cs__codec_decode_action(cs_wire_action *a, char **instance, const uint8_t *p, size_t len) {
+  cs__dec d;
+  uint32_t oridx = 0;
+  int rc;
+  memset(a, 0, sizeof(*a));
+  *instance = NULL;
+  dec_init(&d, p, len);
+  TRY(dec_frame(&d, len, CS__WIRE_ACTION, "action"));
+  TRY(dec_tables(&d));
+  TRY(cs__dec_name_dup(&d, instance, "instance"));
+  TRY(dec_ridx(&d, &oridx, "action origin"));
+  TRY(dec_action(&d, a, 0, oridx));
+  TRY(dec_end(&d));
+done:
+  if (rc) {
+    cs__wire_action_dispose(a);
+    cs__free(*instance);
+    *instance = NULL;
+  }
+  dec_dispose(&d);
+  return rc;
+}
+
+/* ---- sync messages ---- */
+
+static int cmp_str_ptr(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int dec_instances(cs__dec *d, cs_wire_model *m) {
+  size_t n;
+  char **sorted = NULL;
+  int rc = 0;
+  TRY(cs__dec_count(d, &n, 2, "instance table"));
+  if (n && !(m->instances = cs__calloc(n, sizeof(char *)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    TRY(cs__dec_name_dup(d, &m->instances[i], "instance name"));
+    m->ninstances = i + 1;
+  }
+  /* Names must be unique: sort a copy of the pointers and compare neighbours. */
+  if (n > 1) {
+    if (!(sorted = cs__malloc(n * sizeof(char *)))) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    memcpy(sorted, m->instances, n * sizeof(char *));
+    qsort(sorted, n, sizeof(char *), cmp_str_ptr);
+    for (size_t i = 1; i < n; i++)
+      if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+        rc = cs__dec_fail(d, "instance table: duplicate name '%.200s'", sorted[i]);
+        goto done;
+      }
+  }
+done:
+  cs__free(sorted);
+  return rc;
+}
+
+static int dec_actions(cs__dec *d, cs_wire_model *m) {
+  size_t ngroups, cap = 0;
+  long prev_o = -1;
+  int rc = 0;
+  TRY(cs__dec_count(d, &ngroups, 6, "action groups"));
+  for (size_t g = 0; g < ngroups; g++) {
+    uint32_t oridx = 0;
+    size_t na;
+    uint64_t prev_last = 0;
+    TRY(dec_ridx(d, &oridx, "action group origin"));
+    if ((long)oridx <= prev_o) {
+      rc = cs__dec_fail(d, "action groups: origin index %u not above %ld (unsorted or duplicate)",
+                        oridx, prev_o);
+      goto done;
+    }
+    prev_o = oridx;
+    TRY(cs__dec_count(d, &na, 4, "actions of a group"));
+    if (na == 0) {
+      rc = cs__dec_fail(d, "action group of origin index %u is empty", oridx);
+      goto done;
+    }
+    TRY(cs__array_grow((void **)&m->actions, &cap, m->nactions + na, sizeof(cs_wire_action)));
+    memset(&m->actions[m->nactions], 0, na * sizeof(cs_wire_action));
+    for (size_t k = 0; k < na; k++) {
+      cs_wire_action *a = &m->actions[m->nactions];
+      uint64_t inst;
+      d->action = (long)m->nactions;
+      m->nactions++;
+      TRY(cs__dec_uint(d, &inst, "action instance"));
+      if (inst >= m->ninstances) {
+        rc = cs__dec_fail(d, "instance index %llu out of range (table has %zu)",
+                          (unsigned long long)inst, m->ninstances);
+        goto done;
+      }
+      a->instance = (uint32_t)inst;
+      TRY(dec_action(d, a, prev_last, oridx));
+      prev_last = a->last;
+    }
+  }
+  d->action = -1;
+done:
+  return rc;
+}
+
+static int dec_states(cs__dec *d, cs_wire_model *m) {
+  size_t n;
+  int rc = 0;
+  TRY(cs__dec_count(d, &n, 3, "states"));
+  if (n && !(m->states = cs__calloc(n, sizeof(cs_wire_state)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cs_wire_state *st = &m->states[i];
+    dot_prev pv = {false, 0, 0};
+    uint64_t inst;
+    d->state = (long)i;
+    m->nstates = i + 1;
+    TRY(cs__dec_uint(d, &inst, "state instance"));
+    if (inst >= m->ninstances) {
+      rc = cs__dec_fail(d, "instance index %llu out of range (table has %zu)",
+                        (unsigned long long)inst, m->ninstances);
+      goto done;
+    }
+    st->instance = (uint32_t)inst;
+    if (i && strcmp(m->instances[m->states[i - 1].instance], m->instances[inst]) >= 0) {
+      rc = cs__dec_fail(d, "states unsorted or duplicate at instance '%.200s'",
+                        m->instances[inst]);
+      goto done;
+    }
+    TRY(dec_doc(d, &st->doc, &pv));
+  }
+  d->state = -1;
+done:
+  return rc;
+}
+
+int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len) {
+  cs__dec d;
+  uint64_t v;
+  size_t n;
+  int rc;
+  memset(out, 0, sizeof(*out));
+  dec_init(&d, p, len);
+  TRY(dec_frame(&d, len, 0, "sync message"));
+  /* The checksum guards everything else: verify it before reading further. */
+  if (len < 2 + CS__WIRE_SUM_LEN) {
+    rc = cs__error(CS_ECORRUPT, "truncated: sync message of %zu bytes has no checksum at offset %zu",
+                   len, len);
+    goto done;
+  }
+  {
+    uint8_t sum[CS__WIRE_SUM_LEN];
+    crypto_generichash(sum, sizeof(sum), p, len - CS__WIRE_SUM_LEN, NULL, 0);
+    if (sodium_memcmp(sum, p + len - CS__WIRE_SUM_LEN, sizeof(sum)) != 0) {
+      rc = cs__error(CS_ECORRUPT, "sync message checksum mismatch at offset %zu",
+                     len - CS__WIRE_SUM_LEN);
+      goto done;
+    }
+  }
+  d.end = p + len - CS__WIRE_SUM_LEN;
+  d.item = 1;
+  if (p[1] < CS_MSG_SYNC_REQUEST || p[1] > CS_MSG_PULL_RESPONSE) {
+    rc = cs__dec_fail(&d, "unknown message type %u", p[1]);
+    goto done;
+  }
+  out->type = p[1];
+  d.use_cur = true;
+  TRY(cs__dec_uint(&d, &out->sender, "sender"));
+  TRY(cs__dec_uint(&d, &out->clock, "clock"));
+  TRY(cs__dec_uint(&d, &out->cursor, "cursor"));
+  TRY(cs__dec_uint(&d, &v, "flags"));
+  if (v & ~(uint64_t)CS_MSG_F_STATES) {
+    rc = cs__dec_fail(&d, "flags: unknown bits 0x%llx", (unsigned long long)v);
+    goto done;
+  }
+  out->flags = (uint32_t)v;
+  TRY(dec_tables(&d));
+  d.hlc = out->clock;
+  TRY(cs__dec_count(&d, &n, 6, "model sections"));
+  if (n && !(out->models = cs__calloc(n, sizeof(cs_wire_model)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cs_wire_model *m = &out->models[i];
+    out->nmodels = i + 1;
+    d.model = NULL;
+    TRY(cs__dec_name_dup(&d, &m->name, "model name"));
+    if (i && strcmp(out->models[i - 1].name, m->name) >= 0) {
+      rc = cs__dec_fail(&d, "model '%.200s': models unsorted or duplicate", m->name);
+      goto done;
+    }
+    d.model = m->name;
+    TRY(dec_dotset(&d, &m->knowledge, "knowledge"));
+    TRY(dec_instances(&d, m));
+    TRY(dec_actions(&d, m));
+    TRY(dec_states(&d, m));
+    cs__dotcur_dispose(&d.cur);
+  }
+  d.model = NULL;
+  TRY(dec_end(&d));
+done:
+  if (rc)
+    cs__sync_msg_dispose(out);
+  dec_dispose(&d);
+  return rc;
+}

@@ -1,0 +1,40 @@
+/*
+ * Private to the codec: the decoder's cursor over untrusted bytes and its
+ * bounded readers (core/codec_read.c). Each reader returns 0 or CS_ECORRUPT
+ * (CS_ENOMEM) with a message naming the decoding context and byte offset.
+ */
+#ifndef CS_CODEC_DEC_H
+#define CS_CODEC_DEC_H
+
+#include "core/codec_int.h"
+
+typedef struct cs__dec {
+  const uint8_t *base, *p, *end;
+  size_t item; /* offset of the item being read, for messages */
+  const char *model; /* context for messages (borrowed) */
+  long action, state; /* -1 when not inside one */
+  uint64_t *reps; /* replica table (owned) */
+  size_t nreps;
+  const uint8_t **flds; /* field table: pointers into the input (owned array) */
+  uint32_t *fld_lens;
+  size_t nflds;
+  uint8_t *rep_used, *fld_used; /* canonical tables hold only what is used */
+  cs_hlc hlc; /* previous stamp */
+  cs__dotcur cur;
+  bool use_cur;
+} cs__dec;
+
+int cs__dec_fail(cs__dec *d, const char *fmt, ...) CS__PRINTF(2, 3);
+int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what);
+/* A count of items taking at least min_bytes each, checked against the input. */
+int cs__dec_count(cs__dec *d, size_t *out, size_t min_bytes, const char *what);
+/* A name (1..CS_WIRE_MAX_NAME bytes, no NUL); *ptr points into the input. */
+int cs__dec_name(cs__dec *d, const uint8_t **ptr, uint32_t *len, const char *what);
+/* The same, copied; caller frees with cs__free. */
+int cs__dec_name_dup(cs__dec *d, char **out, const char *what);
+/* A value; STR/BYTES are copied (out owns them). */
+int cs__dec_val(cs__dec *d, cs_val *out, const char *what);
+int cs__dec_bool(cs__dec *d, bool *out, const char *what);
+int cs__dec_hlc(cs__dec *d, cs_hlc *out, const char *what);
+
+#endif /* CS_CODEC_DEC_H */

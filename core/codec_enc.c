@@ -1,0 +1,755 @@
+/*
+ * The encoder (docs/wire-format.md). Two passes: the first collects the replica
+ * ids and field names that the value mentions into sorted tables, the second
+ * writes msgpack items through msgpack-c's packer into the caller's cs_buf.
+ * Errors are sticky (enc.rc) so that the writing code reads straight; the
+ * caller's buffer is cut back to its old size on failure.
+ */
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "core/codec_int.h"
+
+typedef struct rep_slot {
+  uint64_t key;
+  uint32_t idx;
+  bool used;
+} rep_slot;
+
+typedef struct fld_slot {
+  const char *name;
+  uint32_t idx;
+} fld_slot;
+
+typedef struct cov_item {
+  uint32_t ridx;
+  bool vv;
+  uint64_t counter;
+} cov_item;
+
+typedef struct enc {
+  msgpack_packer pk;
+  cs_buf *out;
+  int rc;
+  rep_slot *reps; /* hash set, cap a power of two */
+  size_t reps_cap, nreps;
+  uint64_t *rep_list; /* sorted table */
+  fld_slot *flds;
+  size_t flds_cap, nflds;
+  const char **fld_list;
+  cs_hlc hlc;       /* stamps are written relative to the previous one */
+  cs__dotcur cur;   /* sync messages only */
+  bool use_cur;
+  cov_item *items;
+  size_t items_cap, nitems;
+} enc;
+
+typedef struct dot_prev {
+  bool valid;
+  uint32_t ridx;
+  uint64_t counter;
+} dot_prev;
+
+/* msgpack-c write callback appending to a cs_buf; grows only when needed. */
+static int enc_write(void *data, const char *p, size_t len) {
+  cs_buf *b = data;
+  if (CS__UNLIKELY(b->size + len + 1 > b->asize) && cs__buf_grow(b, b->size + len) != 0)
+    return -1;
+  memcpy(b->ptr + b->size, p, len);
+  b->size += len;
+  return 0;
+}
+
+static void enc_init(enc *e, cs_buf *out) {
+  memset(e, 0, sizeof(*e));
+  e->out = out;
+  msgpack_packer_init(&e->pk, out, enc_write);
+}
+
+static void enc_dispose(enc *e) {
+  cs__free(e->reps);
+  cs__free(e->rep_list);
+  cs__free(e->flds);
+  cs__free(e->fld_list);
+  cs__free(e->items);
+  cs__dotcur_dispose(&e->cur);
+}
+
+static void fail(enc *e, int code, const char *fmt, ...) CS__PRINTF(3, 4);
+static void fail(enc *e, int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  if (e->rc)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  e->rc = cs__error(code, "encode: %s", msg);
+}
+
+/* ---- pass 1: tables ---- */
+
+static size_t hash_u64(uint64_t k) {
+  k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
+  k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
+  return (size_t)(k ^ (k >> 31));
+}
+
+static size_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return (size_t)(h ^ (h >> 29));
+}
+
+static rep_slot *rep_find(const enc *e, uint64_t r) {
+  static rep_slot none;
+  size_t m = e->reps_cap - 1;
+  if (!e->reps_cap) /* only after a failure: the value is not written */
+    return &none;
+  for (size_t i = hash_u64(r) & m;; i = (i + 1) & m)
+    if (!e->reps[i].used || e->reps[i].key == r)
+      return &e->reps[i];
+}
+
+static void rep_add(enc *e, uint64_t r) {
+  rep_slot *s;
+  if (e->rc)
+    return;
+  if ((e->nreps + 1) * 2 > e->reps_cap) {
+    size_t ncap = e->reps_cap ? e->reps_cap * 2 : 16;
+    rep_slot *old = e->reps;
+    size_t ocap = e->reps_cap;
+    if (!(e->reps = cs__calloc(ncap, sizeof(rep_slot)))) {
+      e->reps = old;
+      e->rc = CS_ENOMEM;
+      return;
+    }
+    e->reps_cap = ncap;
+    for (size_t i = 0; i < ocap; i++)
+      if (old[i].used)
+        *rep_find(e, old[i].key) = old[i];
+    cs__free(old);
+  }
+  s = rep_find(e, r);
+  if (!s->used) {
+    s->used = true;
+    s->key = r;
+    e->nreps++;
+  }
+}
+
+static fld_slot *fld_find(const enc *e, const char *name) {
+  static fld_slot none;
+  size_t m = e->flds_cap - 1;
+  if (!e->flds_cap) /* only after a failure: the value is not written */
+    return &none;
+  for (size_t i = hash_str(name) & m;; i = (i + 1) & m)
+    if (!e->flds[i].name || strcmp(e->flds[i].name, name) == 0)
+      return &e->flds[i];
+}
+
+static void fld_add(enc *e, const char *name) {
+  fld_slot *s;
+  size_t len;
+  if (e->rc)
+    return;
+  len = strlen(name);
+  if (len == 0 || len > CS_WIRE_MAX_NAME) {
+    fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
+    return;
+  }
+  if ((e->nflds + 1) * 2 > e->flds_cap) {
+    size_t ncap = e->flds_cap ? e->flds_cap * 2 : 16;
+    fld_slot *old = e->flds;
+    size_t ocap = e->flds_cap;
+    if (!(e->flds = cs__calloc(ncap, sizeof(fld_slot)))) {
+      e->flds = old;
+      e->rc = CS_ENOMEM;
+      return;
+    }
+    e->flds_cap = ncap;
+    for (size_t i = 0; i < ocap; i++)
+      if (old[i].name)
+        *fld_find(e, old[i].name) = old[i];
+    cs__free(old);
+  }
+  s = fld_find(e, name);
+  if (!s->name) {
+    s->name = name;
+    e->nflds++;
+  }
+}
+
+static void collect_dotset(enc *e, const cs_dotset *s) {
+  for (size_t i = 0; i < s->vv_len; i++)
+    rep_add(e, s->vv[i].replica);
+  for (size_t i = 0; i < s->extra_len; i++)
+    if (i == 0 || s->extra[i].replica != s->extra[i - 1].replica)
+      rep_add(e, s->extra[i].replica);
+}
+
+static void collect_doc(enc *e, const cs_doc *d) {
+  for (size_t i = 0; i < d->nexist; i++) {
+    rep_add(e, d->exist[i].dot.replica);
+    collect_dotset(e, &d->exist[i].observed);
+  }
+  for (size_t f = 0; f < d->nfields; f++) {
+    const cs_field *fl = &d->fields[f];
+    fld_add(e, fl->name);
+    if (fl->kind == CS_KIND_REG) {
+      for (size_t i = 0; i < fl->u.reg.len; i++)
+        rep_add(e, fl->u.reg.entries[i].dot.replica);
+    } else if (fl->kind == CS_KIND_SET) {
+      for (size_t i = 0; i < fl->u.set.len; i++)
+        for (size_t k = 0; k < fl->u.set.elems[i].ndots; k++)
+          rep_add(e, fl->u.set.elems[i].dots[k].replica);
+    } else if (fl->kind == CS_KIND_CTR) {
+      for (size_t i = 0; i < fl->u.ctr.len; i++)
+        rep_add(e, fl->u.ctr.entries[i].replica);
+    }
+  }
+}
+
+static void collect_action(enc *e, const cs_wire_action *a) {
+  rep_add(e, a->origin);
+  collect_doc(e, &a->doc);
+  collect_dotset(e, &a->ctx);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts the collected tables and numbers the hash entries by their rank. */
+static void tables_finish(enc *e) {
+  size_t n = 0;
+  if (e->rc)
+    return;
+  e->rep_list = cs__malloc((e->nreps ? e->nreps : 1) * sizeof(uint64_t));
+  e->fld_list = cs__malloc((e->nflds ? e->nflds : 1) * sizeof(char *));
+  if (!e->rep_list || !e->fld_list) {
+    e->rc = CS_ENOMEM;
+    return;
+  }
+  for (size_t i = 0; i < e->reps_cap; i++)
+    if (e->reps[i].used)
+      e->rep_list[n++] = e->reps[i].key;
+  if (e->nreps)
+    qsort(e->rep_list, e->nreps, sizeof(uint64_t), cmp_u64);
+  for (size_t i = 0; i < e->nreps; i++)
+    rep_find(e, e->rep_list[i])->idx = (uint32_t)i;
+  n = 0;
+  for (size_t i = 0; i < e->flds_cap; i++)
+    if (e->flds[i].name)
+      e->fld_list[n++] = e->flds[i].name;
+  if (e->nflds)
+    qsort(e->fld_list, e->nflds, sizeof(char *), cmp_name);
+  for (size_t i = 0; i < e->nflds; i++)
+    fld_find(e, e->fld_list[i])->idx = (uint32_t)i;
+}
+
+static uint32_t rep_idx(const enc *e, uint64_t r) { return rep_find(e, r)->idx; }
+
+/* ---- pass 2: items ---- */
+
+static void put_u(enc *e, uint64_t v) {
+  if (!e->rc && msgpack_pack_uint64(&e->pk, v) != 0)
+    e->rc = CS_ENOMEM;
+}
+
+static void put_str(enc *e, const char *s, size_t len) {
+  if (!e->rc && (msgpack_pack_str(&e->pk, len) != 0 || msgpack_pack_str_body(&e->pk, s, len) != 0))
+    e->rc = CS_ENOMEM;
+}
+
+static void put_name(enc *e, const char *what, const char *s) {
+  size_t len = strlen(s);
+  if (len == 0 || len > CS_WIRE_MAX_NAME)
+    fail(e, CS_ETOOBIG, "%s name of %zu bytes (must be 1..%d)", what, len, CS_WIRE_MAX_NAME);
+  put_str(e, s, len);
+}
+
+static void put_tables(enc *e) {
+  put_u(e, e->nreps);
+  for (size_t i = 0; i < e->nreps; i++)
+    put_u(e, e->rep_list[i]);
+  put_u(e, e->nflds);
+  for (size_t i = 0; i < e->nflds; i++)
+    put_str(e, e->fld_list[i], strlen(e->fld_list[i]));
+}
+
+static void put_val(enc *e, const cs_val *v) {
+  int r = 0;
+  if (e->rc)
+    return;
+  switch (v->type) {
+  case CS_VAL_NULL:
+    r = msgpack_pack_nil(&e->pk);
+    break;
+  case CS_VAL_BOOL:
+    r = v->u.b ? msgpack_pack_true(&e->pk) : msgpack_pack_false(&e->pk);
+    break;
+  case CS_VAL_INT:
+    r = msgpack_pack_int64(&e->pk, v->u.i);
+    break;
+  case CS_VAL_DOUBLE:
+    r = msgpack_pack_double(&e->pk, v->u.d);
+    break;
+  case CS_VAL_STR:
+  case CS_VAL_BYTES:
+    if (v->u.s.len > CS_WIRE_MAX_VALUE) {
+      fail(e, CS_ETOOBIG, "value of %u bytes (the limit is %u)", v->u.s.len, CS_WIRE_MAX_VALUE);
+      return;
+    }
+    if (v->type == CS_VAL_STR)
+      r = msgpack_pack_str(&e->pk, v->u.s.len) || msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
+    else
+      r = msgpack_pack_bin(&e->pk, v->u.s.len) || msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
+    break;
+  default:
+    fail(e, CS_EINVAL, "value of unknown type %u", v->type);
+    return;
+  }
+  if (r)
+    e->rc = CS_ENOMEM;
+}
+
+/*
+ * Stamps: relative to the previous stamp written. Same millisecond: the
+ * counter's signed change (mode 0); a new millisecond with counter 0 (the
+ * common case of a fresh tick): the millisecond change alone (mode 1);
+ * otherwise the millisecond change and the counter (mode 2).
+ */
+static void put_hlc(enc *e, cs_hlc h) {
+  uint64_t pm = CS_HLC_MS(e->hlc), hm = CS_HLC_MS(h);
+  int64_t pc = (int64_t)(e->hlc & 0xffff), hc = (int64_t)(h & 0xffff);
+  if (hm == pm) {
+    put_u(e, cs__zigzag(hc - pc) << 2);
+  } else if (hc == 0) {
+    put_u(e, cs__zigzag((int64_t)(hm - pm)) << 2 | 1);
+  } else {
+    put_u(e, cs__zigzag((int64_t)(hm - pm)) << 2 | 2);
+    put_u(e, (uint64_t)hc);
+  }
+  e->hlc = h;
+}
+
+/* A dot: replica index, then the counter, written as the distance from the
+ * previous dot of the same document when that one has the same replica
+ * (runs of consecutive dots cost one byte each). */
+static void put_dot(enc *e, dot_prev *pv, cs_dot d) {
+  uint32_t r = rep_idx(e, d.replica);
+  if (d.counter == 0)
+    fail(e, CS_EINVAL, "dot of replica %016llx with counter 0", (unsigned long long)d.replica);
+  put_u(e, r);
+  if (pv->valid && pv->ridx == r)
+    put_u(e, cs__zigzag((int64_t)(d.counter - pv->counter - 1)));
+  else
+    put_u(e, d.counter);
+  pv->valid = true;
+  pv->ridx = r;
+  pv->counter = d.counter;
+}
+
+static void put_dotset(enc *e, const cs_dotset *s) {
+  size_t i = 0, j = 0, groups = 0;
+  /* Count the replicas first: the count precedes the entries. */
+  while (i < s->vv_len || j < s->extra_len) {
+    cs_replica r = (i < s->vv_len && (j >= s->extra_len || s->vv[i].replica <= s->extra[j].replica))
+                       ? s->vv[i].replica
+                       : s->extra[j].replica;
+    if (i < s->vv_len && s->vv[i].replica == r)
+      i++;
+    while (j < s->extra_len && s->extra[j].replica == r)
+      j++;
+    groups++;
+  }
+  put_u(e, groups);
+  i = j = 0;
+  while (i < s->vv_len || j < s->extra_len) {
+    cs_replica r = (i < s->vv_len && (j >= s->extra_len || s->vv[i].replica <= s->extra[j].replica))
+                       ? s->vv[i].replica
+                       : s->extra[j].replica;
+    uint64_t max = 0, prev;
+    size_t j0 = j;
+    if (i < s->vv_len && s->vv[i].replica == r)
+      max = s->vv[i++].max;
+    while (j < s->extra_len && s->extra[j].replica == r)
+      j++;
+    put_u(e, rep_idx(e, r));
+    put_u(e, max);
+    put_u(e, j - j0);
+    if (j > j0 && max >= UINT64_MAX - 1) {
+      fail(e, CS_EINVAL, "dot set: replica %016llx has extras above counter %llu",
+           (unsigned long long)r, (unsigned long long)max);
+      return;
+    }
+    /* Extras lie above max + 1 (else the set would have folded them), in
+     * increasing order: write the gaps minus their minimum. */
+    prev = max + 1;
+    for (size_t k = j0; k < j; k++) {
+      uint64_t c = s->extra[k].counter;
+      if (c <= prev) {
+        fail(e, CS_EINVAL, "dot set not compact: replica %016llx extra dot %llu",
+             (unsigned long long)r, (unsigned long long)c);
+        return;
+      }
+      put_u(e, c - prev - 1);
+      prev = c;
+    }
+  }
+}
+
+static void put_doc(enc *e, const cs_doc *d, dot_prev *pv) {
+  uint32_t prev_f = 0;
+  put_u(e, d->nexist);
+  for (size_t i = 0; i < d->nexist && !e->rc; i++) {
+    const cs_exist_entry *x = &d->exist[i];
+    if (i && cs__dot_cmp(&d->exist[i - 1].dot, &x->dot) >= 0)
+      fail(e, CS_EINVAL, "existence entries not sorted at %zu", i);
+    put_dot(e, pv, x->dot);
+    put_hlc(e, x->hlc);
+    if (x->alive) {
+      if (x->observed.vv_len || x->observed.extra_len)
+        fail(e, CS_EINVAL, "alive existence entry %zu has observed dots", i);
+      if (!e->rc && msgpack_pack_true(&e->pk))
+        e->rc = CS_ENOMEM;
+    } else {
+      if (!e->rc && msgpack_pack_false(&e->pk))
+        e->rc = CS_ENOMEM;
+      put_dotset(e, &x->observed);
+    }
+  }
+  put_u(e, d->nfields);
+  for (size_t f = 0; f < d->nfields && !e->rc; f++) {
+    const cs_field *fl = &d->fields[f];
+    uint32_t fi = fld_find(e, fl->name)->idx;
+    if (f && fi <= prev_f)
+      fail(e, CS_EINVAL, "fields not sorted: '%s' after '%s'", fl->name, d->fields[f - 1].name);
+    prev_f = fi;
+    if (fl->kind < CS_KIND_REG || fl->kind > CS_KIND_CTR)
+      fail(e, CS_EINVAL, "field '%s' of unknown kind %u", fl->name, fl->kind);
+    put_u(e, (uint64_t)fi << 2 | fl->kind);
+    if (fl->kind == CS_KIND_REG) {
+      const cs_reg *r = &fl->u.reg;
+      put_u(e, r->len);
+      for (size_t i = 0; i < r->len; i++) {
+        if (i && cs__dot_cmp(&r->entries[i - 1].dot, &r->entries[i].dot) >= 0)
+          fail(e, CS_EINVAL, "field '%s': register entries not sorted at %zu", fl->name, i);
+        put_dot(e, pv, r->entries[i].dot);
+        put_hlc(e, r->entries[i].hlc);
+        put_val(e, &r->entries[i].val);
+      }
+    } else if (fl->kind == CS_KIND_SET) {
+      const cs_set *s = &fl->u.set;
+      put_u(e, s->len);
+      for (size_t i = 0; i < s->len; i++) {
+        const cs_set_elem *el = &s->elems[i];
+        if (i && cs__val_cmp(&s->elems[i - 1].val, &el->val) >= 0)
+          fail(e, CS_EINVAL, "field '%s': set elements not sorted at %zu", fl->name, i);
+        put_val(e, &el->val);
+        put_u(e, el->ndots);
+        for (size_t k = 0; k < el->ndots; k++) {
+          if (k && cs__dot_cmp(&el->dots[k - 1], &el->dots[k]) >= 0)
+            fail(e, CS_EINVAL, "field '%s': element %zu dots not sorted", fl->name, i);
+          put_dot(e, pv, el->dots[k]);
+        }
+      }
+    } else if (fl->kind == CS_KIND_CTR) {
+      const cs_ctr *c = &fl->u.ctr;
+      put_u(e, c->len);
+      for (size_t i = 0; i < c->len; i++) {
+        if (i && c->entries[i - 1].replica >= c->entries[i].replica)
+          fail(e, CS_EINVAL, "field '%s': counter entries not sorted at %zu", fl->name, i);
+        put_u(e, rep_idx(e, c->entries[i].replica));
+        put_u(e, c->entries[i].pos);
+        put_u(e, c->entries[i].neg);
+      }
+    }
+  }
+}
+
+static void push_item(enc *e, uint32_t ridx, bool vv, uint64_t c) {
+  if (e->rc)
+    return;
+  if (e->nitems == e->items_cap &&
+      (e->rc = cs__array_grow((void **)&e->items, &e->items_cap, e->nitems + 1, sizeof(cov_item))))
+    return;
+  e->items[e->nitems++] = (cov_item){ridx, vv, c};
+}
+
+/*
+ * The covered dots of an action: its context minus its own dots first..last
+ * (implied), in compact form: per replica an optional "all of 1..max" item,
+ * then single dots above max + 1.
+ */
+static void covered_items(enc *e, const cs_wire_action *a) {
+  const cs_dotset *s = &a->ctx;
+  size_t i = 0, j = 0;
+  uint64_t own = 0;
+  e->nitems = 0;
+  while ((i < s->vv_len || j < s->extra_len) && !e->rc) {
+    cs_replica r = (i < s->vv_len && (j >= s->extra_len || s->vv[i].replica <= s->extra[j].replica))
+                       ? s->vv[i].replica
+                       : s->extra[j].replica;
+    uint64_t m = 0;
+    size_t j0 = j;
+    uint32_t ri = rep_idx(e, r);
+    if (i < s->vv_len && s->vv[i].replica == r)
+      m = s->vv[i++].max;
+    while (j < s->extra_len && s->extra[j].replica == r)
+      j++;
+    if (r != a->origin) {
+      if (m)
+        push_item(e, ri, true, m);
+      for (size_t k = j0; k < j; k++)
+        push_item(e, ri, false, s->extra[k].counter);
+      continue;
+    }
+    if (m >= a->first) {
+      uint64_t top = m < a->last ? m : a->last;
+      own += top - a->first + 1;
+      if (a->first > 1)
+        push_item(e, ri, true, a->first - 1);
+      if (m > a->last) {
+        if (m - a->last > CS_WIRE_MAX_SPAN) {
+          fail(e, CS_ETOOBIG, "action context covers %llu of its origin's later dots",
+               (unsigned long long)(m - a->last));
+          return;
+        }
+        for (uint64_t k = 0; k < m - a->last; k++)
+          push_item(e, ri, false, a->last + 1 + k);
+      }
+    } else if (m) {
+      push_item(e, ri, true, m);
+    }
+    for (size_t k = j0; k < j; k++) {
+      uint64_t c = s->extra[k].counter;
+      if (c >= a->first && c <= a->last)
+        own++;
+      else
+        push_item(e, ri, false, c);
+    }
+  }
+  if (!e->rc && own != a->last - a->first + 1)
+    fail(e, CS_EINVAL, "action of %016llx dots %llu..%llu: its context lacks some of its own dots",
+         (unsigned long long)a->origin, (unsigned long long)a->first, (unsigned long long)a->last);
+}
+
+/* One action record; prev_last is the last dot of the previous action of the
+ * same origin in the stream (0 for the first). */
+static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool with_instance) {
+  const cs_field *fl;
+  int shape = cs__wire_action_shape(a, &fl);
+  uint64_t tag = (uint64_t)shape;
+  uint32_t oridx = rep_idx(e, a->origin);
+  dot_prev pv = {true, oridx, a->first - 1};
+
+  if (a->first == 0 || a->last < a->first || a->first <= prev_last) {
+    fail(e, CS_EINVAL, "action of %016llx with dots %llu..%llu after dot %llu",
+         (unsigned long long)a->origin, (unsigned long long)a->first, (unsigned long long)a->last,
+         (unsigned long long)prev_last);
+    return;
+  }
+  if (a->last - a->first >= CS_WIRE_MAX_SPAN) {
+    fail(e, CS_ETOOBIG, "action with %llu dots (the limit is %u)",
+         (unsigned long long)(a->last - a->first + 1), CS_WIRE_MAX_SPAN);
+    return;
+  }
+  if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1)
+    tag |= (uint64_t)fld_find(e, fl->name)->idx << CS__TAG_FIELD_SHIFT;
+  if (a->first != prev_last + 1 || a->last != a->first)
+    tag |= CS__TAG_SPAN;
+  if (with_instance)
+    put_u(e, a->instance);
+  put_u(e, tag);
+  if (tag & CS__TAG_SPAN) {
+    put_u(e, a->first - prev_last - 1);
+    put_u(e, a->last - a->first);
+  }
+  put_hlc(e, a->hlc);
+  if (shape == CS__SHAPE_REG1)
+    put_val(e, &fl->u.reg.entries[0].val);
+  else if (shape == CS__SHAPE_ADD1)
+    put_val(e, &fl->u.set.elems[0].val);
+  else if (shape == CS__SHAPE_GENERAL)
+    put_doc(e, &a->doc, &pv);
+
+  covered_items(e, a);
+  put_u(e, e->nitems);
+  for (size_t i = 0; i < e->nitems && !e->rc; i++) {
+    const cov_item *it = &e->items[i];
+    uint64_t base;
+    put_u(e, (uint64_t)it->ridx << 1 | it->vv);
+    if (it->vv) {
+      put_u(e, it->counter);
+      continue;
+    }
+    if (e->use_cur && cs__dotcur_get(&e->cur, a->instance, it->ridx, &base))
+      put_u(e, cs__zigzag((int64_t)(it->counter - base)));
+    else
+      put_u(e, it->counter);
+    if (e->use_cur && (e->rc = cs__dotcur_set(&e->cur, a->instance, it->ridx, it->counter)))
+      return;
+  }
+  if (e->use_cur && !e->rc)
+    e->rc = cs__dotcur_set(&e->cur, a->instance, oridx, a->last);
+}
+
+static void put_frame(enc *e, uint8_t type) {
+  uint8_t hdr[2] = {CS_WIRE_VERSION, type};
+  if (!e->rc && enc_write(e->out, (const char *)hdr, 2) != 0)
+    e->rc = CS_ENOMEM;
+}
+
+/* Ends an encoding: NUL-terminates the buffer, or cuts it back on failure. */
+static int enc_end(enc *e, size_t start) {
+  int rc = e->rc;
+  if (rc) {
+    e->out->size = start;
+    if (e->out->ptr)
+      e->out->ptr[start] = '\0';
+  } else if (e->out->ptr) {
+    e->out->ptr[e->out->size] = '\0';
+  }
+  enc_dispose(e);
+  return rc;
+}
+
+int cs__codec_encode_doc(cs_buf *out, const cs_doc *doc) {
+  enc e;
+  size_t start = out->size;
+  dot_prev pv = {false, 0, 0};
+  enc_init(&e, out);
+  collect_doc(&e, doc);
+  tables_finish(&e);
+  put_frame(&e, CS__WIRE_DOC);
+  put_tables(&e);
+  put_doc(&e, doc, &pv);
+  return enc_end(&e, start);
+}
+
+int cs__codec_encode_dotset(cs_buf *out, const cs_dotset *s) {
+  enc e;
+  size_t start = out->size;
+  enc_init(&e, out);
+  collect_dotset(&e, s);
+  tables_finish(&e);
+  put_frame(&e, CS__WIRE_DOTSET);
+  put_tables(&e);
+  put_dotset(&e, s);
+  return enc_end(&e, start);
+}
+
+int cs__codec_encode_action(cs_buf *out, const cs_wire_action *a, const char *instance) {
+  enc e;
+  size_t start = out->size;
+  enc_init(&e, out);
+  collect_action(&e, a);
+  tables_finish(&e);
+  put_frame(&e, CS__WIRE_ACTION);
+  put_tables(&e);
+  put_name(&e, "instance", instance);
+  put_u(&e, e.rc ? 0 : rep_idx(&e, a->origin));
+  put_action(&e, a, 0, false);
+  return enc_end(&e, start);
+}
+
+static void put_model(enc *e, const cs_wire_model *m) {
+  size_t i = 0;
+  put_name(e, "model", m->name);
+  put_dotset(e, &m->knowledge);
+  put_u(e, m->ninstances);
+  for (size_t k = 0; k < m->ninstances; k++)
+    put_name(e, "instance", m->instances[k]);
+  /* Actions grouped by origin: the origin once, then the actions in dot
+   * order, each dot range relative to the previous one. */
+  {
+    size_t groups = 0;
+    for (size_t k = 0; k < m->nactions; k++)
+      if (k == 0 || m->actions[k].origin != m->actions[k - 1].origin)
+        groups++;
+    put_u(e, groups);
+  }
+  while (i < m->nactions && !e->rc) {
+    size_t j = i;
+    uint64_t prev_last = 0;
+    while (j < m->nactions && m->actions[j].origin == m->actions[i].origin)
+      j++;
+    if (i && m->actions[i - 1].origin > m->actions[i].origin) {
+      fail(e, CS_EINVAL, "model '%s': actions not sorted by origin at %zu", m->name, i);
+      return;
+    }
+    put_u(e, rep_idx(e, m->actions[i].origin));
+    put_u(e, j - i);
+    for (; i < j && !e->rc; i++) {
+      if (m->actions[i].instance >= m->ninstances)
+        fail(e, CS_EINVAL, "model '%s', action %zu: instance %u out of range (table has %zu)",
+             m->name, i, m->actions[i].instance, m->ninstances);
+      put_action(e, &m->actions[i], prev_last, true);
+      prev_last = m->actions[i].last;
+    }
+  }
+  put_u(e, m->nstates);
+  for (size_t k = 0; k < m->nstates && !e->rc; k++) {
+    const cs_wire_state *st = &m->states[k];
+    dot_prev pv = {false, 0, 0};
+    if (st->instance >= m->ninstances) {
+      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)",
+           m->name, k, st->instance, m->ninstances);
+      return;
+    }
+    if (k && strcmp(m->instances[m->states[k - 1].instance], m->instances[st->instance]) >= 0)
+      fail(e, CS_EINVAL, "model '%s': states not sorted by instance at %zu", m->name, k);
+    put_u(e, st->instance);
+    put_doc(e, &st->doc, &pv);
+  }
+}
+
+int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
+  enc e;
+  size_t start = out->size;
+  enc_init(&e, out);
+  e.use_cur = true;
+  if (msg->type < CS_MSG_SYNC_REQUEST || msg->type > CS_MSG_PULL_RESPONSE)
+    fail(&e, CS_EINVAL, "unknown message type %u", msg->type);
+  for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
+    const cs_wire_model *m = &msg->models[i];
+    if (i && strcmp(msg->models[i - 1].name, m->name) >= 0)
+      fail(&e, CS_EINVAL, "models not sorted: '%s' after '%s'", m->name, msg->models[i - 1].name);
+    collect_dotset(&e, &m->knowledge);
+    for (size_t k = 0; k < m->nactions; k++)
+      collect_action(&e, &m->actions[k]);
+    for (size_t k = 0; k < m->nstates; k++)
+      collect_doc(&e, &m->states[k].doc);
+  }
+  tables_finish(&e);
+  put_frame(&e, msg->type);
+  put_u(&e, msg->sender);
+  put_u(&e, msg->clock);
+  put_u(&e, msg->cursor);
+  put_u(&e, msg->flags);
+  put_tables(&e);
+  e.hlc = msg->clock;
+  put_u(&e, msg->nmodels);
+  for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
+    put_model(&e, &msg->models[i]);
+    /* The dot cursor is per model section: instance indexes are. */
+    cs__dotcur_dispose(&e.cur);
+  }
+  if (!e.rc) {
+    uint8_t sum[CS__WIRE_SUM_LEN];
+    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start,
+                       NULL, 0);
+    if (enc_write(out, (const char *)sum, sizeof(sum)) != 0)
+      e.rc = CS_ENOMEM;
+  }
+  return enc_end(&e, start);
+}

@@ -1,0 +1,276 @@
+/*
+ * Conflicts: the index of open conflicts, their JSON form, and resolution.
+ *
+ * The CRDT core says which conflicts a document has and names them; the
+ * engine keeps an index (id -> model, instance, field) updated in the same
+ * write as every document change, so listing them is a scan of the index.
+ */
+#include <jansson.h>
+
+#include "core/engine.h"
+
+bool cs__doc_may_conflict(const cs_doc *doc) {
+  if (doc->nexist > 1)
+    return true;
+  for (size_t i = 0; i < doc->nexist; i++)
+    if (!doc->exist[i].alive)
+      return true;
+  for (size_t i = 0; i < doc->nfields; i++)
+    if (doc->fields[i].kind == CS_KIND_REG && doc->fields[i].u.reg.len > 1)
+      return true;
+  return false;
+}
+
+int cs__doc_conflicts_of(cs_conflict_list *out, const cs_doc *doc, cs_model *m,
+                         const char *instance) {
+  return cs__doc_conflicts(out, doc, m->name, instance, cs__field_is_silent, m, cs__blake2b);
+}
+
+static json_t *replica_json(cs_replica r) {
+  char hex[17];
+  snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)r);
+  return json_string(hex);
+}
+
+static json_t *conflict_json(const cs_doc *doc, const char *model, const char *instance,
+                             const cs_conflict *c) {
+  char id[2 * CS_CONFLICT_ID_LEN + 1];
+  json_t *o, *sibs = json_array();
+
+  cs__hex_encode(id, c->id, CS_CONFLICT_ID_LEN);
+  if (c->kind == CS_CONFLICT_VALUE) {
+    const cs_field *f = cs__doc_field(doc, c->field);
+    const cs_reg_entry *vis = f ? cs__reg_visible(&f->u.reg) : NULL;
+    for (size_t i = 0; f && i < f->u.reg.len; i++) {
+      const cs_reg_entry *e = &f->u.reg.entries[i];
+      json_array_append_new(sibs, json_pack("{s:o, s:o, s:I}", "value", cs__val_to_json(&e->val),
+                                            "replica", replica_json(e->dot.replica), "time",
+                                            (json_int_t)CS_HLC_MS(e->hlc)));
+    }
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", id, "model", model, "instance",
+                  instance, "field", c->field, "kind", "value", "visible",
+                  vis ? cs__val_to_json(&vis->val) : json_null(), "siblings", sibs);
+  } else {
+    json_t *fields = json_array();
+    for (size_t i = 0; i < doc->nexist; i++) {
+      const cs_exist_entry *e = &doc->exist[i];
+      json_array_append_new(sibs, json_pack("{s:b, s:o, s:I}", "deleted", !e->alive, "replica",
+                                            replica_json(e->dot.replica), "time",
+                                            (json_int_t)CS_HLC_MS(e->hlc)));
+    }
+    /* The fields written concurrently with the delete (dots past the
+     * existence entries in the conflict's dot list). */
+    for (size_t i = 0; i < doc->nfields; i++) {
+      const cs_field *f = &doc->fields[i];
+      bool hit = false;
+      for (size_t k = 0; k < c->ndots && !hit; k++) {
+        if (f->kind == CS_KIND_REG)
+          for (size_t e = 0; e < f->u.reg.len && !hit; e++)
+            hit = cs__dot_cmp(&f->u.reg.entries[e].dot, &c->dots[k]) == 0;
+        else if (f->kind == CS_KIND_SET)
+          for (size_t e = 0; e < f->u.set.len && !hit; e++)
+            for (size_t d = 0; d < f->u.set.elems[e].ndots && !hit; d++)
+              hit = cs__dot_cmp(&f->u.set.elems[e].dots[d], &c->dots[k]) == 0;
+      }
+      if (hit)
+        json_array_append_new(fields, json_string(f->name));
+    }
+    o = json_pack("{s:s, s:s, s:s, s:n, s:s, s:n, s:o, s:o}", "id", id, "model", model,
+                  "instance", instance, "field", "kind", "delete_update", "visible", "siblings",
+                  sibs, "updated_fields", fields);
+  }
+  return o;
+}
+
+int cs__conflicts_to_json(json_t *arr, cs_store *s, cs_model *m, const char *instance,
+                          const cs_doc *doc, const cs_conflict_list *l) {
+  (void)s;
+  for (size_t i = 0; i < l->len; i++) {
+    json_t *o = conflict_json(doc, m->name, instance, &l->items[i]);
+    if (!o || json_array_append_new(arr, o) != 0)
+      return cs__error(CS_ENOMEM, "out of memory listing conflicts");
+  }
+  return 0;
+}
+
+/* One index record: (model, instance, field) as three length-prefixed names. */
+static int index_read(char **model, char **instance, char **field, cs_bytes v) {
+  size_t pos = 0;
+  int rc;
+  *model = *instance = *field = NULL;
+  if ((rc = cs__key_read_name(model, v.ptr, v.len, &pos)) != 0 ||
+      (rc = cs__key_read_name(instance, v.ptr, v.len, &pos)) != 0 ||
+      (rc = cs__key_read_name(field, v.ptr, v.len, &pos)) != 0)
+    return cs__error_wrap(rc, "conflict index record: ");
+  return 0;
+}
+
+int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s) {
+  json_t *arr = json_array(), *seen = json_object();
+  cs_iter *it = NULL;
+  int rc;
+
+  *out_count = 0;
+  if (!arr || !seen) {
+    rc = cs__error(CS_ENOMEM, "out of memory listing conflicts");
+    goto done;
+  }
+  if ((rc = cs__iter_new(&it, s->db, CS_CF_CONFLICTS, NULL, 0, NULL, 0)) != 0)
+    goto done;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    char *model, *instance, *field, *docid = NULL;
+    cs_doc doc = CS_DOC_INIT;
+    cs_conflict_list l = {0};
+    cs_model *m;
+    if ((rc = index_read(&model, &instance, &field, cs__iter_value(it))) != 0)
+      goto next;
+    /* A document with several conflicts is listed once, with all of them. */
+    if ((docid = cs__malloc(strlen(model) + strlen(instance) + 2)) == NULL) {
+      rc = CS_ENOMEM;
+      goto next;
+    }
+    sprintf(docid, "%s/%s", model, instance);
+    if (json_object_get(seen, docid))
+      goto next;
+    json_object_set_new(seen, docid, json_true());
+    if ((m = cs__model_find(s, model)) == NULL)
+      goto next;
+    if ((rc = cs__doc_read(&doc, NULL, s, model, instance)) != 0 ||
+        (rc = cs__doc_conflicts_of(&l, &doc, m, instance)) != 0 ||
+        (rc = cs__conflicts_to_json(arr, s, m, instance, &doc, &l)) != 0)
+      goto next;
+    *out_count += l.len;
+  next:
+    cs__conflict_list_dispose(&l);
+    cs__doc_dispose(&doc);
+    cs__free(model);
+    cs__free(instance);
+    cs__free(field);
+    cs__free(docid);
+    if (rc)
+      goto done;
+  }
+  if ((rc = cs__iter_status(it)) == 0)
+    rc = cs__json_dump(out, arr);
+done:
+  cs__iter_free(it);
+  json_decref(arr);
+  json_decref(seen);
+  return rc;
+}
+
+int cs_list_conflicts(cs_buf *out, cs_store *s) {
+  size_t n;
+  int rc;
+  CS_LOCK(s);
+  rc = cs__conflict_list_json(out, &n, s);
+  CS_UNLOCK(s);
+  return rc;
+}
+
+static int resolution_delta(cs_delta *d, const cs_doc *doc, const cs_conflict *c,
+                            const cs_resolution *r, const char *id) {
+  const cs_field *f = c->field ? cs__doc_field(doc, c->field) : NULL;
+  json_t *j;
+  cs_val v;
+  int rc;
+
+  switch (r->kind) {
+  case CS_RESOLVE_PICK:
+    if (c->kind != CS_CONFLICT_VALUE || !f)
+      return cs__error(CS_EINVAL, "conflict %s is a delete/update conflict: resolve it with "
+                                  "keep-deleted or restore",
+                       id);
+    if (r->pick >= f->u.reg.len)
+      return cs__error(CS_EINVAL, "conflict %s has %zu siblings; cannot pick %zu", id,
+                       f->u.reg.len, r->pick);
+    return cs__delta_reg_set(d, doc, c->field, &f->u.reg.entries[r->pick].val);
+  case CS_RESOLVE_VALUE:
+    if (c->kind != CS_CONFLICT_VALUE)
+      return cs__error(CS_EINVAL, "conflict %s is a delete/update conflict: resolve it with "
+                                  "keep-deleted or restore",
+                       id);
+    if (!r->value_json || (j = json_loads(r->value_json, JSON_DECODE_ANY, NULL)) == NULL)
+      return cs__error(CS_EINVAL, "conflict %s: the new value is not JSON", id);
+    rc = cs__json_to_val(&v, j, c->field);
+    json_decref(j);
+    if (rc)
+      return rc;
+    rc = cs__delta_reg_set(d, doc, c->field, &v);
+    cs__val_dispose(&v);
+    return rc;
+  case CS_RESOLVE_KEEP_DELETED:
+  case CS_RESOLVE_RESTORE:
+    if (c->kind != CS_CONFLICT_DELETE_UPDATE)
+      return cs__error(CS_EINVAL, "conflict %s is a value conflict: resolve it with pick or value",
+                       id);
+    return cs__delta_exist(d, doc, r->kind == CS_RESOLVE_RESTORE);
+  }
+  return cs__error(CS_EINVAL, "unknown resolution kind %d", (int)r->kind);
+}
+
+int cs_resolve_conflict(cs_store *s, const char *id, const cs_resolution *r) {
+  uint8_t raw[CS_CONFLICT_ID_LEN];
+  char *model = NULL, *instance = NULL, *field = NULL;
+  cs_buf val = CS_BUF_INIT;
+  cs_conflict_list l = {0};
+  cs_local_ctx lc;
+  cs_doc_cache *c;
+  cs_doc_slot *slot;
+  cs_delta d;
+  bool begun = false, delta_live = false;
+  const cs_conflict *hit = NULL;
+  char data[96];
+  int rc;
+
+  if (!id || cs__hex_decode(raw, CS_CONFLICT_ID_LEN, id) != 0)
+    return cs__error(CS_EINVAL, "'%s' is not a conflict id (%d hex digits)", id ? id : "",
+                     2 * CS_CONFLICT_ID_LEN);
+  if (!r)
+    return cs__error(CS_EINVAL, "conflict %s: resolution is NULL", id);
+  CS_LOCK(s);
+  rc = cs__db_get(&val, s->db, CS_CF_CONFLICTS, raw, CS_CONFLICT_ID_LEN);
+  if (rc == CS_ENOTFOUND) {
+    rc = cs__error(CS_ENOTFOUND, "no open conflict has id %s", id);
+    goto done;
+  }
+  if (rc || (rc = index_read(&model, &instance, &field, (cs_bytes){(const uint8_t *)val.ptr,
+                                                                  val.size})) != 0)
+    goto done;
+  if ((rc = cs__local_begin(&lc, s)) != 0)
+    goto done;
+  begun = true;
+  if ((rc = cs__local_cache(&c, &lc, model)) != 0 ||
+      (rc = cs__cache_get(&slot, c, s, instance)) != 0 ||
+      (rc = cs__doc_conflicts_of(&l, &slot->doc, c->model, instance)) != 0)
+    goto done;
+  for (size_t i = 0; i < l.len; i++)
+    if (memcmp(l.items[i].id, raw, CS_CONFLICT_ID_LEN) == 0)
+      hit = &l.items[i];
+  if (!hit) {
+    rc = cs__error(CS_ENOTFOUND, "conflict %s is no longer open", id);
+    goto done;
+  }
+  if ((rc = cs__delta_init(&d, &c->model->knowledge, s->self,
+                           cs__clock_tick(&s->clock, cs__now_ms()))) != 0)
+    goto done;
+  delta_live = true;
+  if ((rc = resolution_delta(&d, &slot->doc, hit, r, id)) != 0)
+    goto done;
+  snprintf(data, sizeof(data), "{\"conflict\":\"%s\",\"resolution\":%d}", id, (int)r->kind);
+  if ((rc = cs__local_apply(&lc, c, slot, &d, "resolve", data)) != 0)
+    goto done;
+  rc = cs__local_commit(&lc);
+done:
+  if (delta_live)
+    cs__delta_dispose(&d);
+  if (begun)
+    cs__local_dispose(&lc);
+  CS_UNLOCK(s);
+  cs__conflict_list_dispose(&l);
+  cs__free(model);
+  cs__free(instance);
+  cs__free(field);
+  cs_buf_dispose(&val);
+  return rc;
+}

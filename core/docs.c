@@ -1,0 +1,311 @@
+/*
+ * Documents in the store, and the per-operation document cache: an action
+ * batch or a merged sync message reads and decodes each document once, joins
+ * everything into it, and writes it once.
+ *
+ * A document's stored value is its change cursor (u64 BE) followed by the
+ * codec's document encoding; the change index (CS_CF_CHANGES) holds one entry
+ * per document at that cursor, so "changed since C" is a range scan.
+ */
+#include "core/engine.h"
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *s; s++) {
+    h ^= (uint8_t)*s;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int cs__doc_value_decode(cs_doc *out, uint64_t *out_cursor, const uint8_t *p, size_t len,
+                         const char *model, const char *instance) {
+  int rc;
+  if (len < 8)
+    return cs__error(CS_ECORRUPT, "document '%s/%s': stored value has %zu bytes", model,
+                     instance, len);
+  if (out_cursor)
+    *out_cursor = cs__get_be64(p);
+  if ((rc = cs__codec_decode_doc(out, p + 8, len - 8)) != 0)
+    return cs__error_wrap(rc, "document '%s/%s' (key docs/%s/%s): ", model, instance, model,
+                          instance);
+  return 0;
+}
+
+int cs__doc_read(cs_doc *out, uint64_t *out_cursor, cs_store *s, const char *model,
+                 const char *instance) {
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  int rc;
+
+  if ((rc = cs__key_doc(&key, model, instance)) != 0)
+    goto done;
+  rc = cs__db_get(&val, s->db, CS_CF_DOCS, key.ptr, key.size);
+  if (rc == CS_ENOTFOUND) {
+    rc = cs__error(CS_ENOTFOUND, "instance '%s' of model '%s' not found", instance, model);
+    goto done;
+  }
+  if (rc == 0)
+    rc = cs__doc_value_decode(out, out_cursor, (const uint8_t *)val.ptr, val.size, model,
+                              instance);
+done:
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&val);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ cache */
+
+int cs__cache_init(cs_doc_cache *c, cs_model *m, size_t expect) {
+  size_t cap = 16;
+  while (cap < expect * 2)
+    cap *= 2;
+  memset(c, 0, sizeof(*c));
+  c->model = m;
+  if ((c->slots = cs__calloc(cap, sizeof(cs_doc_slot))) == NULL)
+    return CS_ENOMEM;
+  c->cap = cap;
+  return 0;
+}
+
+void cs__cache_dispose(cs_doc_cache *c) {
+  for (size_t i = 0; i < c->cap; i++) {
+    cs_doc_slot *sl = &c->slots[i];
+    if (!sl->instance)
+      continue;
+    cs__free(sl->instance);
+    cs__doc_dispose(&sl->doc);
+    cs__conflict_list_dispose(&sl->before);
+  }
+  cs__free(c->slots);
+  memset(c, 0, sizeof(*c));
+}
+
+static cs_doc_slot *slot_find(cs_doc_cache *c, const char *instance, bool *found) {
+  size_t i = (size_t)hash_str(instance) & (c->cap - 1);
+  while (c->slots[i].instance) {
+    if (strcmp(c->slots[i].instance, instance) == 0) {
+      *found = true;
+      return &c->slots[i];
+    }
+    i = (i + 1) & (c->cap - 1);
+  }
+  *found = false;
+  return &c->slots[i];
+}
+
+static int cache_grow(cs_doc_cache *c) {
+  cs_doc_slot *old = c->slots;
+  size_t oldcap = c->cap;
+  cs_doc_slot *ns = cs__calloc(oldcap * 2, sizeof(cs_doc_slot));
+
+  if (!ns)
+    return CS_ENOMEM;
+  c->slots = ns;
+  c->cap = oldcap * 2;
+  for (size_t i = 0; i < oldcap; i++) {
+    bool found;
+    if (old[i].instance)
+      *slot_find(c, old[i].instance, &found) = old[i];
+  }
+  cs__free(old);
+  return 0;
+}
+
+/* Records the document's conflicts before the operation changes it, so that
+ * the flush can update the conflict index by difference. */
+static int slot_loaded(cs_doc_slot *sl, cs_doc_cache *c) {
+  sl->loaded = true;
+  if (sl->exists && cs__doc_may_conflict(&sl->doc)) {
+    sl->had_conflicts = true;
+    return cs__doc_conflicts_of(&sl->before, &sl->doc, c->model, sl->instance);
+  }
+  return 0;
+}
+
+static int slot_new(cs_doc_slot **out, cs_doc_cache *c, const char *instance) {
+  bool found;
+  cs_doc_slot *sl;
+
+  if ((c->len + 1) * 10 > c->cap * 7) {
+    int rc = cache_grow(c);
+    if (rc)
+      return rc;
+  }
+  sl = slot_find(c, instance, &found);
+  if (!found) {
+    memset(sl, 0, sizeof(*sl));
+    if ((sl->instance = cs__strdup(instance)) == NULL)
+      return CS_ENOMEM;
+    c->len++;
+  }
+  *out = sl;
+  return 0;
+}
+
+int cs__cache_get(cs_doc_slot **out, cs_doc_cache *c, cs_store *s, const char *instance) {
+  cs_doc_slot *sl;
+  int rc;
+
+  if ((rc = slot_new(&sl, c, instance)) != 0)
+    return rc;
+  if (!sl->loaded) {
+    rc = cs__doc_read(&sl->doc, &sl->cursor, s, c->model->name, instance);
+    if (rc == CS_ENOTFOUND) {
+      cs__doc_dispose(&sl->doc);
+      sl->exists = false;
+      sl->cursor = 0;
+      rc = 0;
+    } else if (rc == 0)
+      sl->exists = true;
+    if (rc)
+      return rc;
+    if ((rc = slot_loaded(sl, c)) != 0)
+      return rc;
+  }
+  *out = sl;
+  return 0;
+}
+
+int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, size_t n) {
+  cs_buf *keys = NULL, *vals = NULL;
+  cs_bytes *views = NULL;
+  bool *found = NULL;
+  cs_doc_slot **slots = NULL;
+  size_t m = 0;
+  int rc = CS_ENOMEM;
+
+  if (n == 0)
+    return 0;
+  if ((keys = cs__calloc(n, sizeof(cs_buf))) == NULL ||
+      (vals = cs__calloc(n, sizeof(cs_buf))) == NULL ||
+      (views = cs__calloc(n, sizeof(cs_bytes))) == NULL ||
+      (found = cs__calloc(n, sizeof(bool))) == NULL ||
+      (slots = cs__calloc(n, sizeof(cs_doc_slot *))) == NULL)
+    goto done;
+  for (size_t i = 0; i < n; i++) {
+    cs_doc_slot *sl;
+    if ((rc = slot_new(&sl, c, instances[i])) != 0)
+      goto done;
+    if (sl->loaded)
+      continue;
+    sl->loaded = true; /* reserved: filled below */
+    if ((rc = cs__key_doc(&keys[m], c->model->name, instances[i])) != 0)
+      goto done;
+    views[m].ptr = (const uint8_t *)keys[m].ptr;
+    views[m].len = keys[m].size;
+    slots[m++] = sl;
+  }
+  if ((rc = cs__db_multi_get(vals, found, s->db, CS_CF_DOCS, views, m)) != 0)
+    goto done;
+  for (size_t i = 0; i < m; i++) {
+    cs_doc_slot *sl = slots[i];
+    sl->exists = found[i];
+    if (found[i] &&
+        (rc = cs__doc_value_decode(&sl->doc, &sl->cursor, (const uint8_t *)vals[i].ptr,
+                                   vals[i].size, c->model->name, sl->instance)) != 0)
+      goto done;
+    if ((rc = slot_loaded(sl, c)) != 0)
+      goto done;
+  }
+  rc = 0;
+done:
+  if (rc) {
+    /* Slots reserved but not filled must be read again by cs__cache_get. */
+    for (size_t i = 0; i < m; i++)
+      if (slots && slots[i] && !slots[i]->exists && slots[i]->doc.nexist == 0)
+        slots[i]->loaded = false;
+  }
+  for (size_t i = 0; keys && i < n; i++) {
+    cs_buf_dispose(&keys[i]);
+    if (vals)
+      cs_buf_dispose(&vals[i]);
+  }
+  cs__free(keys);
+  cs__free(vals);
+  cs__free(views);
+  cs__free(found);
+  cs__free(slots);
+  return rc;
+}
+
+static bool list_has(const cs_conflict_list *l, const uint8_t *id) {
+  for (size_t i = 0; i < l->len; i++)
+    if (memcmp(l->items[i].id, id, CS_CONFLICT_ID_LEN) == 0)
+      return true;
+  return false;
+}
+
+/* Updates the conflict index for one document: ids that appeared are put,
+ * ids that disappeared are deleted. */
+static int flush_conflicts(cs_doc_cache *c, cs_doc_slot *sl, cs_wbatch *b) {
+  cs_conflict_list now = {0};
+  cs_buf val = CS_BUF_INIT;
+  int rc = 0;
+
+  if (cs__doc_may_conflict(&sl->doc) &&
+      (rc = cs__doc_conflicts_of(&now, &sl->doc, c->model, sl->instance)) != 0)
+    goto done;
+  for (size_t i = 0; i < sl->before.len; i++)
+    if (!list_has(&now, sl->before.items[i].id))
+      cs__wbatch_delete(b, CS_CF_CONFLICTS, sl->before.items[i].id, CS_CONFLICT_ID_LEN);
+  for (size_t i = 0; i < now.len; i++) {
+    if (list_has(&sl->before, now.items[i].id))
+      continue;
+    cs__buf_clear(&val);
+    if ((rc = cs__key_name(&val, c->model->name)) != 0 ||
+        (rc = cs__key_name(&val, sl->instance)) != 0 ||
+        (rc = cs__key_name(&val, now.items[i].field ? now.items[i].field : "")) != 0)
+      goto done;
+    cs__wbatch_put(b, CS_CF_CONFLICTS, now.items[i].id, CS_CONFLICT_ID_LEN, val.ptr, val.size);
+  }
+  /* The list now describes the stored state. */
+  cs__conflict_list_dispose(&sl->before);
+  sl->before = now;
+  memset(&now, 0, sizeof(now));
+done:
+  cs__conflict_list_dispose(&now);
+  cs_buf_dispose(&val);
+  return rc;
+}
+
+int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT, ckey = CS_BUF_INIT;
+  int rc = 0;
+
+  for (size_t i = 0; i < c->cap; i++) {
+    cs_doc_slot *sl = &c->slots[i];
+    uint8_t be[8];
+    if (!sl->instance || !sl->dirty)
+      continue;
+    cs__buf_clear(&key);
+    cs__buf_clear(&val);
+    if ((rc = cs__key_doc(&key, c->model->name, sl->instance)) != 0)
+      goto done;
+    if (sl->cursor) {
+      cs__buf_clear(&ckey);
+      if ((rc = cs__key_change(&ckey, c->model->name, sl->cursor)) != 0)
+        goto done;
+      cs__wbatch_delete(b, CS_CF_CHANGES, ckey.ptr, ckey.size);
+    }
+    sl->cursor = ++s->cursor;
+    cs__put_be64(be, sl->cursor);
+    if ((rc = cs__buf_put(&val, be, 8)) != 0 || (rc = cs__codec_encode_doc(&val, &sl->doc)) != 0)
+      goto done;
+    cs__wbatch_put(b, CS_CF_DOCS, key.ptr, key.size, val.ptr, val.size);
+    cs__buf_clear(&ckey);
+    if ((rc = cs__key_change(&ckey, c->model->name, sl->cursor)) != 0)
+      goto done;
+    cs__wbatch_put(b, CS_CF_CHANGES, ckey.ptr, ckey.size, sl->instance, strlen(sl->instance));
+    if ((sl->had_conflicts || cs__doc_may_conflict(&sl->doc)) &&
+        (rc = flush_conflicts(c, sl, b)) != 0)
+      goto done;
+    sl->had_conflicts = sl->before.len > 0;
+    sl->exists = true;
+    sl->dirty = false;
+  }
+done:
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&val);
+  cs_buf_dispose(&ckey);
+  return rc;
+}

@@ -1,0 +1,167 @@
+/*
+ * The engine's private declarations, shared by the files of core/. Nothing
+ * here is API.
+ *
+ * Locking: one mutex per store guards its in-memory state (models, clock,
+ * counters) and orders its writes. Every public entry point takes it; a sync
+ * releases it while the peer answers, so that two stores in one process can
+ * sync with each other from two threads without deadlock.
+ */
+#ifndef CS_ENGINE_H
+#define CS_ENGINE_H
+
+#include <pthread.h>
+
+#include "core/codec.h"
+#include "crdt/crdt.h"
+#include "storage/storage.h"
+#include "transport/transport.h"
+
+#define CS_FORMAT_VERSION 1
+
+/* One field of a model's schema. */
+typedef struct cs_schema_field {
+  char *name;
+  uint8_t kind;   /* cs_field_kind, 0 = not known yet */
+  uint8_t policy; /* cs_conflict_policy */
+} cs_schema_field;
+
+/* Everything the store keeps in memory about one model. */
+typedef struct cs_model {
+  char *name;
+  cs_schema_field *fields; /* sorted by name */
+  size_t nfields, fields_cap;
+  cs_dotset knowledge; /* every dot this store has seen in the model */
+  cs_dotset floor;     /* dots known without a log entry (GC'd, or from states) */
+  bool dirty_schema;
+} cs_model;
+
+struct cs_store {
+  pthread_mutex_t lock;
+  cs_db *db;
+  char *path;
+  cs_store_options opts;
+  cs_keypair key;
+  cs_replica self;
+  cs_clock clock;
+  uint64_t cursor;     /* last change cursor assigned */
+  uint64_t outbox_seq; /* last outbox sequence assigned */
+  cs_model *models;    /* sorted by name */
+  size_t nmodels, models_cap;
+};
+
+/* ---- store.c ---- */
+cs_model *cs__model_find(cs_store *s, const char *name);
+int cs__model_get(cs_model **out, cs_store *s, const char *name); /* creates */
+cs_schema_field *cs__schema_field(cs_model *m, const char *name);
+int cs__schema_field_set(cs_model *m, const char *name, uint8_t kind, uint8_t policy);
+bool cs__field_is_silent(const char *field, void *model);
+/* Adds the store's meta records (clock, cursor, outbox seq, knowledge and
+ * schema of the touched models) to a batch. */
+int cs__store_put_meta(cs_store *s, cs_wbatch *b, cs_model *const *models, size_t n);
+
+/* ---- docs.c: documents by (model, instance), a per-operation cache ---- */
+
+typedef struct cs_doc_slot {
+  char *instance;
+  cs_doc doc;
+  uint64_t cursor;      /* change cursor stored with the document (0: new) */
+  bool loaded, exists, dirty;
+  bool had_conflicts;   /* before this operation */
+  cs_conflict_list before;
+} cs_doc_slot;
+
+typedef struct cs_doc_cache {
+  cs_model *model;
+  cs_doc_slot *slots; /* open addressing on instance */
+  size_t cap, len;
+} cs_doc_cache;
+
+int cs__cache_init(cs_doc_cache *c, cs_model *m, size_t expect);
+void cs__cache_dispose(cs_doc_cache *c);
+/* The slot of an instance, reading the document from the store when needed. */
+int cs__cache_get(cs_doc_slot **out, cs_doc_cache *c, cs_store *s, const char *instance);
+/* Reads many instances at once (RocksDB multi-get) into the cache. */
+int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, size_t n);
+/* Writes every dirty document, its change-index entry and conflict index
+ * changes into the batch. Assigns new change cursors. */
+int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b);
+
+/* Reads one document (CS_ENOTFOUND when absent, CS_ECORRUPT naming the key). */
+int cs__doc_read(cs_doc *out, uint64_t *out_cursor, cs_store *s, const char *model,
+                 const char *instance);
+int cs__doc_value_decode(cs_doc *out, uint64_t *out_cursor, const uint8_t *p, size_t len,
+                         const char *model, const char *instance);
+
+/* ---- json.c ---- */
+typedef struct json_t json_t;
+int cs__json_to_val(cs_val *out, const json_t *j, const char *field);
+json_t *cs__val_to_json(const cs_val *v);
+/* The JSON view of a document (visible values), or NULL on ENOMEM. */
+json_t *cs__doc_to_json(const cs_doc *doc);
+int cs__json_dump(cs_buf *out, const json_t *j);
+
+/* ---- action.c ---- */
+/* Applies one JSON action to the cache as a delta, logs it and queues it. */
+typedef struct cs_local_ctx {
+  cs_store *store;
+  cs_wbatch *batch;
+  cs_doc_cache *caches; /* one per model touched */
+  size_t ncaches, caches_cap;
+  size_t actions;
+} cs_local_ctx;
+
+int cs__local_begin(cs_local_ctx *lc, cs_store *s);
+void cs__local_dispose(cs_local_ctx *lc);
+int cs__local_cache(cs_doc_cache **out, cs_local_ctx *lc, const char *model);
+/* Finishes a delta built on slot: joins it into the document, writes the log
+ * and outbox entries. `type`/`data` describe the action for the outbox. */
+int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_delta *d,
+                    const char *type, const char *data_json);
+int cs__local_commit(cs_local_ctx *lc);
+int cs__local_json_action(cs_local_ctx *lc, const cs_action *a);
+
+/* ---- outbox.c ---- */
+typedef struct cs_outbox_rec {
+  int type; /* 1 create, 2 update, 3 delete, 4 resolve */
+  cs_replica origin;
+  uint64_t first, last, time_ms;
+  const char *model, *instance, *data; /* data: JSON text or NULL */
+} cs_outbox_rec;
+
+/* A decoded record; the strings point into the record's bytes. */
+typedef struct cs_outbox_view {
+  int type;
+  cs_replica origin;
+  uint64_t first, last, time_ms;
+  const char *model, *instance, *data;
+  size_t model_len, instance_len, data_len;
+} cs_outbox_view;
+
+int cs__outbox_type(const char *name);
+int cs__outbox_encode(cs_buf *out, const cs_outbox_rec *r);
+int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len);
+int cs__outbox_json(cs_buf *out, uint64_t seq, const uint8_t *p, size_t len);
+
+/* ---- sync.c ---- */
+/* Serves one request (SYNC or PULL) on `s`. sender_key NULL: trusted
+ * in-process peer or allow-any. Fills response bytes; on failure sets
+ * *http_status and the error. */
+int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char *path,
+                    const uint8_t *req, size_t len, const uint8_t *sender_key, bool allow_any);
+
+/* Forgets what sync remembered about a peer handle being freed. */
+void cs__peer_forget(const cs_peer *p);
+
+/* ---- conflict.c ---- */
+int cs__doc_conflicts_of(cs_conflict_list *out, const cs_doc *doc, cs_model *m,
+                         const char *instance);
+bool cs__doc_may_conflict(const cs_doc *doc);
+int cs__conflicts_to_json(json_t *arr, cs_store *s, cs_model *m, const char *instance,
+                          const cs_doc *doc, const cs_conflict_list *l);
+int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s);
+
+#define CS_LOCK(s) pthread_mutex_lock(&(s)->lock)
+#define CS_UNLOCK(s) pthread_mutex_unlock(&(s)->lock)
+
+#endif /* CS_ENGINE_H */

@@ -1,0 +1,306 @@
+/* "Clean up old offline data" (garbage collection) and the store check. */
+#include <jansson.h>
+
+#include "core/engine.h"
+
+typedef struct peer_acks {
+  cs_dotset *acks;
+  size_t len, cap;
+} peer_acks;
+
+static void acks_dispose(peer_acks *p) {
+  for (size_t i = 0; i < p->len; i++)
+    cs__dotset_dispose(&p->acks[i]);
+  cs__free(p->acks);
+  memset(p, 0, sizeof(*p));
+}
+
+/* What every known peer has acknowledged of `model` (one dot set per peer). */
+static int load_acks(peer_acks *out, cs_store *s, const char *model) {
+  cs_iter *it = NULL;
+  int rc;
+
+  if ((rc = cs__iter_new(&it, s->db, CS_CF_PEERS, NULL, 0, NULL, 0)) != 0)
+    return rc;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    size_t pos = 0;
+    uint64_t peer;
+    char *name = NULL;
+    if ((rc = cs__key_read_u64(&peer, k.ptr, k.len, &pos)) != 0 ||
+        (rc = cs__key_read_name(&name, k.ptr, k.len, &pos)) != 0)
+      goto done;
+    if (strcmp(name, model) == 0) {
+      if ((rc = cs__array_grow((void **)&out->acks, &out->cap, out->len + 1, sizeof(cs_dotset))) ==
+          0) {
+        memset(&out->acks[out->len], 0, sizeof(cs_dotset));
+        rc = cs__codec_decode_dotset(&out->acks[out->len], v.ptr, v.len);
+        if (rc == 0)
+          out->len++;
+      }
+    }
+    cs__free(name);
+    if (rc)
+      goto done;
+  }
+  rc = cs__iter_status(it);
+done:
+  cs__iter_free(it);
+  return rc;
+}
+
+static bool all_have(const peer_acks *p, cs_replica r, uint64_t first, uint64_t last) {
+  for (size_t i = 0; i < p->len; i++)
+    for (uint64_t c = first; c <= last; c++)
+      if (!cs__dotset_contains(&p->acks[i], (cs_dot){r, c}))
+        return false;
+  return p->len > 0;
+}
+
+static int gc_model(cs_cleanup_stats *st, cs_store *s, cs_model *m, cs_wbatch *b) {
+  peer_acks acks = {0};
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT, key = CS_BUF_INIT;
+  cs_iter *it = NULL;
+  int rc;
+
+  if ((rc = load_acks(&acks, s, m->name)) != 0 || acks.len == 0)
+    goto done;
+  /* Log entries every peer has. */
+  if ((rc = cs__key_name(&lo, m->name)) != 0 || (rc = cs__key_name(&hi, m->name)) != 0 ||
+      (rc = cs__key_u64(&hi, UINT64_MAX)) != 0 || (rc = cs__key_u64(&hi, UINT64_MAX)) != 0 ||
+      (rc = cs__buf_putc(&hi, 0)) != 0 ||
+      (rc = cs__iter_new(&it, s->db, CS_CF_LOG, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
+    goto done;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    cs_wire_action a;
+    char *instance = NULL;
+    memset(&a, 0, sizeof(a));
+    if ((rc = cs__codec_decode_action(&a, &instance, v.ptr, v.len)) != 0)
+      goto done;
+    if (all_have(&acks, a.origin, a.first, a.last)) {
+      cs__wbatch_delete(b, CS_CF_LOG, k.ptr, k.len);
+      for (uint64_t c = a.first; c <= a.last && rc == 0; c++)
+        rc = cs__dotset_add(&m->floor, (cs_dot){a.origin, c});
+      st->log_entries_deleted++;
+    }
+    cs__wire_action_dispose(&a);
+    cs__free(instance);
+    if (rc)
+      goto done;
+  }
+  if ((rc = cs__iter_status(it)) != 0)
+    goto done;
+  cs__iter_free(it);
+  it = NULL;
+  /* Deleted documents whose deletion every peer has seen, without conflict. */
+  cs__buf_clear(&hi);
+  if ((rc = cs__key_name(&hi, m->name)) != 0 || (rc = cs__buf_putc(&hi, (char)0xff)) != 0 ||
+      (rc = cs__buf_putc(&hi, (char)0xff)) != 0 || (rc = cs__buf_putc(&hi, (char)0xff)) != 0 ||
+      (rc = cs__iter_new(&it, s->db, CS_CF_DOCS, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
+    goto done;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    cs_doc doc = CS_DOC_INIT;
+    cs_conflict_list l = {0};
+    uint64_t cursor;
+    char *instance = NULL;
+    size_t pos = lo.size;
+    bool purge;
+    if ((rc = cs__key_read_name(&instance, k.ptr, k.len, &pos)) != 0)
+      goto done;
+    if ((rc = cs__doc_value_decode(&doc, &cursor, v.ptr, v.len, m->name, instance)) == 0 &&
+        !cs__doc_alive(&doc) && !cs__doc_empty(&doc))
+      rc = cs__doc_conflicts_of(&l, &doc, m, instance);
+    purge = rc == 0 && !cs__doc_alive(&doc) && !cs__doc_empty(&doc) && l.len == 0;
+    for (size_t i = 0; purge && i < doc.nexist; i++)
+      purge = all_have(&acks, doc.exist[i].dot.replica, doc.exist[i].dot.counter,
+                       doc.exist[i].dot.counter);
+    if (purge) {
+      cs__wbatch_delete(b, CS_CF_DOCS, k.ptr, k.len);
+      cs__buf_clear(&key);
+      if ((rc = cs__key_change(&key, m->name, cursor)) == 0)
+        cs__wbatch_delete(b, CS_CF_CHANGES, key.ptr, key.size);
+      st->documents_purged++;
+    }
+    cs__conflict_list_dispose(&l);
+    cs__doc_dispose(&doc);
+    cs__free(instance);
+    if (rc)
+      goto done;
+  }
+  rc = cs__iter_status(it);
+done:
+  cs__iter_free(it);
+  acks_dispose(&acks);
+  cs_buf_dispose(&lo);
+  cs_buf_dispose(&hi);
+  cs_buf_dispose(&key);
+  return rc;
+}
+
+/* Index entries whose document no longer has that conflict. */
+static int gc_conflicts(cs_cleanup_stats *st, cs_store *s, cs_wbatch *b) {
+  cs_iter *it = NULL;
+  int rc;
+
+  if ((rc = cs__iter_new(&it, s->db, CS_CF_CONFLICTS, NULL, 0, NULL, 0)) != 0)
+    return rc;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    char *model = NULL, *instance = NULL, *field = NULL;
+    cs_doc doc = CS_DOC_INIT;
+    cs_conflict_list l = {0};
+    bool open = false;
+    size_t pos = 0;
+    cs_model *m;
+    if ((rc = cs__key_read_name(&model, v.ptr, v.len, &pos)) == 0 &&
+        (rc = cs__key_read_name(&instance, v.ptr, v.len, &pos)) == 0 &&
+        (m = cs__model_find(s, model)) != NULL) {
+      rc = cs__doc_read(&doc, NULL, s, model, instance);
+      if (rc == 0 && (rc = cs__doc_conflicts_of(&l, &doc, m, instance)) == 0)
+        for (size_t i = 0; i < l.len; i++)
+          open |= k.len == CS_CONFLICT_ID_LEN && memcmp(l.items[i].id, k.ptr, k.len) == 0;
+      if (rc == CS_ENOTFOUND)
+        rc = 0;
+    }
+    if (rc == 0 && !open) {
+      cs__wbatch_delete(b, CS_CF_CONFLICTS, k.ptr, k.len);
+      st->conflicts_dropped++;
+    }
+    cs__conflict_list_dispose(&l);
+    cs__doc_dispose(&doc);
+    cs__free(model);
+    cs__free(instance);
+    cs__free(field);
+    if (rc)
+      break;
+  }
+  if (rc == 0)
+    rc = cs__iter_status(it);
+  cs__iter_free(it);
+  return rc;
+}
+
+int cs_cleanup(cs_cleanup_stats *out, cs_store *s) {
+  cs_cleanup_stats st = {0};
+  cs_wbatch *b = NULL;
+  int rc;
+
+  CS_LOCK(s);
+  if ((rc = cs__db_size(&st.bytes_before, s->db)) != 0 || (rc = cs__wbatch_new(&b)) != 0)
+    goto done;
+  for (size_t i = 0; i < s->nmodels; i++)
+    if ((rc = gc_model(&st, s, &s->models[i], b)) != 0)
+      goto done;
+  if ((rc = gc_conflicts(&st, s, b)) != 0)
+    goto done;
+  for (size_t i = 0; i < s->nmodels; i++) {
+    cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+    if ((rc = cs__buf_printf(&key, "floor/%s", s->models[i].name)) == 0 &&
+        (rc = cs__codec_encode_dotset(&val, &s->models[i].floor)) == 0)
+      cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, val.ptr, val.size);
+    cs_buf_dispose(&key);
+    cs_buf_dispose(&val);
+    if (rc)
+      goto done;
+  }
+  if ((rc = cs__db_write(s->db, b, true)) != 0)
+    goto done;
+  for (int cf = 0; cf < CS_CF__COUNT; cf++)
+    if ((rc = cs__db_compact(s->db, (cs_cf)cf)) != 0)
+      goto done;
+  rc = cs__db_size(&st.bytes_after, s->db);
+done:
+  if (rc) /* the floors grew in memory: re-read what is stored */
+    for (size_t i = 0; i < s->nmodels; i++) {
+      cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+      cs__dotset_clear(&s->models[i].floor);
+      if (cs__buf_printf(&key, "floor/%s", s->models[i].name) == 0 &&
+          cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
+        cs__codec_decode_dotset(&s->models[i].floor, (const uint8_t *)val.ptr, val.size);
+      cs_buf_dispose(&key);
+      cs_buf_dispose(&val);
+    }
+  CS_UNLOCK(s);
+  cs__wbatch_free(b);
+  if (out)
+    *out = st;
+  return rc;
+}
+
+/* ------------------------------------------------------------------ check */
+
+static void report_bad(json_t *errors, const char *cf, cs_bytes key) {
+  char *hex = cs__malloc(key.len * 2 + 1);
+  if (!hex)
+    return;
+  cs__hex_encode(hex, key.ptr, key.len);
+  json_array_append_new(errors,
+                        json_pack("{s:s, s:s, s:s}", "family", cf, "key", hex, "error", cs_errmsg()));
+  cs__free(hex);
+}
+
+int cs_check(cs_buf *report, cs_store *s) {
+  json_t *errors = json_array(), *counts = json_object(), *rep = NULL;
+  cs_iter *it = NULL;
+  int rc = 0;
+
+  CS_LOCK(s);
+  for (int cf = CS_CF_DOCS; cf <= CS_CF_OUTBOX; cf++) {
+    size_t n = 0;
+    if ((rc = cs__iter_new(&it, s->db, (cs_cf)cf, NULL, 0, NULL, 0)) != 0)
+      goto done;
+    for (; cs__iter_valid(it); cs__iter_next(it), n++) {
+      cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+      int bad = 0;
+      if (cf == CS_CF_DOCS) {
+        char *model = NULL, *instance = NULL;
+        size_t pos = 0;
+        cs_doc doc = CS_DOC_INIT;
+        bad = cs__key_read_name(&model, k.ptr, k.len, &pos);
+        if (!bad)
+          bad = cs__key_read_name(&instance, k.ptr, k.len, &pos);
+        if (!bad)
+          bad = cs__doc_value_decode(&doc, NULL, v.ptr, v.len, model, instance);
+        cs__doc_dispose(&doc);
+        cs__free(model);
+        cs__free(instance);
+      } else if (cf == CS_CF_LOG) {
+        cs_wire_action a;
+        char *instance = NULL;
+        memset(&a, 0, sizeof(a));
+        bad = cs__codec_decode_action(&a, &instance, v.ptr, v.len);
+        cs__wire_action_dispose(&a);
+        cs__free(instance);
+      } else {
+        cs_outbox_view ov;
+        bad = cs__outbox_decode(&ov, v.ptr, v.len);
+      }
+      if (bad)
+        report_bad(errors, cs__cf_name((cs_cf)cf), k);
+    }
+    if ((rc = cs__iter_status(it)) != 0)
+      goto done;
+    cs__iter_free(it);
+    it = NULL;
+    json_object_set_new(counts, cs__cf_name((cs_cf)cf), json_integer((json_int_t)n));
+  }
+  rep = json_pack("{s:O, s:O, s:b}", "counts", counts, "errors", errors, "ok",
+                  json_array_size(errors) == 0);
+  if (!rep || (rc = cs__json_dump(report, rep)) != 0) {
+    rc = rc ? rc : cs__error(CS_ENOMEM, "out of memory writing the check report");
+    goto done;
+  }
+  if (json_array_size(errors))
+    rc = cs__error(CS_ECORRUPT, "store '%s': %zu record(s) failed to decode; first: %s", s->path,
+                   json_array_size(errors),
+                   json_string_value(json_object_get(json_array_get(errors, 0), "error")));
+done:
+  cs__iter_free(it);
+  CS_UNLOCK(s);
+  json_decref(errors);
+  json_decref(counts);
+  json_decref(rep);
+  return rc;
+}

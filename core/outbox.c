@@ -1,0 +1,116 @@
+/*
+ * Outbox records: one per local action not yet acknowledged upstream.
+ *
+ * Binary, because sync scans the outbox after every exchange to drop what the
+ * peer acknowledged and JSON parsing there dominated a sync's cost:
+ *
+ *   offset  size  field
+ *   0       1     record version (1)
+ *   1       1     type: 1 create, 2 update, 3 delete, 4 resolve
+ *   2       8     origin replica id (BE)
+ *   10      8     first dot counter (BE)
+ *   18      8     last dot counter (BE)
+ *   26      8     time, ms since the epoch (BE)
+ *   34      2     model name length M (BE), then M bytes
+ *   36+M    2     instance id length I (BE), then I bytes
+ *   38+M+I  4     data length D (BE), then D bytes of JSON (0: none)
+ *
+ * JSON ({"seq", "type", ...}) is made only when the outbox is listed.
+ */
+#include <jansson.h>
+
+#include "core/engine.h"
+
+static const char *const type_names[] = {"", "create", "update", "delete", "resolve"};
+
+int cs__outbox_type(const char *name) {
+  for (int i = 1; i < 5; i++)
+    if (strcmp(type_names[i], name) == 0)
+      return i;
+  return 0;
+}
+
+int cs__outbox_encode(cs_buf *out, const cs_outbox_rec *r) {
+  uint8_t head[34], len2[2], len4[4];
+  size_t ml = strlen(r->model), il = strlen(r->instance), dl = r->data ? strlen(r->data) : 0;
+  int rc;
+
+  if (ml > 0xffff || il > 0xffff || dl > 0xffffffffu)
+    return cs__error(CS_ETOOBIG, "outbox record of '%s/%s' is too large", r->model, r->instance);
+  head[0] = 1;
+  head[1] = (uint8_t)r->type;
+  cs__put_be64(head + 2, r->origin);
+  cs__put_be64(head + 10, r->first);
+  cs__put_be64(head + 18, r->last);
+  cs__put_be64(head + 26, r->time_ms);
+  if ((rc = cs__buf_put(out, head, sizeof(head))) != 0)
+    return rc;
+  len2[0] = (uint8_t)(ml >> 8);
+  len2[1] = (uint8_t)ml;
+  if ((rc = cs__buf_put(out, len2, 2)) != 0 || (rc = cs__buf_put(out, r->model, ml)) != 0)
+    return rc;
+  len2[0] = (uint8_t)(il >> 8);
+  len2[1] = (uint8_t)il;
+  if ((rc = cs__buf_put(out, len2, 2)) != 0 || (rc = cs__buf_put(out, r->instance, il)) != 0)
+    return rc;
+  cs__put_be32(len4, (uint32_t)dl);
+  if ((rc = cs__buf_put(out, len4, 4)) != 0)
+    return rc;
+  return dl ? cs__buf_put(out, r->data, dl) : 0;
+}
+
+int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len) {
+  size_t pos = 34, n;
+
+  if (len < 34 || p[0] != 1 || p[1] < 1 || p[1] > 4)
+    return cs__error(CS_ECORRUPT, "outbox record: bad header (%zu bytes, version %d)", len,
+                     len ? p[0] : -1);
+  out->type = p[1];
+  out->origin = cs__get_be64(p + 2);
+  out->first = cs__get_be64(p + 10);
+  out->last = cs__get_be64(p + 18);
+  out->time_ms = cs__get_be64(p + 26);
+  if (pos + 2 > len || pos + 2 + (n = (size_t)p[pos] << 8 | p[pos + 1]) > len)
+    goto bad;
+  out->model = (const char *)p + pos + 2;
+  out->model_len = n;
+  pos += 2 + n;
+  if (pos + 2 > len || pos + 2 + (n = (size_t)p[pos] << 8 | p[pos + 1]) > len)
+    goto bad;
+  out->instance = (const char *)p + pos + 2;
+  out->instance_len = n;
+  pos += 2 + n;
+  if (pos + 4 > len || pos + 4 + (n = cs__get_be32(p + pos)) != len)
+    goto bad;
+  out->data = (const char *)p + pos + 4;
+  out->data_len = n;
+  if (out->first == 0 || out->last < out->first)
+    return cs__error(CS_ECORRUPT, "outbox record: bad dot range %llu..%llu",
+                     (unsigned long long)out->first, (unsigned long long)out->last);
+  return 0;
+bad:
+  return cs__error(CS_ECORRUPT, "outbox record: length at offset %zu runs past its %zu bytes",
+                   pos, len);
+}
+
+/* One record as the JSON object cs_get_queued_actions lists. */
+int cs__outbox_json(cs_buf *out, uint64_t seq, const uint8_t *p, size_t len) {
+  cs_outbox_view v;
+  json_t *o = NULL, *data = NULL;
+  char origin[17];
+  int rc;
+
+  if ((rc = cs__outbox_decode(&v, p, len)) != 0)
+    return cs__error_wrap(rc, "outbox entry %llu: ", (unsigned long long)seq);
+  if (v.data_len)
+    data = json_loadb(v.data, v.data_len, 0, NULL);
+  snprintf(origin, sizeof(origin), "%016llx", (unsigned long long)v.origin);
+  o = json_pack("{s:I, s:s, s:s%, s:s%, s:o?, s:I, s:s}", "seq", (json_int_t)seq, "type",
+                type_names[v.type], "model", v.model, v.model_len, "instance", v.instance,
+                v.instance_len, "data", data, "time", (json_int_t)v.time_ms, "origin", origin);
+  if (!o)
+    return cs__error(CS_ENOMEM, "out of memory listing the outbox");
+  rc = cs__json_dump(out, o);
+  json_decref(o);
+  return rc;
+}

@@ -1,0 +1,498 @@
+/*
+ * THE join: dot-store join of registers, set elements and existence entries,
+ * max-join of counters, field by field.
+ *
+ * Dot-store rule, for stores S, T with contexts cS, cT:
+ *   keep e  if  dot(e) ∈ S ∩ T,  or  dot(e) ∈ S \ cT,  or  dot(e) ∈ T \ cS.
+ * Equal dots carry equal payloads (a dot names one entry forever), so an entry
+ * present on both sides keeps the local copy.
+ *
+ * The arrays are joined in place, because the join is the engine's hot path:
+ *  1. count the n entries `from` brings (read-only), grow the array to
+ *     old + 2n and copy them to [old + n, old + 2n) (failure here leaves
+ *     `into` untouched);
+ *  2. compact the surviving local entries to the front (forward pass);
+ *  3. merge the two sorted runs backwards into [0, kept + n). The staged run
+ *     lies past that range, so it is never overwritten before it is read, and
+ *     writing from the end never overtakes an unread local entry.
+ */
+#include "crdt/crdt_int.h"
+
+/* ---- plain dot lists (set elements) ---- */
+
+/* into := join of the dot lists, as dot stores without payload. */
+static int dots_join(cs_dot **dots, size_t *n, size_t *cap, const cs_dot *f, size_t fn,
+                     const cs_dotset *ictx, const cs_dotset *fctx) {
+  size_t i, j, nnew = 0, old = *n, keep = 0, w;
+  cs_dot *d;
+  int rc;
+
+  for (i = 0, j = 0; j < fn; j++) {
+    while (i < old && cs__dot_cmp(&(*dots)[i], &f[j]) < 0)
+      i++;
+    if (i < old && cs__dot_cmp(&(*dots)[i], &f[j]) == 0)
+      continue;
+    if (!cs__dotset_contains(ictx, f[j]))
+      nnew++;
+  }
+  if (nnew && (rc = cs__array_grow((void **)dots, cap, old + 2 * nnew, sizeof **dots)))
+    return rc;
+  d = *dots;
+  /* stage the new dots in the tail, past the merged result's end */
+  for (i = 0, j = 0, w = old + nnew; j < fn; j++) {
+    while (i < old && cs__dot_cmp(&d[i], &f[j]) < 0)
+      i++;
+    if (i < old && cs__dot_cmp(&d[i], &f[j]) == 0)
+      continue;
+    if (!cs__dotset_contains(ictx, f[j]))
+      d[w++] = f[j];
+  }
+  /* compact local survivors */
+  for (i = 0, j = 0; i < old; i++) {
+    bool both;
+    while (j < fn && cs__dot_cmp(&f[j], &d[i]) < 0)
+      j++;
+    both = j < fn && cs__dot_cmp(&f[j], &d[i]) == 0;
+    if (both || !cs__dotset_contains(fctx, d[i]))
+      d[keep++] = d[i];
+  }
+  /* merge backwards */
+  {
+    size_t a = keep, b = nnew;
+    w = keep + nnew;
+    while (b > 0) {
+      if (a > 0 && cs__dot_cmp(&d[a - 1], &d[old + nnew + b - 1]) > 0)
+        d[--w] = d[--a];
+      else
+        d[--w] = d[old + nnew + --b];
+    }
+  }
+  *n = keep + nnew;
+  return 0;
+}
+
+/* ---- registers ---- */
+
+static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from,
+                    const cs_dotset *fctx) {
+  size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
+  size_t fn = from ? from->len : 0;
+  cs_reg_entry *e, *t = NULL;
+  int rc = 0;
+
+  for (i = 0, j = 0; j < fn; j++) {
+    while (i < old && cs__dot_cmp(&into->entries[i].dot, &from->entries[j].dot) < 0)
+      i++;
+    if (i < old && cs__dot_cmp(&into->entries[i].dot, &from->entries[j].dot) == 0)
+      continue;
+    if (!cs__dotset_contains(ictx, from->entries[j].dot))
+      nnew++;
+  }
+  if (nnew && (rc = cs__array_grow((void **)&into->entries, &into->cap, old + 2 * nnew,
+                                   sizeof *into->entries)))
+    return rc;
+  e = into->entries;
+  t = e + old + nnew;
+  for (i = 0, j = 0; j < fn && staged < nnew; j++) {
+    const cs_reg_entry *s = &from->entries[j];
+    while (i < old && cs__dot_cmp(&e[i].dot, &s->dot) < 0)
+      i++;
+    if ((i < old && cs__dot_cmp(&e[i].dot, &s->dot) == 0) || cs__dotset_contains(ictx, s->dot))
+      continue;
+    t[staged].dot = s->dot;
+    t[staged].hlc = s->hlc;
+    if ((rc = cs__val_copy(&t[staged].val, &s->val)))
+      goto fail;
+    staged++;
+  }
+  for (i = 0, j = 0; i < old; i++) {
+    bool both;
+    while (j < fn && cs__dot_cmp(&from->entries[j].dot, &e[i].dot) < 0)
+      j++;
+    both = j < fn && cs__dot_cmp(&from->entries[j].dot, &e[i].dot) == 0;
+    if (both || !cs__dotset_contains(fctx, e[i].dot)) {
+      if (keep != i)
+        e[keep] = e[i];
+      keep++;
+    } else {
+      cs__val_dispose(&e[i].val);
+    }
+  }
+  {
+    size_t a = keep, b = nnew, w = keep + nnew;
+    while (b > 0) {
+      if (a > 0 && cs__dot_cmp(&e[a - 1].dot, &t[b - 1].dot) > 0)
+        e[--w] = e[--a];
+      else
+        e[--w] = t[--b];
+    }
+  }
+  into->len = keep + nnew;
+  return 0;
+fail:
+  while (staged > 0)
+    cs__val_dispose(&t[--staged].val);
+  return rc;
+}
+
+/* ---- sets ---- */
+
+static void elem_dispose(cs_set_elem *x) {
+  cs__val_dispose(&x->val);
+  cs__free(x->dots);
+  memset(x, 0, sizeof *x);
+}
+
+/* A new element made of the dots of s that ictx has not seen; ok=false when
+ * none is left (nothing allocated). */
+static int elem_import(cs_set_elem *out, bool *ok, const cs_set_elem *s, const cs_dotset *ictx) {
+  size_t n = 0;
+  int rc;
+
+  memset(out, 0, sizeof *out);
+  *ok = false;
+  for (size_t k = 0; k < s->ndots; k++)
+    if (!cs__dotset_contains(ictx, s->dots[k]))
+      n++;
+  if (n == 0)
+    return 0;
+  if ((rc = cs__array_grow((void **)&out->dots, &out->cap, n, sizeof *out->dots)))
+    return rc;
+  for (size_t k = 0; k < s->ndots; k++)
+    if (!cs__dotset_contains(ictx, s->dots[k]))
+      out->dots[out->ndots++] = s->dots[k];
+  if ((rc = cs__val_copy(&out->val, &s->val))) {
+    cs__free(out->dots);
+    memset(out, 0, sizeof *out);
+    return rc;
+  }
+  *ok = true;
+  return 0;
+}
+
+static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from,
+                    const cs_dotset *fctx) {
+  size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
+  size_t fn = from ? from->len : 0;
+  cs_set_elem *e, *t = NULL;
+  int rc = 0;
+
+  /* count from-only elements: an upper bound, some may bring no unseen dot */
+  for (i = 0, j = 0; j < fn; j++) {
+    int c = 1;
+    while (i < old && (c = cs__val_cmp(&into->elems[i].val, &from->elems[j].val)) < 0)
+      i++;
+    if (i < old && c == 0)
+      continue;
+    nnew++;
+  }
+  if (nnew && (rc = cs__array_grow((void **)&into->elems, &into->cap, old + 2 * nnew,
+                                   sizeof *into->elems)))
+    return rc;
+  e = into->elems;
+  t = e + old + nnew;
+  for (i = 0, j = 0; j < fn; j++) {
+    int c = 1;
+    bool ok;
+    while (i < old && (c = cs__val_cmp(&e[i].val, &from->elems[j].val)) < 0)
+      i++;
+    if (i < old && c == 0)
+      continue;
+    if ((rc = elem_import(&t[staged], &ok, &from->elems[j], ictx)))
+      goto fail;
+    if (ok)
+      staged++;
+  }
+  /* Join the shared elements and filter the local-only ones. A failure here
+   * leaves a valid, partially joined set. */
+  for (i = 0, j = 0; i < old; i++) {
+    int c = 1;
+    while (j < fn && (c = cs__val_cmp(&from->elems[j].val, &e[i].val)) < 0)
+      j++;
+    if (j < fn && c == 0)
+      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, from->elems[j].dots,
+                     from->elems[j].ndots, ictx, fctx);
+    else
+      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, NULL, 0, ictx, fctx);
+    if (rc)
+      goto fail;
+  }
+  for (i = 0; i < old; i++) {
+    if (e[i].ndots == 0) {
+      elem_dispose(&e[i]);
+      continue;
+    }
+    if (keep != i)
+      e[keep] = e[i];
+    keep++;
+  }
+  {
+    size_t a = keep, b = staged, w = keep + staged;
+    while (b > 0) {
+      if (a > 0 && cs__val_cmp(&e[a - 1].val, &t[b - 1].val) > 0)
+        e[--w] = e[--a];
+      else
+        e[--w] = t[--b];
+    }
+  }
+  into->len = keep + staged;
+  return 0;
+fail:
+  while (staged > 0)
+    elem_dispose(&t[--staged]);
+  return rc;
+}
+
+/* ---- counters: per replica, max of each total ---- */
+
+static int ctr_join(cs_ctr *into, const cs_ctr *from) {
+  size_t i, j, nnew = 0, old = into->len, fn = from ? from->len : 0;
+  cs_ctr_entry *e;
+  int rc;
+
+  for (i = 0, j = 0; j < fn; j++) {
+    while (i < old && into->entries[i].replica < from->entries[j].replica)
+      i++;
+    if (i < old && into->entries[i].replica == from->entries[j].replica) {
+      cs_ctr_entry *x = &into->entries[i];
+      if (from->entries[j].pos > x->pos)
+        x->pos = from->entries[j].pos;
+      if (from->entries[j].neg > x->neg)
+        x->neg = from->entries[j].neg;
+    } else {
+      nnew++;
+    }
+  }
+  if (nnew == 0)
+    return 0;
+  if ((rc = cs__array_grow((void **)&into->entries, &into->cap, old + nnew,
+                           sizeof *into->entries)))
+    return rc;
+  e = into->entries;
+  {
+    size_t a = old, b = fn, w = old + nnew;
+    while (b > 0) {
+      const cs_ctr_entry *s = &from->entries[b - 1];
+      if (a > 0 && e[a - 1].replica > s->replica)
+        e[--w] = e[--a];
+      else if (a > 0 && e[a - 1].replica == s->replica)
+        b--; /* already maxed above; the local entry moves when reached */
+      else {
+        e[--w] = *s;
+        b--;
+      }
+    }
+  }
+  into->len = old + nnew;
+  return 0;
+}
+
+/* ---- fields ---- */
+
+static void field_reset(cs_field *f, uint8_t kind) {
+  char *name = f->name;
+  f->name = NULL;
+  cs__field_dispose(f);
+  f->name = name;
+  f->kind = kind;
+}
+
+/* Joins `from` (NULL: an empty field of into's kind) into `into`. */
+static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *from,
+                      const cs_dotset *fctx) {
+  if (from && from->kind != into->kind) {
+    /* Deterministic: the lower kind number wins; the other side counts as an
+     * empty field of the winning kind. */
+    if (from->kind > into->kind)
+      from = NULL;
+    else
+      field_reset(into, from->kind);
+  }
+  switch (into->kind) {
+  case CS_KIND_REG:
+    return reg_join(&into->u.reg, ictx, from ? &from->u.reg : NULL, fctx);
+  case CS_KIND_SET:
+    return set_join(&into->u.set, ictx, from ? &from->u.set : NULL, fctx);
+  case CS_KIND_CTR:
+    return ctr_join(&into->u.ctr, from ? &from->u.ctr : NULL);
+  default:
+    return cs__error(CS_EINTERNAL, "field '%s': unknown kind %u", into->name, into->kind);
+  }
+}
+
+static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
+                       const cs_dotset *fctx) {
+  cs_field *staged = NULL;
+  size_t nstaged = 0, staged_cap = 0, old = into->nfields, keep = 0;
+  size_t i, j;
+  int rc = 0;
+
+  /* Fields only `from` has: joined into fresh fields first, so that a
+   * failure leaves `into` as it was. */
+  for (i = 0, j = 0; j < from->nfields; j++) {
+    int c = 1;
+    cs_field nf;
+    while (i < old && (c = strcmp(into->fields[i].name, from->fields[j].name)) < 0)
+      i++;
+    if (i < old && c == 0)
+      continue;
+    memset(&nf, 0, sizeof nf);
+    nf.kind = from->fields[j].kind;
+    if ((rc = field_join(&nf, ictx, &from->fields[j], fctx))) {
+      cs__field_dispose(&nf);
+      goto done;
+    }
+    if (cs__field_is_empty(&nf)) {
+      cs__field_dispose(&nf);
+      continue;
+    }
+    if (!(nf.name = cs__strdup(from->fields[j].name))) {
+      cs__field_dispose(&nf);
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    if ((rc = cs__array_grow((void **)&staged, &staged_cap, nstaged + 1, sizeof *staged))) {
+      cs__field_dispose(&nf);
+      goto done;
+    }
+    staged[nstaged++] = nf;
+  }
+  if (nstaged && (rc = cs__array_grow((void **)&into->fields, &into->fields_cap,
+                                      old + nstaged, sizeof *into->fields)))
+    goto done;
+  for (i = 0, j = 0; i < old; i++) {
+    int c = 1;
+    while (j < from->nfields && (c = strcmp(from->fields[j].name, into->fields[i].name)) < 0)
+      j++;
+    if ((rc = field_join(&into->fields[i], ictx, (j < from->nfields && c == 0) ? &from->fields[j]
+                                                                            : NULL,
+                         fctx)))
+      goto done;
+  }
+  for (i = 0; i < old; i++) {
+    if (cs__field_is_empty(&into->fields[i])) {
+      cs__field_dispose(&into->fields[i]);
+      continue;
+    }
+    if (keep != i)
+      into->fields[keep] = into->fields[i];
+    keep++;
+  }
+  {
+    cs_field *f = into->fields;
+    size_t a = keep, b = nstaged, w = keep + nstaged;
+    while (b > 0) {
+      if (a > 0 && strcmp(f[a - 1].name, staged[b - 1].name) > 0)
+        f[--w] = f[--a];
+      else
+        f[--w] = staged[--b];
+    }
+  }
+  into->nfields = keep + nstaged;
+  nstaged = 0;
+done:
+  for (i = 0; i < nstaged; i++)
+    cs__field_dispose(&staged[i]);
+  cs__free(staged);
+  return rc;
+}
+
+/* ---- existence entries (rarely more than one or two: a fresh array) ---- */
+
+static int exist_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
+                      const cs_dotset *fctx) {
+  cs_exist_entry *out = NULL;
+  size_t n = 0, cap = 0, i = 0, j = 0;
+  int rc = 0;
+
+  if (into->nexist == 0 && from->nexist == 0)
+    return 0;
+  /* Common case (a field write to a live document): nothing new arrives, so
+   * the local entries are only filtered, in place. */
+  {
+    bool brings = false;
+    for (j = 0; j < from->nexist && !brings; j++) {
+      bool local = false;
+      for (size_t k = 0; k < into->nexist; k++)
+        if (cs__dot_cmp(&into->exist[k].dot, &from->exist[j].dot) == 0)
+          local = true;
+      brings = !local && !cs__dotset_contains(ictx, from->exist[j].dot);
+    }
+    if (!brings) {
+      for (i = 0; i < into->nexist; i++) {
+        cs_exist_entry *x = &into->exist[i];
+        bool both = false;
+        for (size_t k = 0; k < from->nexist; k++)
+          if (cs__dot_cmp(&from->exist[k].dot, &x->dot) == 0)
+            both = true;
+        if (both || !cs__dotset_contains(fctx, x->dot))
+          into->exist[n++] = *x;
+        else
+          cs__exist_entry_dispose(x);
+      }
+      into->nexist = n;
+      return 0;
+    }
+    j = 0;
+  }
+  if ((rc = cs__array_grow((void **)&out, &cap, into->nexist + from->nexist, sizeof *out)))
+    goto done;
+  /* First copy what `from` brings; only then move local entries over, so
+   * that a failure leaves `into` intact. */
+  for (; j < from->nexist; j++) {
+    const cs_exist_entry *s = &from->exist[j];
+    bool local = false;
+    for (size_t k = 0; k < into->nexist; k++)
+      if (cs__dot_cmp(&into->exist[k].dot, &s->dot) == 0)
+        local = true;
+    if (local || cs__dotset_contains(ictx, s->dot))
+      continue;
+    if ((rc = cs__exist_entry_copy(&out[n], s))) {
+      cs__exist_entry_dispose(&out[n]);
+      goto done;
+    }
+    n++;
+  }
+  for (i = 0; i < into->nexist; i++) {
+    cs_exist_entry *x = &into->exist[i];
+    bool both = false;
+    for (size_t k = 0; k < from->nexist; k++)
+      if (cs__dot_cmp(&from->exist[k].dot, &x->dot) == 0)
+        both = true;
+    if (both || !cs__dotset_contains(fctx, x->dot))
+      out[n++] = *x;
+    else
+      cs__exist_entry_dispose(x);
+  }
+  /* few entries: insertion sort by dot */
+  for (size_t a = 1; a < n; a++) {
+    cs_exist_entry t = out[a];
+    size_t b = a;
+    while (b > 0 && cs__dot_cmp(&out[b - 1].dot, &t.dot) > 0) {
+      out[b] = out[b - 1];
+      b--;
+    }
+    out[b] = t;
+  }
+  cs__free(into->exist);
+  into->exist = out;
+  into->nexist = n;
+  into->exist_cap = cap;
+  out = NULL;
+done:
+  if (out) {
+    for (size_t k = 0; k < n; k++)
+      cs__exist_entry_dispose(&out[k]);
+    cs__free(out);
+  }
+  return rc;
+}
+
+int cs__doc_join(cs_doc *into, const cs_dotset *into_ctx, const cs_doc *from,
+                 const cs_dotset *from_ctx) {
+  int rc;
+
+  if ((rc = fields_join(into, into_ctx, from, from_ctx)))
+    return rc;
+  return exist_join(into, into_ctx, from, from_ctx);
+}

@@ -1,0 +1,46 @@
+/*
+ * Private to storage/: the cs_db and cs_wbatch layouts shared by db.c,
+ * batch.c and iter.c. Nothing outside storage/ includes this.
+ */
+#ifndef CS_STORAGE_INT_H
+#define CS_STORAGE_INT_H
+
+#include <rocksdb/c.h>
+
+#include "storage/storage.h"
+
+struct cs_db {
+  rocksdb_t *rdb;
+  char *path;
+  rocksdb_options_t *opts;       /* database-wide options (also the default family's) */
+  rocksdb_options_t *cf_opts[2]; /* [0] plain families, [1] with a bloom filter */
+  rocksdb_block_based_table_options_t *table_opts[2];
+  rocksdb_cache_t *cache; /* one block cache shared by every family */
+  rocksdb_column_family_handle_t *cf[CS_CF__COUNT];
+  /* Families RocksDB lists that are not ours ("default", ones a newer
+   * version added): opened because RocksDB requires it, never used. */
+  rocksdb_column_family_handle_t **extra;
+  size_t nextra;
+  rocksdb_readoptions_t *ropts;
+  rocksdb_writeoptions_t *wopts_sync, *wopts_fast;
+};
+
+/*
+ * A write batch is recorded as our own op list, not a rocksdb_writebatch_t:
+ * RocksDB's batch needs column family handles, which belong to one open
+ * database, and cs__wbatch_new() is given none. cs__db_write() replays the
+ * list into `rb` (kept to reuse its memory). Op layout, native byte order,
+ * in memory only: u8 kind, u8 family, u32 key length, u32 value length, key,
+ * value.
+ */
+struct cs_wbatch {
+  cs_buf ops;
+  size_t count;
+  int err; /* sticky: first failure of a void put/delete, reported by cs__db_write */
+  rocksdb_writebatch_t *rb;
+};
+
+/* Turns a RocksDB errptr into CS_EIO naming op, family, path; frees it. */
+int cs__db_rocks_error(const cs_db *db, const char *op, int cf, char *err);
+
+#endif /* CS_STORAGE_INT_H */

@@ -1,0 +1,599 @@
+/* The engine end to end over the in-process peer: the product guide's flow. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <time.h>
+
+#include "base/base.h"
+#include "tests/helpers/testutil.h"
+
+static char *dir;
+static void setup(void) { dir = tu_tempdir(); }
+static void teardown(void) {
+  tu_rmrf(dir);
+  free(dir);
+}
+
+TestSuite(engine, .init = setup, .fini = teardown);
+
+static json_t *get_json(cs_store *s, const char *model, const char *inst) {
+  char *t = tu_get(s, model, inst);
+  json_t *j = json_loads(t, 0, NULL);
+  free(t);
+  cr_assert_not_null(j);
+  return j;
+}
+
+Test(engine, create_get_update_delete) {
+  cs_store *a = tu_open(dir, "a");
+  cs_buf b = CS_BUF_INIT;
+  tu_act(a, CS_ACTION_CREATE, "UserProfile", "profile_123",
+         "{\"name\":\"Ada\",\"age\":36,\"interests\":[\"hiking\",\"chess\"],\"visits\":{\"$inc\":2}}");
+  json_t *j = get_json(a, "UserProfile", "profile_123");
+  cr_expect_str_eq(json_string_value(json_object_get(j, "name")), "Ada");
+  cr_expect_eq(json_integer_value(json_object_get(j, "age")), 36);
+  cr_expect_eq(json_array_size(json_object_get(j, "interests")), 2);
+  cr_expect_eq(json_integer_value(json_object_get(j, "visits")), 2);
+  json_decref(j);
+  tu_act(a, CS_ACTION_UPDATE, "UserProfile", "profile_123",
+         "{\"interests\":{\"$add\":[\"photography\"],\"$remove\":[\"chess\"]},\"visits\":{\"$inc\":-1}}");
+  j = get_json(a, "UserProfile", "profile_123");
+  json_t *in = json_object_get(j, "interests");
+  cr_expect_eq(json_array_size(in), 2);
+  cr_expect_str_eq(json_string_value(json_array_get(in, 0)), "hiking");
+  cr_expect_str_eq(json_string_value(json_array_get(in, 1)), "photography");
+  cr_expect_eq(json_integer_value(json_object_get(j, "visits")), 1);
+  json_decref(j);
+  tu_act(a, CS_ACTION_DELETE, "UserProfile", "profile_123", NULL);
+  cr_expect_eq(cs_get_local_data(&b, a, "UserProfile", "profile_123"), CS_ENOTFOUND);
+  cr_expect(strstr(cs_errmsg(), "profile_123") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(cs_get_local_data(&b, a, "UserProfile", "nobody"), CS_ENOTFOUND);
+  cr_expect(strstr(cs_errmsg(), "not found") != NULL);
+  cs_buf_dispose(&b);
+  cs_store_close(a);
+}
+
+Test(engine, queued_actions_until_acknowledged) {
+  cs_store *a = tu_open(dir, "a"), *hub = tu_open(dir, "hub");
+  cs_buf q = CS_BUF_INIT;
+  size_t n = 0;
+  tu_act(a, CS_ACTION_CREATE, "UserProfile", "p1", "{\"city\":\"Oslo\"}");
+  tu_act(a, CS_ACTION_UPDATE, "UserProfile", "p1", "{\"city\":\"Rome\"}");
+  cr_assert_eq(cs_get_queued_actions(&q, a), 0);
+  json_t *arr = json_loads(q.ptr, 0, NULL);
+  cr_assert_eq(json_array_size(arr), 2, "%s", q.ptr);
+  cr_expect_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "type")), "create");
+  cr_expect_str_eq(json_string_value(json_object_get(json_array_get(arr, 1), "type")), "update");
+  json_decref(arr);
+  tu_sync(a, hub);
+  cr_assert_eq(cs_outbox_count(&n, a), 0);
+  cr_expect_eq(n, 0, "the hub acknowledged both actions");
+  json_t *j = get_json(hub, "UserProfile", "p1");
+  cr_expect_str_eq(json_string_value(json_object_get(j, "city")), "Rome");
+  json_decref(j);
+  cs_buf_dispose(&q);
+  cs_store_close(a);
+  cs_store_close(hub);
+}
+
+/* The guide's scenario: two devices edit profile_123 offline. */
+Test(engine, guide_scenario_one_conflict_then_resolved_everywhere) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b"), *hub = tu_open(dir, "hub");
+  char *ca, *cb, *ja, *jb;
+  tu_act(a, CS_ACTION_CREATE, "UserProfile", "profile_123",
+         "{\"name\":\"Ada\",\"city\":\"Berlin\",\"interests\":[\"hiking\",\"climbing\"]}");
+  tu_sync(a, hub);
+  tu_sync(b, hub);
+  /* offline edits */
+  tu_act(a, CS_ACTION_UPDATE, "UserProfile", "profile_123",
+         "{\"interests\":{\"$add\":[\"photography\"]},\"city\":\"Lisbon\"}");
+  tu_act(b, CS_ACTION_UPDATE, "UserProfile", "profile_123",
+         "{\"interests\":{\"$remove\":[\"hiking\"]},\"city\":\"Paris\"}");
+  tu_sync(a, hub);
+  tu_sync(b, hub);
+  tu_sync(a, hub);
+  cr_assert_eq(tu_conflicts(a, &ca), 1, "%s", ca);
+  cr_assert_eq(tu_conflicts(b, &cb), 1, "%s", cb);
+  json_t *x = json_loads(ca, 0, NULL), *y = json_loads(cb, 0, NULL);
+  const char *id = json_string_value(json_object_get(json_array_get(x, 0), "id"));
+  cr_expect_str_eq(id, json_string_value(json_object_get(json_array_get(y, 0), "id")),
+                   "same conflict id on both replicas");
+  cr_expect_str_eq(json_string_value(json_object_get(json_array_get(x, 0), "field")), "city");
+  cr_expect_eq(json_array_size(json_object_get(json_array_get(x, 0), "siblings")), 2);
+  ja = tu_get(a, "UserProfile", "profile_123");
+  jb = tu_get(b, "UserProfile", "profile_123");
+  cr_expect_str_eq(ja, jb, "same visible state on both");
+  cr_expect(strstr(ja, "[\"climbing\",\"photography\"]") != NULL, "merged interests: %s", ja);
+  free(ja);
+  free(jb);
+  cs_resolution r = {CS_RESOLVE_VALUE, 0, "\"Porto\""};
+  cr_assert_eq(cs_resolve_conflict(b, id, &r), 0, "%s", cs_errmsg());
+  cr_expect_eq(tu_conflicts(b, NULL), 0);
+  tu_sync(b, hub);
+  tu_sync(a, hub);
+  cr_expect_eq(tu_conflicts(a, NULL), 0, "resolution reached a");
+  cr_expect_eq(tu_conflicts(hub, NULL), 0, "resolution reached the hub");
+  ja = tu_get(a, "UserProfile", "profile_123");
+  jb = tu_get(b, "UserProfile", "profile_123");
+  char *jh = tu_get(hub, "UserProfile", "profile_123");
+  cr_expect_str_eq(ja, jb);
+  cr_expect_str_eq(ja, jh);
+  cr_expect(strstr(ja, "\"city\":\"Porto\"") != NULL, "%s", ja);
+  free(ja);
+  free(jb);
+  free(jh);
+  json_decref(x);
+  json_decref(y);
+  free(ca);
+  free(cb);
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(hub);
+}
+
+Test(engine, same_value_written_concurrently_is_no_conflict) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  tu_act(a, CS_ACTION_CREATE, "M", "i", "{\"x\":1}");
+  tu_sync(a, b);
+  tu_act(a, CS_ACTION_UPDATE, "M", "i", "{\"x\":2}");
+  tu_act(b, CS_ACTION_UPDATE, "M", "i", "{\"x\":2}");
+  tu_sync(a, b);
+  cr_expect_eq(tu_conflicts(a, NULL), 0);
+  cr_expect_eq(tu_conflicts(b, NULL), 0);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+Test(engine, delete_versus_update_then_restore) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  char *c;
+  cs_buf out = CS_BUF_INIT;
+  tu_act(a, CS_ACTION_CREATE, "M", "i", "{\"x\":1,\"y\":\"k\"}");
+  tu_sync(a, b);
+  tu_act(a, CS_ACTION_DELETE, "M", "i", NULL);
+  tu_act(b, CS_ACTION_UPDATE, "M", "i", "{\"x\":5}");
+  tu_sync(a, b);
+  cr_assert_eq(tu_conflicts(a, &c), 1, "%s", c);
+  cr_expect(strstr(c, "delete_update") != NULL, "%s", c);
+  cr_expect_eq(cs_get_local_data(&out, a, "M", "i"), CS_ENOTFOUND, "deleted by default");
+  json_t *arr = json_loads(c, 0, NULL);
+  const char *id = json_string_value(json_object_get(json_array_get(arr, 0), "id"));
+  cs_resolution pick = {CS_RESOLVE_PICK, 0, NULL};
+  cr_expect_eq(cs_resolve_conflict(a, id, &pick), CS_EINVAL, "pick does not fit delete_update");
+  cs_resolution r = {CS_RESOLVE_RESTORE, 0, NULL};
+  cr_assert_eq(cs_resolve_conflict(a, id, &r), 0, "%s", cs_errmsg());
+  tu_sync(a, b);
+  char *ja = tu_get(a, "M", "i"), *jb = tu_get(b, "M", "i");
+  cr_expect_str_eq(ja, jb);
+  cr_expect(strstr(ja, "\"x\":5") != NULL, "the concurrent edit was kept: %s", ja);
+  cr_expect_eq(tu_conflicts(b, NULL), 0);
+  free(ja);
+  free(jb);
+  free(c);
+  json_decref(arr);
+  cs_buf_dispose(&out);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+Test(engine, chain_and_star_converge) {
+  enum { N = 4 };
+  cs_store *s[N];
+  char name[8];
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof(name), "s%d", i);
+    s[i] = tu_open(dir, name);
+    char inst[16], data[64];
+    snprintf(inst, sizeof(inst), "doc%d", i);
+    snprintf(data, sizeof(data), "{\"owner\":%d,\"tags\":[\"t%d\"]}", i, i);
+    tu_act(s[i], CS_ACTION_CREATE, "Doc", inst, data);
+    tu_act(s[i], CS_ACTION_UPDATE, "Doc", "shared",
+           i == 0 ? "{\"tags\":{\"$add\":[\"a\"]}}" : "{\"tags\":{\"$add\":[\"b\"]}}");
+  }
+  /* chain 0-1-2-3, twice over so everything travels both ways */
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i + 1 < N; i++)
+      tu_sync(s[i], s[i + 1]);
+  for (int i = N - 2; i >= 0; i--)
+    tu_sync(s[i], s[i + 1]);
+  for (int d = 0; d < N; d++) {
+    char inst[16];
+    snprintf(inst, sizeof(inst), "doc%d", d);
+    char *first = tu_get(s[0], "Doc", inst);
+    for (int i = 1; i < N; i++) {
+      char *other = tu_get(s[i], "Doc", inst);
+      cr_expect_str_eq(first, other, "store %d, %s", i, inst);
+      free(other);
+    }
+    free(first);
+  }
+  /* star: everyone through s0 */
+  tu_act(s[3], CS_ACTION_UPDATE, "Doc", "shared", "{\"tags\":{\"$add\":[\"star\"]}}");
+  for (int i = 1; i < N; i++)
+    tu_sync(s[i], s[0]);
+  for (int i = 1; i < N; i++)
+    tu_sync(s[i], s[0]);
+  char *hub = tu_get(s[0], "Doc", "shared");
+  cr_expect(strstr(hub, "star") != NULL, "%s", hub);
+  for (int i = 1; i < N; i++) {
+    char *o = tu_get(s[i], "Doc", "shared");
+    cr_expect_str_eq(hub, o);
+    free(o);
+  }
+  free(hub);
+  for (int i = 0; i < N; i++)
+    cs_store_close(s[i]);
+}
+
+Test(engine, repeated_sync_changes_nothing) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  cs_peer *p;
+  cs_sync_result r = CS_SYNC_RESULT_INIT;
+  tu_act(a, CS_ACTION_CREATE, "M", "i", "{\"x\":1}");
+  tu_sync(a, b);
+  uint64_t fb = tu_fingerprint_data(b);
+  cr_assert_eq(cs_peer_local(&p, b), 0);
+  cr_assert_eq(cs_sync(&r, a, p), 0);
+  cr_expect_eq(r.sent, 0, "nothing re-sent once acknowledged");
+  cr_expect_eq(r.received, 0, "nothing echoed back");
+  cr_expect_eq(tu_fingerprint_data(b), fb, "the peer stored nothing new");
+  cs_sync_result_dispose(&r);
+  cs_peer_free(p);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+/* A peer that loses the answer: the request was applied, the answer never
+ * arrives. Syncing again must converge without duplicates. */
+typedef struct lossy_peer {
+  cs_peer base;
+  cs_peer *inner;
+  int fail_next;
+  int calls;
+} lossy_peer;
+
+static int lossy_exchange(cs_peer *self, cs_buf *resp, const char *path, const uint8_t *req,
+                          size_t len) {
+  lossy_peer *lp = (lossy_peer *)self;
+  lp->calls++;
+  int rc = lp->inner->exchange(lp->inner, resp, path, req, len);
+  if (rc == 0 && lp->fail_next > 0) {
+    lp->fail_next--;
+    return CS_ENETWORK; /* delivered, but the answer is lost */
+  }
+  return rc;
+}
+
+Test(engine, interrupted_and_duplicated_sync_is_harmless) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  lossy_peer lp = {{CS_PEER_VERSION, lossy_exchange, NULL}, NULL, 1, 0};
+  cr_assert_eq(cs_peer_local(&lp.inner, b), 0);
+  tu_act(a, CS_ACTION_CREATE, "M", "i", "{\"n\":{\"$inc\":5},\"s\":[\"x\"]}");
+  tu_act(b, CS_ACTION_CREATE, "M", "j", "{\"v\":1}");
+  cr_expect_neq(cs_sync(NULL, a, &lp.base), 0, "the first answer is lost");
+  cr_assert_eq(cs_sync(NULL, a, &lp.base), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs_sync(NULL, a, &lp.base), 0, "%s", cs_errmsg());
+  char *ja = tu_get(a, "M", "i"), *jb = tu_get(b, "M", "i");
+  cr_expect_str_eq(ja, jb);
+  cr_expect(strstr(ja, "\"n\":5") != NULL, "the counter was not doubled: %s", ja);
+  free(ja);
+  free(jb);
+  ja = tu_get(a, "M", "j");
+  free(ja);
+  cs_peer_free(lp.inner);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+Test(engine, partial_sync_by_cursor_and_model) {
+  cs_store *srv = tu_open(dir, "srv"), *cli = tu_open(dir, "cli");
+  cs_peer *p;
+  cs_sync_result r = CS_SYNC_RESULT_INIT;
+  const char *only_a[] = {"A"};
+  cs_buf out = CS_BUF_INIT;
+  tu_act(srv, CS_ACTION_CREATE, "A", "a1", "{\"v\":1}");
+  tu_act(srv, CS_ACTION_CREATE, "B", "b1", "{\"v\":1}");
+  cr_assert_eq(cs_peer_local(&p, srv), 0);
+  cr_assert_eq(cs_partial_sync(&r, cli, p, 0, only_a, 1), 0, "%s", cs_errmsg());
+  uint64_t cursor = r.cursor;
+  cr_expect_gt(cursor, 0);
+  cr_expect_eq(r.received, 1);
+  cr_expect_eq(cs_get_local_data(&out, cli, "B", "b1"), CS_ENOTFOUND, "model B not pulled");
+  tu_act(srv, CS_ACTION_CREATE, "A", "a2", "{\"v\":2}");
+  tu_act(srv, CS_ACTION_UPDATE, "B", "b1", "{\"v\":2}");
+  cs_sync_result_dispose(&r);
+  r = (cs_sync_result)CS_SYNC_RESULT_INIT;
+  cr_assert_eq(cs_partial_sync(&r, cli, p, cursor, only_a, 1), 0, "%s", cs_errmsg());
+  cr_expect_eq(r.received, 1, "only a2 changed since the cursor");
+  char *j = tu_get(cli, "A", "a2");
+  cr_expect_str_eq(j, "{\"v\":2}");
+  free(j);
+  /* a cursor this store never got from this peer */
+  cs_sync_result_dispose(&r);
+  r = (cs_sync_result)CS_SYNC_RESULT_INIT;
+  cr_expect_eq(cs_partial_sync(&r, cli, p, r.cursor + 1000000, only_a, 1), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "cursor") != NULL, "%s", cs_errmsg());
+  cs_sync_result_dispose(&r);
+  cs_buf_dispose(&out);
+  cs_peer_free(p);
+  cs_store_close(srv);
+  cs_store_close(cli);
+}
+
+Test(engine, bad_input_changes_nothing) {
+  cs_store *a = tu_open(dir, "a");
+  cs_field_def defs[] = {{"interests", CS_FIELD_SET, CS_POLICY_SURFACE},
+                         {"visits", CS_FIELD_COUNTER, CS_POLICY_SURFACE}};
+  cr_assert_eq(cs_define_model(a, "UserProfile", defs, 2), 0, "%s", cs_errmsg());
+  tu_act(a, CS_ACTION_CREATE, "UserProfile", "p", "{\"name\":\"x\"}");
+  uint64_t before = tu_fingerprint(a);
+  static const struct {
+    cs_action_type t;
+    const char *model, *inst, *data, *msg;
+    int code;
+  } cases[] = {
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"name\":", "bad JSON", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "[1,2]", "must be a JSON object", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"interests\":\"hiking\"}", "is a set", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"visits\":3}", "is a counter", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"name\":[\"a\"]}", "is a register", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"x\":{\"$mul\":2}}", "unknown operator",
+       CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"x\":{\"a\":1}}", "unknown operator", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"visits\":{\"$inc\":\"1\"}}", "integer",
+       CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"interests\":[[1]]}", "array", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", "{\"a\":1,\"a\":2}", "bad JSON", CS_EINVAL},
+      {CS_ACTION_UPDATE, "", "p", "{}", "model name is empty", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "", "{}", "instance id is empty", CS_EINVAL},
+      {CS_ACTION_UPDATE, "UserProfile", "p", NULL, "data is required", CS_EINVAL},
+      {CS_ACTION_CREATE, "UserProfile", "p", "{}", "exists", CS_EEXISTS},
+      {CS_ACTION_DELETE, "UserProfile", "ghost", NULL, "not found", CS_ENOTFOUND},
+      {(cs_action_type)9, "UserProfile", "p", "{}", "unknown action type", CS_EINVAL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    cs_action act = {cases[i].t, cases[i].model, cases[i].inst, cases[i].data};
+    int rc = cs_queue_offline_action(a, &act);
+    cr_expect_eq(rc, cases[i].code, "case %zu: got %d (%s)", i, rc, cs_errmsg());
+    cr_expect(strstr(cs_errmsg(), cases[i].msg) != NULL, "case %zu: message '%s' lacks '%s'", i,
+              cs_errmsg(), cases[i].msg);
+    cr_expect_eq(tu_fingerprint(a), before, "case %zu changed the store", i);
+  }
+  /* schema conflicts */
+  cs_field_def bad[] = {{"interests", CS_FIELD_COUNTER, CS_POLICY_SURFACE}};
+  cr_expect_eq(cs_define_model(a, "UserProfile", bad, 1), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "already a set") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(cs_store_locally(a, "UserProfile", "p", "{oops"), CS_EINVAL);
+  cr_expect_eq(cs_resolve_conflict(a, "00112233445566778899aabbccddeeff",
+                                   &(cs_resolution){CS_RESOLVE_PICK, 0, NULL}),
+               CS_ENOTFOUND);
+  cr_expect_eq(cs_resolve_conflict(a, "xyz", &(cs_resolution){CS_RESOLVE_PICK, 0, NULL}),
+               CS_EINVAL);
+  cr_expect_eq(tu_fingerprint(a), before);
+  cs_store_close(a);
+}
+
+Test(engine, baseline_is_visible_but_superseded_and_never_uploaded) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  cs_buf out = CS_BUF_INIT;
+  cr_assert_eq(cs_store_locally(a, "M", "i", "{\"x\":1,\"y\":\"base\"}"), 0);
+  char *j = tu_get(a, "M", "i");
+  cr_expect_str_eq(j, "{\"x\":1,\"y\":\"base\"}");
+  free(j);
+  tu_act(a, CS_ACTION_UPDATE, "M", "i", "{\"y\":\"mine\"}");
+  j = tu_get(a, "M", "i");
+  cr_expect_str_eq(j, "{\"x\":1,\"y\":\"mine\"}");
+  free(j);
+  tu_sync(a, b);
+  j = tu_get(b, "M", "i");
+  cr_expect_str_eq(j, "{\"y\":\"mine\"}", "the baseline stays on its device");
+  free(j);
+  cs_buf_dispose(&out);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+Test(engine, typed_batch_commits_many_actions_at_once) {
+  cs_store *a = tu_open(dir, "a");
+  cs_batch *bt;
+  size_t n;
+  cr_assert_eq(cs_batch_begin(&bt, a), 0);
+  for (int i = 0; i < 100; i++) {
+    char inst[16];
+    snprintf(inst, sizeof(inst), "p%d", i);
+    cr_assert_eq(cs_batch_set_int(bt, "P", inst, "age", i), 0, "%s", cs_errmsg());
+    cr_assert_eq(cs_batch_set_str(bt, "P", inst, "city", "Oslo"), 0);
+    cr_assert_eq(cs_batch_set_add(bt, "P", inst, "tags", "a"), 0);
+    cr_assert_eq(cs_batch_counter_add(bt, "P", inst, "n", 2), 0);
+  }
+  cr_expect_eq(cs_batch_set_add(bt, "P", "p1", "age", "x"), CS_EINVAL, "age is a register");
+  cr_assert_eq(cs_batch_commit(bt), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs_outbox_count(&n, a), 0);
+  cr_expect_eq(n, 400);
+  char *j = tu_get(a, "P", "p7");
+  cr_expect_str_eq(j, "{\"age\":7,\"city\":\"Oslo\",\"n\":2,\"tags\":[\"a\"]}");
+  free(j);
+  cr_assert_eq(cs_batch_begin(&bt, a), 0);
+  cr_assert_eq(cs_batch_set_int(bt, "P", "p7", "age", 99), 0);
+  cs_batch_abort(bt);
+  j = tu_get(a, "P", "p7");
+  cr_expect(strstr(j, "\"age\":7") != NULL, "abort wrote nothing: %s", j);
+  free(j);
+  cs_store_close(a);
+}
+
+Test(engine, reopen_keeps_identity_and_data) {
+  cs_store *a = tu_open(dir, "a");
+  char k1[65], k2[65];
+  cs_store_public_key(k1, a);
+  tu_act(a, CS_ACTION_CREATE, "M", "i", "{\"x\":1}");
+  cs_store_close(a);
+  a = tu_open(dir, "a");
+  cs_store_public_key(k2, a);
+  cr_expect_str_eq(k1, k2);
+  char *j = tu_get(a, "M", "i");
+  cr_expect_str_eq(j, "{\"x\":1}");
+  free(j);
+  /* next writes do not reuse dots: a second replica sees both writes */
+  tu_act(a, CS_ACTION_UPDATE, "M", "i", "{\"y\":2}");
+  cs_store *b = tu_open(dir, "b");
+  tu_sync(b, a);
+  j = tu_get(b, "M", "i");
+  cr_expect_str_eq(j, "{\"x\":1,\"y\":2}");
+  free(j);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+Test(engine, copied_store_takes_a_new_identity) {
+  cs_store *a = tu_open(dir, "a");
+  char k1[65], k2[65], cmd[1024];
+  cs_store_public_key(k1, a);
+  tu_act(a, CS_ACTION_CREATE, "M", "i", "{\"x\":1}");
+  cs_store_close(a);
+  snprintf(cmd, sizeof(cmd), "cp -a '%s/a' '%s/copy'", dir, dir);
+  cr_assert_eq(system(cmd), 0);
+  cs_store *c = tu_open(dir, "copy");
+  cs_store_public_key(k2, c);
+  cr_expect_str_neq(k1, k2, "a restored copy must not write as the original");
+  /* both write; a third replica keeps both writes */
+  a = tu_open(dir, "a");
+  tu_act(a, CS_ACTION_UPDATE, "M", "i", "{\"from_a\":1}");
+  tu_act(c, CS_ACTION_UPDATE, "M", "i", "{\"from_copy\":1}");
+  cs_store *z = tu_open(dir, "z");
+  tu_sync(z, a);
+  tu_sync(z, c);
+  char *j = tu_get(z, "M", "i");
+  cr_expect(strstr(j, "from_a") && strstr(j, "from_copy"), "no write lost: %s", j);
+  free(j);
+  cs_store_close(a);
+  cs_store_close(c);
+  cs_store_close(z);
+}
+
+Test(engine, cleanup_frees_acknowledged_log_and_deleted_docs) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  cs_cleanup_stats st;
+  for (int i = 0; i < 200; i++) {
+    char inst[16];
+    snprintf(inst, sizeof(inst), "d%d", i);
+    tu_act(a, CS_ACTION_CREATE, "M", inst, "{\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+    if (i % 2)
+      tu_act(a, CS_ACTION_DELETE, "M", inst, NULL);
+  }
+  cr_assert_eq(cs_cleanup(&st, a), 0, "%s", cs_errmsg());
+  cr_expect_eq(st.log_entries_deleted, 0, "no peer has acknowledged anything yet");
+  tu_sync(a, b);
+  tu_sync(a, b);
+  cr_assert_eq(cs_cleanup(&st, a), 0, "%s", cs_errmsg());
+  cr_expect_eq(st.log_entries_deleted, 300);
+  cr_expect_eq(st.documents_purged, 100);
+  cr_expect_lt(st.bytes_after, st.bytes_before, "%llu -> %llu",
+               (unsigned long long)st.bytes_after, (unsigned long long)st.bytes_before);
+  char *j = tu_get(a, "M", "d0");
+  free(j);
+  /* a new replica behind the compacted log gets whole states */
+  cs_store *c = tu_open(dir, "c");
+  tu_sync(c, a);
+  j = tu_get(c, "M", "d0");
+  cr_expect_str_eq(j, "{\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+  free(j);
+  cs_buf out = CS_BUF_INIT;
+  cr_expect_eq(cs_get_local_data(&out, c, "M", "d1"), CS_ENOTFOUND);
+  cs_buf_dispose(&out);
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(c);
+}
+
+/* A peer that fails n times, to drive the scheduler's backoff. */
+typedef struct failing_peer {
+  cs_peer base;
+  cs_peer *inner;
+  int failures_left;
+} failing_peer;
+
+static int failing_exchange(cs_peer *self, cs_buf *resp, const char *path, const uint8_t *req,
+                            size_t len) {
+  failing_peer *fp = (failing_peer *)self;
+  if (fp->failures_left > 0) {
+    fp->failures_left--;
+    return cs__error(CS_ENETWORK, "simulated network failure");
+  }
+  return fp->inner->exchange(fp->inner, resp, path, req, len);
+}
+
+Test(engine, scheduler_backs_off_then_recovers) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  failing_peer fp = {{CS_PEER_VERSION, failing_exchange, NULL}, NULL, 3};
+  cs_scheduler_options o = CS_SCHEDULER_OPTIONS_INIT;
+  cs_scheduler *sch;
+  cs_sync_status st;
+  o.interval_ms = 60000;
+  o.backoff_base_ms = 100;
+  o.backoff_max_ms = 350;
+  o.jitter = 0;
+  cr_assert_eq(cs_peer_local(&fp.inner, b), 0);
+  tu_act(a, CS_ACTION_CREATE, "M", "i", "{\"x\":1}");
+  cr_assert_eq(cs_scheduler_new(&sch, a, &fp.base, &o, NULL, NULL), 0);
+  uint64_t t = 1000000000ull; /* a synthetic monotonic time */
+  cr_expect_eq(cs_scheduler_tick(sch, t), CS_ENETWORK);
+  cs_scheduler_status(&st, sch);
+  cr_expect_eq(st.state, CS_SYNC_OFFLINE);
+  cr_expect_eq(st.failures, 1);
+  cr_expect_eq(st.next_attempt_ms, t + 100);
+  cr_expect_eq(cs_scheduler_tick(sch, t + 50), 0, "not due yet");
+  cr_expect_eq(cs_scheduler_tick(sch, t + 100), CS_ENETWORK);
+  cs_scheduler_status(&st, sch);
+  cr_expect_eq(st.next_attempt_ms, t + 100 + 200, "doubled");
+  cr_expect_eq(cs_scheduler_tick(sch, t + 300), CS_ENETWORK);
+  cs_scheduler_status(&st, sch);
+  cr_expect_eq(st.next_attempt_ms, t + 300 + 350, "capped");
+  cr_expect_eq(st.pending, 1);
+  cr_expect_eq(cs_scheduler_tick(sch, t + 650), 0);
+  cs_scheduler_status(&st, sch);
+  cr_expect_eq(st.state, CS_SYNC_IDLE);
+  cr_expect_eq(st.failures, 0);
+  cr_expect_eq(st.pending, 0);
+  cr_expect_gt(st.last_success_ms, 0);
+  cr_expect_eq(st.next_attempt_ms, t + 650 + 60000, "periodic interval after success");
+  cs_scheduler_notify_online(sch);
+  cs_scheduler_status(&st, sch);
+  cr_expect_eq(cs_scheduler_tick(sch, t + 700), 0, "on connection: runs at once");
+  cs_scheduler_free(sch);
+  cs_peer_free(fp.inner);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+Test(engine, scheduler_thread_syncs_in_background) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  cs_peer *p;
+  cs_scheduler *sch;
+  cs_scheduler_options o = CS_SCHEDULER_OPTIONS_INIT;
+  cs_sync_status st;
+  o.interval_ms = 20;
+  cr_assert_eq(cs_peer_local(&p, b), 0);
+  tu_act(a, CS_ACTION_CREATE, "M", "bg", "{\"x\":1}");
+  cr_assert_eq(cs_scheduler_new(&sch, a, p, &o, NULL, NULL), 0);
+  cr_assert_eq(cs_scheduler_start(sch), 0);
+  cs_buf out = CS_BUF_INIT;
+  int rc = CS_ENOTFOUND;
+  for (int i = 0; i < 500 && rc != 0; i++) {
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+    cs__buf_clear(&out);
+    rc = cs_get_local_data(&out, b, "M", "bg");
+  }
+  cr_expect_eq(rc, 0, "the background thread delivered the action");
+  cs_scheduler_stop(sch);
+  cs_scheduler_status(&st, sch);
+  cr_expect_neq(st.state, CS_SYNC_ERROR);
+  cs_buf_dispose(&out);
+  cs_scheduler_free(sch);
+  cs_peer_free(p);
+  cs_store_close(a);
+  cs_store_close(b);
+}

@@ -1,0 +1,124 @@
+/*
+ * bench: runs a benchmark program that the build puts next to this binary
+ * (<build>/bench/<program>), passing the remaining arguments through.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The one table from workload name to benchmark programs, tried in order. */
+static const struct {
+  const char *name;
+  const char *programs[3];
+  const char *about;
+} benches[] = {
+    {"merge", {"bench_crdt_merge", "bench_merge", NULL}, "CRDT merge throughput"},
+    {"codec", {"bench_codec", NULL, NULL}, "delta codec: encode/decode speed and bytes per edit"},
+    {"sync", {"bench_sync", NULL, NULL}, "sync sessions: local edits, deltas on the wire"},
+};
+
+#define NBENCH (sizeof(benches) / sizeof(benches[0]))
+
+/* The directory of the running executable, from /proc/self/exe. */
+static int exe_dir(char *buf, size_t len) {
+  ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  char *slash = strrchr(buf, '/');
+  if (!slash)
+    return -1;
+  *slash = '\0';
+  return 0;
+}
+
+static int is_executable(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+static void bench_help(void) {
+  printf("usage: cosmicsync bench merge|codec|sync [--json] [ARGS...]\n\n"
+         "Runs a benchmark program built next to this binary (<build>/bench/).\n"
+         "Arguments after the workload are passed to the program. With --json it\n"
+         "prints one JSON object per workload with at least the keys workload,\n"
+         "merge_ops_per_s, local_edits_per_s, delta_bytes_per_edit,\n"
+         "full_state_bytes and peak_rss_bytes (where they apply).\n\nworkloads:\n");
+  for (size_t i = 0; i < NBENCH; i++)
+    printf("  %-6s %s (bench/%s)\n", benches[i].name, benches[i].about,
+           benches[i].programs[0]);
+}
+
+int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
+  if (argc < 1)
+    return cli_usage_error(ctx, "expected merge, codec or sync (see cosmicsync bench --help)");
+  if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+    bench_help();
+    return CLI_EXIT_OK;
+  }
+  size_t b = NBENCH;
+  for (size_t i = 0; i < NBENCH; i++)
+    if (strcmp(benches[i].name, argv[0]) == 0)
+      b = i;
+  if (b == NBENCH)
+    return cli_usage_error(ctx, "unknown benchmark '%s': expected merge, codec or sync", argv[0]);
+
+  char dir[PATH_MAX];
+  if (exe_dir(dir, sizeof(dir)) != 0)
+    return cli_fail(ctx, CLI_EXIT_INTERNAL, "cannot find this program's directory: %s",
+                    strerror(errno));
+  char path[PATH_MAX + 64];
+  int found = 0;
+  for (size_t k = 0; !found && k < 3 && benches[b].programs[k]; k++) {
+    snprintf(path, sizeof(path), "%s/bench/%s", dir, benches[b].programs[k]);
+    found = is_executable(path);
+  }
+  if (!found) {
+    snprintf(path, sizeof(path), "%s/bench/%s", dir, benches[b].programs[0]);
+    return cli_fail(ctx, CLI_EXIT_NOTFOUND,
+                    "benchmark program %s is not built (configure with -DCS_BUILD_BENCH=ON "
+                    "and build it)",
+                    path);
+  }
+
+  char **args = calloc((size_t)argc + 1, sizeof(char *));
+  if (!args)
+    return cli_fail(ctx, CLI_EXIT_INTERNAL, "out of memory");
+  args[0] = path;
+  for (int i = 1; i < argc; i++)
+    args[i] = argv[i];
+  args[argc] = NULL;
+  cli_progress(ctx, "running %s ...", path);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    free(args);
+    return cli_fail(ctx, CLI_EXIT_INTERNAL, "cannot start %s: %s", path, strerror(errno));
+  }
+  if (pid == 0) {
+    execv(path, args);
+    fprintf(stderr, "cosmicsync: bench: cannot run %s: %s\n", path, strerror(errno));
+    _exit(127);
+  }
+  free(args);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR)
+      return cli_fail(ctx, CLI_EXIT_INTERNAL, "waiting for %s: %s", path, strerror(errno));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return CLI_EXIT_OK;
+  if (WIFSIGNALED(status))
+    return cli_fail(ctx, CLI_EXIT_INTERNAL, "%s was killed by signal %d", path,
+                    WTERMSIG(status));
+  return cli_fail(ctx, CLI_EXIT_INTERNAL, "%s failed with exit code %d", path,
+                  WEXITSTATUS(status));
+}
