@@ -15,7 +15,7 @@ bench-compare-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "bench-compare needs Node.js 20 and npm"; exit 1; }
 	@if [ ! -d $(BENCH_PEERS)/node_modules ] || [ $(BENCH_PEERS)/package-lock.json -nt $(BENCH_PEERS)/node_modules ]; then \
