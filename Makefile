@@ -77,3 +77,4 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+include mk/bench-compare.mk

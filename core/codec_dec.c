@@ -435,78 +435,108 @@ static int ctx_add_own(cs_dotset *s, cs_replica r, uint64_t first, uint64_t last
   return 0;
 }
 
-/* The covered dots of an action (see the encoder's covered_items), then its
- * own dots. */
-static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, uint32_t instance) {
+/* State of the covered-dots reader within one action (order checks). */
+typedef struct cov_state {
+  long prev_r;
+  uint64_t max, prev_c;
+} cov_state;
+
+/* One covered item (see CS__ITEM_LIM and the encoder's covered_items). */
+static int dec_item(cs__dec *d, cs_wire_action *a, cov_state *cs, uint32_t oridx) {
   cs_dotset *s = &a->ctx;
-  size_t n;
-  long prev_r = -1;
-  uint64_t max = 0, prev_c = 0;
-  int rc = 0;
-  TRY(cs__dec_count(d, &n, 2, "covered dots"));
-  for (size_t i = 0; i < n; i++) {
-    uint64_t head, c, base;
-    uint32_t r = 0;
-    bool vv;
-    TRY(cs__dec_uint(d, &head, "covered dot"));
-    if (head >> 1 >= d->nreps) {
-      rc = cs__dec_fail(d, "covered dot: replica index %llu out of range (table has %zu)",
-                        (unsigned long long)(head >> 1), d->nreps);
-      goto done;
-    }
-    r = (uint32_t)(head >> 1);
-    d->rep_used[r] = 1;
-    vv = head & 1;
-    if ((long)r < prev_r) {
-      rc = cs__dec_fail(d, "covered dots unsorted (replica index %u after %ld)", r, prev_r);
-      goto done;
-    }
-    if ((long)r != prev_r) {
-      max = prev_c = 0;
-    } else if (vv) {
-      rc = cs__dec_fail(d, "covered dots: prefix entry of replica index %u not first", r);
-      goto done;
-    }
-    prev_r = r;
-    TRY(cs__dec_uint(d, &c, "covered dot counter"));
-    if (vv) {
-      if (c == 0) {
-        rc = cs__dec_fail(d, "covered dots: empty prefix of replica index %u", r);
-        goto done;
-      }
-      if (r == oridx && c >= a->first) {
-        rc = cs__dec_fail(d, "covered prefix 1..%llu repeats one of the action's own dots",
-                          (unsigned long long)c);
-        goto done;
-      }
-      max = prev_c = c;
-      if ((rc = cs__array_grow((void **)&s->vv, &s->vv_cap, s->vv_len + 1, sizeof(cs_vv_entry))))
-        goto done;
-      s->vv[s->vv_len++] = (cs_vv_entry){d->reps[r], c};
-      continue;
-    }
-    if (d->use_cur && cs__dotcur_get(&d->cur, instance, r, &base))
-      c = base + (uint64_t)cs__unzigzag(c);
-    if (r == oridx && c >= a->first && c <= a->last) {
-      rc = cs__dec_fail(d, "covered dot %llu repeats one of the action's own dots",
+  uint64_t w, q, code, c, base, x;
+  uint32_t r;
+  bool vv;
+  int rc;
+  if ((rc = cs__dec_uint(d, &w, "covered dot")) != 0)
+    return rc;
+  if (d->nreps == 0)
+    return cs__dec_fail(d, "covered dot but the replica table is empty");
+  vv = w & 1;
+  q = w >> 1;
+  r = (uint32_t)(q % d->nreps);
+  code = q / d->nreps;
+  if (code > CS__ITEM_LIM)
+    return cs__dec_fail(d, "covered dot: counter code %llu not in its shortest form",
+                        (unsigned long long)code);
+  if (code == CS__ITEM_LIM) {
+    if ((rc = cs__dec_uint(d, &x, "covered dot counter")) != 0)
+      return rc;
+    if (x > UINT64_MAX - CS__ITEM_LIM)
+      return cs__dec_fail(d, "covered dot counter overflows");
+    code += x;
+  }
+  d->rep_used[r] = 1;
+  if ((long)r < cs->prev_r)
+    return cs__dec_fail(d, "covered dots unsorted (replica index %u after %ld)", r, cs->prev_r);
+  if ((long)r != cs->prev_r)
+    cs->max = cs->prev_c = 0;
+  else if (vv)
+    return cs__dec_fail(d, "covered dots: prefix entry of replica index %u not first", r);
+  cs->prev_r = r;
+  if (vv) {
+    if (code == 0)
+      return cs__dec_fail(d, "covered dots: empty prefix of replica index %u", r);
+    if (r == oridx && code >= a->first)
+      return cs__dec_fail(d, "covered prefix 1..%llu repeats one of the action's own dots",
+                          (unsigned long long)code);
+    cs->max = cs->prev_c = code;
+    if ((rc = cs__array_grow((void **)&s->vv, &s->vv_cap, s->vv_len + 1, sizeof(cs_vv_entry))))
+      return rc;
+    s->vv[s->vv_len++] = (cs_vv_entry){d->reps[r], code};
+    return 0;
+  }
+  c = code;
+  if (d->use_cur && cs__dotcur_get(&d->cur, a->instance, r, &base))
+    c = base + (uint64_t)cs__unzigzag(code);
+  if (r == oridx && c >= a->first && c <= a->last)
+    return cs__dec_fail(d, "covered dot %llu repeats one of the action's own dots",
                         (unsigned long long)c);
-      goto done;
-    }
-    if (c <= max || c - max == 1 || c <= prev_c) {
-      rc = cs__dec_fail(d, "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
+  if (c <= cs->max || c - cs->max == 1 || c <= cs->prev_c)
+    return cs__dec_fail(d, "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
                         (unsigned long long)c, r);
+  cs->prev_c = c;
+  if (d->use_cur && (rc = cs__dotcur_set(&d->cur, a->instance, r, c)) != 0)
+    return rc;
+  if ((rc = cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1, sizeof(cs_dot))))
+    return rc;
+  s->extra[s->extra_len++] = (cs_dot){d->reps[r], c};
+  return 0;
+}
+
+/* The covered dots of an action as its tag code says (a list, exactly one
+ * single dot, or none), then its own dots. */
+static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, int code) {
+  cov_state cs = {-1, 0, 0};
+  size_t n = 0;
+  int rc = 0;
+  if (code == CS__CODE_REG1_ONE || code == CS__CODE_EMPTY_ONE) {
+    TRY(dec_item(d, a, &cs, oridx));
+    if (a->ctx.vv_len) {
+      rc = cs__dec_fail(d, "covered prefix where the tag promises one single dot");
       goto done;
     }
-    prev_c = c;
-    if (d->use_cur && (rc = cs__dotcur_set(&d->cur, instance, r, c)) != 0)
+  } else if (code != CS__CODE_ADD1_NONE) {
+    TRY(cs__dec_count(d, &n, 1, "covered dots"));
+    if ((code == CS__CODE_ADD1_LIST && n == 0) ||
+        ((code == CS__CODE_REG1_LIST || code == CS__CODE_EMPTY_LIST) && n == 1)) {
+      /* n == 1 is refused only when that one item is a single dot (below). */
+      if (n == 0) {
+        rc = cs__dec_fail(d, "empty covered list where the tag has a short form");
+        goto done;
+      }
+    }
+    for (size_t i = 0; i < n; i++)
+      TRY(dec_item(d, a, &cs, oridx));
+    if (n == 1 && a->ctx.extra_len == 1 &&
+        (code == CS__CODE_REG1_LIST || code == CS__CODE_EMPTY_LIST)) {
+      rc = cs__dec_fail(d, "one covered dot written as a list where the tag has a short form");
       goto done;
-    if ((rc = cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1, sizeof(cs_dot))))
-      goto done;
-    s->extra[s->extra_len++] = (cs_dot){d->reps[r], c};
+    }
   }
   if (d->use_cur)
-    TRY(cs__dotcur_set(&d->cur, instance, oridx, a->last));
-  TRY(ctx_add_own(s, d->reps[oridx], a->first, a->last));
+    TRY(cs__dotcur_set(&d->cur, a->instance, oridx, a->last));
+  TRY(ctx_add_own(&a->ctx, d->reps[oridx], a->first, a->last));
 done:
   return rc;
 }
@@ -547,12 +577,38 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
  * disposes *a. */
 static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t oridx) {
   uint64_t tag, fi, gap = 0, extent = 0;
-  int shape, rc = 0;
+  int code, shape, rc = 0;
   const cs_field *probe;
   a->origin = d->reps[oridx];
   TRY(cs__dec_uint(d, &tag, "action tag"));
-  shape = (int)(tag & 3);
+  if (tag == CS__CODE_RANGE) {
+    TRY(cs__dec_uint(d, &gap, "action dot gap"));
+    TRY(cs__dec_uint(d, &extent, "action dot span"));
+    if (gap == 0 && extent == 0) {
+      rc = cs__dec_fail(d, "action: explicit dot range that is the implied one");
+      goto done;
+    }
+    if (extent >= CS_WIRE_MAX_SPAN) {
+      rc = cs__dec_fail(d, "action with %llu dots exceeds the limit of %u",
+                        (unsigned long long)extent + 1, CS_WIRE_MAX_SPAN);
+      goto done;
+    }
+    TRY(cs__dec_uint(d, &tag, "action tag"));
+  }
+  code = (int)(tag & 7);
   fi = tag >> CS__TAG_FIELD_SHIFT;
+  switch (code) {
+  case CS__CODE_REG1_LIST:
+  case CS__CODE_REG1_ONE: shape = CS__SHAPE_REG1; break;
+  case CS__CODE_ADD1_LIST:
+  case CS__CODE_ADD1_NONE: shape = CS__SHAPE_ADD1; break;
+  case CS__CODE_EMPTY_LIST:
+  case CS__CODE_EMPTY_ONE: shape = CS__SHAPE_EMPTY; break;
+  case CS__CODE_GENERAL_LIST: shape = CS__SHAPE_GENERAL; break;
+  default:
+    rc = cs__dec_fail(d, "action tag %llu: misplaced dot range prefix", (unsigned long long)tag);
+    goto done;
+  }
   if ((shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1) && fi >= d->nflds) {
     rc = cs__dec_fail(d, "field index %llu out of range (table has %zu)", (unsigned long long)fi,
                       d->nflds);
@@ -565,19 +621,6 @@ static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_
   }
   if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1)
     d->fld_used[fi] = 1;
-  if (tag & CS__TAG_SPAN) {
-    TRY(cs__dec_uint(d, &gap, "action dot gap"));
-    TRY(cs__dec_uint(d, &extent, "action dot span"));
-    if (gap == 0 && extent == 0) {
-      rc = cs__dec_fail(d, "action tag: explicit dot range that is the implied one");
-      goto done;
-    }
-    if (extent >= CS_WIRE_MAX_SPAN) {
-      rc = cs__dec_fail(d, "action with %llu dots exceeds the limit of %u",
-                        (unsigned long long)extent + 1, CS_WIRE_MAX_SPAN);
-      goto done;
-    }
-  }
   if (prev_last >= UINT64_MAX - 1 - extent || gap > UINT64_MAX - 1 - extent - prev_last) {
     rc = cs__dec_fail(d, "action dot counter overflows");
     goto done;
@@ -597,7 +640,7 @@ static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_
       goto done;
     }
   }
-  TRY(dec_covered(d, a, oridx, a->instance));
+  TRY(dec_covered(d, a, oridx, code));
 done:
   return rc;
 }
@@ -665,6 +708,7 @@ done:
 
 static int dec_actions(cs__dec *d, cs_wire_model *m) {
   size_t ngroups, cap = 0;
+  uint64_t inst_next = 0;
   long prev_o = -1;
   int rc = 0;
   TRY(cs__dec_count(d, &ngroups, 6, "action groups"));
@@ -679,7 +723,7 @@ static int dec_actions(cs__dec *d, cs_wire_model *m) {
       goto done;
     }
     prev_o = oridx;
-    TRY(cs__dec_count(d, &na, 4, "actions of a group"));
+    TRY(cs__dec_count(d, &na, 3, "actions of a group"));
     if (na == 0) {
       rc = cs__dec_fail(d, "action group of origin index %u is empty", oridx);
       goto done;
@@ -692,12 +736,16 @@ static int dec_actions(cs__dec *d, cs_wire_model *m) {
       d->action = (long)m->nactions;
       m->nactions++;
       TRY(cs__dec_uint(d, &inst, "action instance"));
+      /* first-use order: 0 = the next new index, k <= next = k back, else absolute */
+      inst = inst <= inst_next ? inst_next - inst : inst;
       if (inst >= m->ninstances) {
         rc = cs__dec_fail(d, "instance index %llu out of range (table has %zu)",
                           (unsigned long long)inst, m->ninstances);
         goto done;
       }
       a->instance = (uint32_t)inst;
+      if (inst >= inst_next)
+        inst_next = inst + 1;
       TRY(dec_action(d, a, prev_last, oridx));
       prev_last = a->last;
     }

@@ -66,8 +66,8 @@ static int doc_field_of(cs_field **out, const cs_doc *doc, const char *name, uin
 
   *out = NULL;
   if (f && f->kind != kind)
-    return cs__error(CS_EINVAL, "field '%s': is a %s, cannot apply a %s %s", name,
-                     kind_name(f->kind), kind_name(kind), where);
+    return cs__error(CS_EINVAL, "field '%s' is a %s; %s needs a %s", name, kind_name(f->kind),
+                     where, kind_name(kind));
   *out = f;
   return 0;
 }

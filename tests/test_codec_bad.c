@@ -319,15 +319,20 @@ Test(codec_bad, duplicate_instance_names) {
 }
 
 Test(codec_bad, covered_dot_repeats_own_dot) {
-  uint8_t body[sizeof(msg_ok) + 2], buf[256];
+  uint8_t body[sizeof(msg_ok) + 1], buf[256];
   memcpy(body, msg_ok, sizeof(msg_ok));
-  /* covered: one single dot of replica index 0, counter 1 = the action's own */
+  /* covered: a list of one single dot, replica index 0, counter 1 (the
+   * action's own): item = (counter * 1 replica + index 0) << 1 | 0 = 2 */
   body[MSG_COVERED] = 0x01;
-  body[MSG_COVERED + 1] = 0x00;
-  body[MSG_COVERED + 2] = 0x01;
-  body[MSG_COVERED + 3] = 0x00;
+  body[MSG_COVERED + 1] = 0x02;
+  body[MSG_COVERED + 2] = 0x00;
   EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
-             "covered dot 1 repeats one of the action's own dots at offset 41");
+             "covered dot 1 repeats one of the action's own dots at offset 40");
+  /* the same list form for a dot that is not the action's own: the short
+   * form (tag code 1, the item alone) is the only canonical one */
+  body[MSG_COVERED + 1] = 0x04;
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "one covered dot written as a list where the tag has a short form");
 }
 
 Test(codec_bad, bad_stamp_mode) {
@@ -343,7 +348,7 @@ Test(codec_bad, long_form_where_short_form_exists) {
   uint8_t body[sizeof(msg_ok) + 1], buf[256];
   /* tag GENERAL with an empty document (that is the EMPTY shape) */
   memcpy(body, msg_ok, MSG_TAG);
-  body[MSG_TAG] = 0x03;
+  body[MSG_TAG] = 0x06;
   body[MSG_TAG + 1] = 0x00; /* stamp */
   body[MSG_TAG + 2] = 0x00; /* no existence entries */
   body[MSG_TAG + 3] = 0x00; /* no fields */

@@ -44,6 +44,63 @@ static int is_executable(const char *path) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
+/* Reads a descriptor to its end into a NUL-terminated buffer (NULL on failure). */
+static char *read_all(int fd, size_t *len) {
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (n + 1 >= cap) {
+      char *bigger = realloc(buf, cap * 2);
+      if (!bigger) {
+        free(buf);
+        return NULL;
+      }
+      buf = bigger;
+      cap *= 2;
+    }
+    ssize_t r = read(fd, buf + n, cap - n - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    n += (size_t)r;
+  }
+  if (buf)
+    buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* Whether every non-empty line is a JSON object, or the whole text is one JSON value. */
+static int json_lines(const char *text) {
+  json_t *all = json_loads(text, JSON_DECODE_ANY, NULL);
+  if (all) {
+    int ok = json_is_object(all) || json_is_array(all);
+    json_decref(all);
+    return ok;
+  }
+  int any = 0;
+  const char *p = text;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    size_t k = 0;
+    while (k < len && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+      k++;
+    if (k < len) {
+      json_t *v = json_loadb(p, len, 0, NULL);
+      if (!json_is_object(v)) {
+        json_decref(v);
+        return 0;
+      }
+      json_decref(v);
+      any = 1;
+    }
+    p += len + (nl ? 1 : 0);
+  }
+  return any;
+}
+
 static void bench_help(void) {
   printf("usage: cosmicsync bench merge|codec|sync [--json] [ARGS...]\n\n"
          "Runs a benchmark program built next to this binary (<build>/bench/).\n"
@@ -88,6 +145,10 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
                     path);
   }
 
+  int want_json = 0;
+  for (int i = 1; i < argc; i++)
+    want_json |= strcmp(argv[i], "--json") == 0;
+
   char **args = calloc((size_t)argc + 1, sizeof(char *));
   if (!args)
     return cli_fail(ctx, CLI_EXIT_INTERNAL, "out of memory");
@@ -98,24 +159,67 @@ int cmd_bench(cli_ctx *ctx, int argc, char **argv) {
   cli_progress(ctx, "running %s ...", path);
   fflush(stdout);
   fflush(stderr);
+  /* With --json the output is checked before it is passed on, so that a
+   * program that does not know --json fails clearly instead of printing text. */
+  int fds[2] = {-1, -1};
+  if (want_json && pipe(fds) != 0) {
+    free(args);
+    return cli_fail(ctx, CLI_EXIT_INTERNAL, "pipe: %s", strerror(errno));
+  }
   pid_t pid = fork();
   if (pid < 0) {
     free(args);
+    if (want_json) {
+      close(fds[0]);
+      close(fds[1]);
+    }
     return cli_fail(ctx, CLI_EXIT_INTERNAL, "cannot start %s: %s", path, strerror(errno));
   }
   if (pid == 0) {
+    if (want_json) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+    }
     execv(path, args);
     fprintf(stderr, "cosmicsync: bench: cannot run %s: %s\n", path, strerror(errno));
     _exit(127);
   }
   free(args);
+  char *out = NULL;
+  size_t outlen = 0;
+  if (want_json) {
+    close(fds[1]);
+    out = read_all(fds[0], &outlen);
+    close(fds[0]);
+  }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR)
+    if (errno != EINTR) {
+      free(out);
       return cli_fail(ctx, CLI_EXIT_INTERNAL, "waiting for %s: %s", path, strerror(errno));
+    }
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-    return CLI_EXIT_OK;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    int rc = CLI_EXIT_OK;
+    if (want_json) {
+      if (out && json_lines(out)) {
+        fwrite(out, 1, outlen, stdout);
+      } else {
+        if (out)
+          fwrite(out, 1, outlen, stderr);
+        rc = cli_fail(ctx, CLI_EXIT_INTERNAL,
+                      "%s printed no JSON for --json (does it support --json?); its output is "
+                      "above on stderr",
+                      path);
+      }
+    }
+    free(out);
+    return rc;
+  }
+  if (out)
+    fwrite(out, 1, outlen, stdout);
+  free(out);
   if (WIFSIGNALED(status))
     return cli_fail(ctx, CLI_EXIT_INTERNAL, "%s was killed by signal %d", path,
                     WTERMSIG(status));

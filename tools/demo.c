@@ -308,8 +308,10 @@ static int merged_interests(demo *d) {
   return 0;
 }
 
-/* Shows the conflict and picks the sibling the user chooses ("Hamburg"). */
-static int show_conflict(demo *d, char *id, size_t idlen, size_t *pick) {
+/* Shows the conflict. The user then chooses the sibling that is not the
+ * visible pick, so that the resolution visibly changes something. */
+static int show_conflict(demo *d, char *id, size_t idlen, size_t *pick, char *chosen,
+                         size_t chosenlen) {
   int rc;
   step(d, "The one real conflict: city",
        "Both devices changed city to different values without seeing each other. Every "
@@ -331,7 +333,8 @@ static int show_conflict(demo *d, char *id, size_t idlen, size_t *pick) {
     check(d, field && !strcmp(field, "city"), "conflict %s on field %s", cid ? cid : "?",
           field ? field : "?");
     check(d, cid && lid && !strcmp(cid, lid), "both devices name it the same way");
-    char *vis = json_dumps(json_object_get(c, "visible"), JSON_ENCODE_ANY);
+    json_t *visible = json_object_get(c, "visible");
+    char *vis = json_dumps(visible, JSON_ENCODE_ANY);
     say(d, "visible now: %s (last writer wins until someone decides)", vis ? vis : "?");
     free(vis);
     json_t *sib = json_object_get(c, "siblings");
@@ -342,22 +345,25 @@ static int show_conflict(demo *d, char *id, size_t idlen, size_t *pick) {
       char *txt = json_dumps(s, JSON_COMPACT);
       say(d, "  [%zu] %s", i, txt ? txt : "?");
       free(txt);
-      json_t *v = json_object_get(s, "value");
-      if (json_is_string(v) && !strcmp(json_string_value(v), "Hamburg"))
-        *pick = i;
     }
+    for (i = json_array_size(sib); i-- > 0;)
+      if (!json_equal(json_object_get(json_array_get(sib, i), "value"), visible))
+        *pick = i;
+    json_t *pv = json_object_get(json_array_get(sib, *pick), "value");
+    if (json_is_string(pv))
+      snprintf(chosen, chosenlen, "%s", json_string_value(pv));
   }
   json_decref(cp);
   json_decref(cl);
   return id[0] ? 0 : cli_fail(d->ctx, CLI_EXIT_STATE, "demo: no conflict to resolve");
 }
 
-static int resolve(demo *d, const char *id, size_t pick) {
+static int resolve(demo *d, const char *id, size_t pick, const char *chosen) {
   int rc;
   step(d, "The user resolves it once, on the phone",
        "The resolution is a write that supersedes both siblings; syncing clears the conflict "
        "everywhere.");
-  say(d, "resolve %s --pick %zu (Hamburg)", id, pick);
+  say(d, "the user keeps \"%s\": resolve %s --pick %zu", chosen, id, pick);
   cs_resolution r = {CS_RESOLVE_PICK, pick, NULL};
   if ((rc = cs_resolve_conflict(d->phone, id, &r)) < 0)
     return fail(d, rc, "resolve");
@@ -378,7 +384,7 @@ static int resolve(demo *d, const char *id, size_t pick) {
   return 0;
 }
 
-static int final_state(demo *d) {
+static int final_state(demo *d, const char *chosen) {
   int rc;
   step(d, "Final state on all three replicas", "Compared byte for byte.");
   cs_buf a = CS_BUF_INIT, b = CS_BUF_INIT, h = CS_BUF_INIT;
@@ -391,7 +397,7 @@ static int final_state(demo *d) {
     check(d, same, same ? "identical on phone, laptop and hub" : "the replicas differ");
     json_t *o = json_loads(a.ptr, 0, NULL);
     const char *city = json_string_value(json_object_get(o, "city"));
-    check(d, city && !strcmp(city, "Hamburg"), "city is the chosen \"Hamburg\"");
+    check(d, city && !strcmp(city, chosen), "city is the chosen \"%s\"", chosen);
     json_decref(o);
   }
   cs_buf_dispose(&a);
@@ -433,14 +439,14 @@ int cmd_demo(cli_ctx *ctx, int argc, char **argv) {
   printf("%scosmicsync demo%s: two devices edit one profile offline and converge.\n",
          c_on(&d, BOLD), c_off(&d));
 
-  char id[256] = "";
+  char id[256] = "", chosen[128] = "";
   size_t pick = 0;
   if (!(rc = setup(&d)) && !(rc = initial_profile(&d)) && !(rc = offline_edits(&d)) &&
       !(rc = sync_round(&d, "phone, laptop, phone: each sends its queue and takes what it "
                             "lacks.")) &&
-      !(rc = merged_interests(&d)) && !(rc = show_conflict(&d, id, sizeof(id), &pick)) &&
-      !(rc = resolve(&d, id, pick)))
-    rc = final_state(&d);
+      !(rc = merged_interests(&d)) && !(rc = show_conflict(&d, id, sizeof(id), &pick, chosen, sizeof(chosen))) &&
+      !(rc = resolve(&d, id, pick, chosen)))
+    rc = final_state(&d, chosen);
   printf("\n");
   teardown(&d);
   if (rc == 0 && d.failures)

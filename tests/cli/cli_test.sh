@@ -450,6 +450,19 @@ section_bench() {
   expect 1 "bench without a workload" -- bench
   expect 1 "bench with an unknown workload" -- bench nosuch
   err_prefixed bench
+  local dir
+  dir=$(dirname "$BIN")
+  if [ -x "$dir/bench/bench_sync" ]; then
+    expect 0 "bench sync --json (small)" -- bench sync --json --runs 1 --docs 200 --edits 200
+    out_has '^\{.*"workload":' "one JSON object with a workload"
+    for k in merge_ops_per_s local_edits_per_s delta_bytes_per_edit peak_rss_bytes; do
+      out_has "\"$k\":[0-9]" "bench sync reports $k"
+    done
+  else
+    echo "# skipped: $dir/bench/bench_sync is not built"
+    expect 2 "bench sync without the program says it is not built" -- bench sync --json
+    err_has "not built" "the message says so"
+  fi
 }
 
 case "$SECTION" in
