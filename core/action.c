@@ -15,9 +15,12 @@ int cs__local_begin(cs_local_ctx *lc, cs_store *s) {
 }
 
 void cs__local_dispose(cs_local_ctx *lc) {
-  for (size_t i = 0; i < lc->ncaches; i++)
+  for (size_t i = 0; i < lc->ncaches; i++) {
     cs__cache_dispose(&lc->caches[i]);
+    cs__segment_dispose(&lc->segs[i]);
+  }
   cs__free(lc->caches);
+  cs__free(lc->segs);
   cs__wbatch_free(lc->batch);
   memset(lc, 0, sizeof(*lc));
 }
@@ -38,8 +41,11 @@ int cs__local_cache(cs_doc_cache **out, cs_local_ctx *lc, const char *model) {
     lc->caches[i].model = cs__model_find(lc->store, lc->caches[i].model->name);
   if ((rc = cs__array_grow((void **)&lc->caches, &lc->caches_cap, lc->ncaches + 1,
                            sizeof(cs_doc_cache))) != 0 ||
+      (rc = cs__array_grow((void **)&lc->segs, &lc->segs_cap, lc->ncaches + 1,
+                           sizeof(cs_segment))) != 0 ||
       (rc = cs__cache_init(&lc->caches[lc->ncaches], m, 64)) != 0)
     return rc;
+  cs__segment_init(&lc->segs[lc->ncaches]);
   *out = &lc->caches[lc->ncaches++];
   return 0;
 }
@@ -68,7 +74,6 @@ int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_del
   cs_store *s = lc->store;
   cs_model *m = c->model;
   cs_wire_action wa;
-  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
   uint64_t first, last;
   int rc;
 
@@ -77,6 +82,7 @@ int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_del
       (rc = cs__dotset_join(&m->knowledge, &d->ctx)) != 0)
     goto done;
   slot->dirty = true;
+  /* The action joins its model's log run; the run is written at commit. */
   memset(&wa, 0, sizeof(wa));
   wa.origin = s->self;
   wa.first = first;
@@ -84,15 +90,16 @@ int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_del
   wa.hlc = d->hlc;
   wa.doc = d->doc;
   wa.ctx = d->ctx;
-  if ((rc = cs__key_log(&key, m->name, s->self, last)) != 0 ||
-      (rc = cs__codec_encode_action(&val, &wa, slot->instance)) != 0)
+  memset(&d->doc, 0, sizeof(d->doc));
+  memset(&d->ctx, 0, sizeof(d->ctx));
+  if ((rc = cs__segment_add(&lc->segs[c - lc->caches], &wa, slot->instance)) != 0) {
+    d->doc = wa.doc;
+    d->ctx = wa.ctx;
     goto done;
-  cs__wbatch_put(lc->batch, CS_CF_LOG, key.ptr, key.size, val.ptr, val.size);
+  }
   rc = outbox_put(lc, m->name, slot->instance, type, data_json, first, last, d->hlc);
   lc->actions++;
 done:
-  cs_buf_dispose(&key);
-  cs_buf_dispose(&val);
   return rc;
 }
 
@@ -125,7 +132,8 @@ int cs__local_commit(cs_local_ctx *lc) {
   }
   for (size_t i = 0; i < lc->ncaches; i++) {
     models[i] = lc->caches[i].model;
-    if ((rc = cs__cache_flush(&lc->caches[i], s, lc->batch)) != 0)
+    if ((rc = cs__cache_flush(&lc->caches[i], s, lc->batch)) != 0 ||
+        (rc = cs__segment_flush(&lc->segs[i], lc->batch, models[i]->name)) != 0)
       goto done;
   }
   if ((rc = cs__store_put_meta(s, lc->batch, models, lc->ncaches)) != 0 ||

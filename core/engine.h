@@ -107,7 +107,8 @@ typedef struct cs_local_ctx {
   cs_store *store;
   cs_wbatch *batch;
   cs_doc_cache *caches; /* one per model touched */
-  size_t ncaches, caches_cap;
+  struct cs_segment *segs; /* the log run of each cache's model */
+  size_t ncaches, caches_cap, segs_cap;
   size_t actions;
 } cs_local_ctx;
 
@@ -142,6 +143,36 @@ int cs__outbox_type(const char *name);
 int cs__outbox_encode(cs_buf *out, const cs_outbox_rec *r);
 int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len);
 int cs__outbox_json(cs_buf *out, uint64_t seq, const uint8_t *p, size_t len);
+
+/* ---- segment.c: the log as runs of one origin's actions ---- */
+
+/* Instance name -> index in a model section's table (first-use order). */
+typedef struct cs_intern {
+  char **names; /* borrowed from the section's table */
+  uint32_t *idx;
+  size_t cap;
+} cs_intern;
+
+/* Interns `name` (taking ownership) into wm's instance table. */
+int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, char *name);
+void cs__intern_dispose(cs_intern *t);
+
+typedef struct cs_segment {
+  cs_wire_model wm; /* name unset; actions of one origin, ascending */
+  cs_replica origin;
+  size_t act_cap, inst_cap;
+  cs_intern table;
+  size_t count; /* actions flushed so far */
+} cs_segment;
+
+void cs__segment_init(cs_segment *seg);
+void cs__segment_dispose(cs_segment *seg);
+/* Moves the action (its document and context) into the segment. */
+int cs__segment_add(cs_segment *seg, cs_wire_action *a, const char *instance);
+/* Puts the run as one log record (model, origin, last dot); empties it. */
+int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model);
+/* Decodes a log record: one model section of one origin's actions. */
+int cs__segment_decode(cs_sync_msg *out, const uint8_t *p, size_t len);
 
 /* ---- sync.c ---- */
 /* Serves one request (SYNC or PULL) on `s`. sender_key NULL: trusted

@@ -73,19 +73,22 @@ static int gc_model(cs_cleanup_stats *st, cs_store *s, cs_model *m, cs_wbatch *b
     goto done;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
-    cs_wire_action a;
-    char *instance = NULL;
-    memset(&a, 0, sizeof(a));
-    if ((rc = cs__codec_decode_action(&a, &instance, v.ptr, v.len)) != 0)
+    cs_sync_msg seg;
+    bool all = true;
+    if ((rc = cs__segment_decode(&seg, v.ptr, v.len)) != 0)
       goto done;
-    if (all_have(&acks, a.origin, a.first, a.last)) {
+    /* A run goes when every peer has every action of it. */
+    const cs_wire_model *sm = &seg.models[0];
+    for (size_t j = 0; j < sm->nactions && all; j++)
+      all = all_have(&acks, sm->actions[j].origin, sm->actions[j].first, sm->actions[j].last);
+    if (all) {
       cs__wbatch_delete(b, CS_CF_LOG, k.ptr, k.len);
-      for (uint64_t c = a.first; c <= a.last && rc == 0; c++)
-        rc = cs__dotset_add(&m->floor, (cs_dot){a.origin, c});
-      st->log_entries_deleted++;
+      for (size_t j = 0; j < sm->nactions && rc == 0; j++)
+        for (uint64_t c = sm->actions[j].first; c <= sm->actions[j].last && rc == 0; c++)
+          rc = cs__dotset_add(&m->floor, (cs_dot){sm->actions[j].origin, c});
+      st->log_entries_deleted += sm->nactions;
     }
-    cs__wire_action_dispose(&a);
-    cs__free(instance);
+    cs__sync_msg_dispose(&seg);
     if (rc)
       goto done;
   }
@@ -267,12 +270,9 @@ int cs_check(cs_buf *report, cs_store *s) {
         cs__free(model);
         cs__free(instance);
       } else if (cf == CS_CF_LOG) {
-        cs_wire_action a;
-        char *instance = NULL;
-        memset(&a, 0, sizeof(a));
-        bad = cs__codec_decode_action(&a, &instance, v.ptr, v.len);
-        cs__wire_action_dispose(&a);
-        cs__free(instance);
+        cs_sync_msg seg;
+        if ((bad = cs__segment_decode(&seg, v.ptr, v.len)) == 0)
+          cs__sync_msg_dispose(&seg);
       } else {
         cs_outbox_view ov;
         bad = cs__outbox_decode(&ov, v.ptr, v.len);

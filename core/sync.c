@@ -48,83 +48,12 @@ static int peer_ack_put(cs_wbatch *b, cs_replica peer, const char *model, const 
 
 /* ---------------------------------------------------------- building msgs */
 
-/* Instance name -> index in a model section's table. */
-typedef struct name_table {
-  char **names; /* borrowed from the section */
-  uint32_t *idx;
-  size_t cap;
-} name_table;
-
-static uint64_t hash_name(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
-}
-
-static void table_dispose(name_table *t) {
-  cs__free(t->names);
-  cs__free(t->idx);
-  memset(t, 0, sizeof(*t));
-}
-
-/* Interns `name` (taking ownership) into wm's instance table. */
-static int intern(uint32_t *out, name_table *t, cs_wire_model *wm, size_t *wm_cap, char *name) {
-  size_t i;
-  int rc;
-
-  if ((wm->ninstances + 1) * 2 > t->cap) {
-    size_t ncap = t->cap ? t->cap * 2 : 64;
-    char **nn = cs__calloc(ncap, sizeof(char *));
-    uint32_t *ni = cs__calloc(ncap, sizeof(uint32_t));
-    if (!nn || !ni) {
-      cs__free(nn);
-      cs__free(ni);
-      cs__free(name);
-      return CS_ENOMEM;
-    }
-    for (size_t j = 0; j < t->cap; j++) {
-      if (!t->names[j])
-        continue;
-      i = hash_name(t->names[j]) & (ncap - 1);
-      while (nn[i])
-        i = (i + 1) & (ncap - 1);
-      nn[i] = t->names[j];
-      ni[i] = t->idx[j];
-    }
-    cs__free(t->names);
-    cs__free(t->idx);
-    t->names = nn;
-    t->idx = ni;
-    t->cap = ncap;
-  }
-  i = hash_name(name) & (t->cap - 1);
-  while (t->names[i]) {
-    if (strcmp(t->names[i], name) == 0) {
-      *out = t->idx[i];
-      cs__free(name);
-      return 0;
-    }
-    i = (i + 1) & (t->cap - 1);
-  }
-  if ((rc = cs__array_grow((void **)&wm->instances, wm_cap, wm->ninstances + 1, sizeof(char *))) !=
-      0) {
-    cs__free(name);
-    return rc;
-  }
-  wm->instances[wm->ninstances] = name;
-  t->names[i] = name;
-  t->idx[i] = (uint32_t)wm->ninstances;
-  *out = (uint32_t)wm->ninstances++;
-  return 0;
-}
-
 /* Adds to wm every logged action of model m that `peer_knows` does not cover. */
 static int collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model *m,
                            const cs_dotset *peer_knows) {
   cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT, seek = CS_BUF_INIT;
   size_t inst_cap = wm->ninstances, act_cap = wm->nactions;
-  name_table table = {0};
+  cs_intern table = {0};
   cs_iter *it = NULL;
   int rc;
 
@@ -158,28 +87,35 @@ static int collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_mod
       cs__iter_seek(it, seek.ptr, seek.size);
       continue;
     }
-    if ((rc = cs__array_grow((void **)&wm->actions, &act_cap, wm->nactions + 1,
-                             sizeof(cs_wire_action))) != 0)
-      goto done;
-    a = &wm->actions[wm->nactions];
-    memset(a, 0, sizeof(*a));
-    if ((rc = cs__codec_decode_action(a, &instance, v.ptr, v.len)) != 0) {
-      cs__error_wrap(rc, "log entry of model '%s', origin %016llx, dot %llu: ", m->name,
+    /* A run of this origin's actions: send those the peer lacks. */
+    cs_sync_msg seg;
+    if ((rc = cs__segment_decode(&seg, v.ptr, v.len)) != 0) {
+      cs__error_wrap(rc, "log of model '%s', origin %016llx, run ending at dot %llu: ", m->name,
                      (unsigned long long)origin, (unsigned long long)last);
       goto done;
     }
-    /* Known out of order (every dot of it): nothing to send. */
-    bool all_known = true;
-    for (uint64_t c = a->first; c <= a->last && all_known; c++)
-      all_known = cs__dotset_contains(peer_knows, (cs_dot){a->origin, c});
-    if (all_known) {
-      cs__wire_action_dispose(a);
-      cs__free(instance);
-      cs__iter_next(it);
-      continue;
+    cs_wire_model *sm = &seg.models[0];
+    for (size_t j = 0; j < sm->nactions && rc == 0; j++) {
+      cs_wire_action *sa = &sm->actions[j];
+      bool all_known = true;
+      for (uint64_t c = sa->first; c <= sa->last && all_known; c++)
+        all_known = cs__dotset_contains(peer_knows, (cs_dot){sa->origin, c});
+      if (all_known)
+        continue;
+      if ((rc = cs__array_grow((void **)&wm->actions, &act_cap, wm->nactions + 1,
+                               sizeof(cs_wire_action))) != 0)
+        break;
+      a = &wm->actions[wm->nactions];
+      *a = *sa;
+      memset(sa, 0, sizeof(*sa)); /* moved */
+      wm->nactions++;
+      if ((instance = cs__strdup(sm->instances[a->instance])) == NULL)
+        rc = CS_ENOMEM;
+      else
+        rc = cs__intern(&a->instance, &table, wm, &inst_cap, instance);
     }
-    wm->nactions++;
-    if ((rc = intern(&a->instance, &table, wm, &inst_cap, instance)) != 0)
+    cs__sync_msg_dispose(&seg);
+    if (rc)
       goto done;
     cs__iter_next(it);
   }
@@ -187,7 +123,7 @@ static int collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_mod
 done:
   if (n_out)
     *n_out = wm->nactions;
-  table_dispose(&table);
+  cs__intern_dispose(&table);
   cs__iter_free(it);
   cs_buf_dispose(&lo);
   cs_buf_dispose(&hi);
@@ -225,7 +161,7 @@ static void sort_states(cs_wire_state *st, size_t n, char **names, cs_wire_state
 static int collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since) {
   cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
   size_t inst_cap = wm->ninstances, st_cap = 0;
-  name_table table = {0};
+  cs_intern table = {0};
   cs_wire_state *tmp = NULL;
   cs_iter *it = NULL;
   int rc;
@@ -254,7 +190,7 @@ static int collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t 
       goto done;
     }
     wm->nstates++;
-    if ((rc = intern(&st->instance, &table, wm, &inst_cap, instance)) != 0)
+    if ((rc = cs__intern(&st->instance, &table, wm, &inst_cap, instance)) != 0)
       goto done;
   }
   if ((rc = cs__iter_status(it)) != 0)
@@ -268,7 +204,7 @@ static int collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t 
   }
 done:
   cs__free(tmp);
-  table_dispose(&table);
+  cs__intern_dispose(&table);
   cs__iter_free(it);
   cs_buf_dispose(&lo);
   cs_buf_dispose(&hi);
@@ -373,16 +309,19 @@ static void merge_dispose(merge_state *ms) {
   cs__wbatch_free(ms->batch);
 }
 
-static int merge_section(merge_state *ms, const cs_wire_model *wm, cs_doc_cache *c) {
+/* Merges one model section. Applied actions are moved out of `wm` into the
+ * log, one run per origin (the message is dropped afterwards anyway). */
+static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
   cs_store *s = ms->store;
   cs_model *m = c->model;
-  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  cs_segment seg;
   int rc;
 
+  cs__segment_init(&seg);
   if ((rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
     goto done;
   for (size_t j = 0; j < wm->nactions; j++) {
-    const cs_wire_action *a = &wm->actions[j];
+    cs_wire_action *a = &wm->actions[j];
     const char *instance = wm->instances[a->instance];
     cs_doc_slot *slot;
     bool all_known = true;
@@ -396,14 +335,15 @@ static int merge_section(merge_state *ms, const cs_wire_model *wm, cs_doc_cache 
       goto done;
     slot->dirty = true;
     cs__clock_observe(&s->clock, a->hlc, cs__now_ms());
-    cs__buf_clear(&key);
-    cs__buf_clear(&val);
-    if ((rc = cs__key_log(&key, m->name, a->origin, a->last)) != 0 ||
-        (rc = cs__codec_encode_action(&val, a, instance)) != 0)
+    if (seg.wm.nactions && seg.origin != a->origin &&
+        (rc = cs__segment_flush(&seg, ms->batch, m->name)) != 0)
       goto done;
-    cs__wbatch_put(ms->batch, CS_CF_LOG, key.ptr, key.size, val.ptr, val.size);
+    if ((rc = cs__segment_add(&seg, a, instance)) != 0)
+      goto done;
     ms->applied++;
   }
+  if ((rc = cs__segment_flush(&seg, ms->batch, m->name)) != 0)
+    goto done;
   if (wm->nstates) {
     /* Whole states join against the sender's knowledge, all against our
      * context from before them; the contexts are joined afterwards. */
@@ -428,8 +368,7 @@ static int merge_section(merge_state *ms, const cs_wire_model *wm, cs_doc_cache 
     }
   }
 done:
-  cs_buf_dispose(&key);
-  cs_buf_dispose(&val);
+  cs__segment_dispose(&seg);
   return rc;
 }
 
@@ -465,7 +404,7 @@ static void reload_model(cs_store *s, cs_model *m) {
  * may not write fails the whole merge before anything changed.
  * `ack_peer` != 0: record each section's knowledge as what that peer has.
  */
-static int merge_msg(size_t *out_applied, cs_store *s, const cs_sync_msg *msg, cs_replica ack_peer,
+static int merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
                      const cs_dotset *ack_extra_unused) {
   merge_state ms = {0};
   size_t nm = msg->nmodels;
@@ -620,7 +559,7 @@ static int status_of(int rc) {
   }
 }
 
-static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, const access *ac) {
+static int serve_sync(cs_buf *response, cs_store *s, cs_sync_msg *req, const access *ac) {
   cs_sync_msg resp = {0};
   size_t cap = 0;
   int rc;
@@ -788,11 +727,24 @@ done:
   return rc;
 }
 
-/* Drops outbox entries that `peer`'s recorded knowledge covers. */
+/* Flushes a run [lo, hi] of acknowledged outbox sequence numbers: one
+ * range tombstone instead of a delete per entry. */
+static void outbox_drop_run(cs_wbatch *b, uint64_t lo, uint64_t hi) {
+  uint8_t begin[8], end[8];
+  cs__put_be64(begin, lo);
+  cs__put_be64(end, hi + 1);
+  if (hi == lo)
+    cs__wbatch_delete(b, CS_CF_OUTBOX, begin, 8);
+  else
+    cs__wbatch_delete_range(b, CS_CF_OUTBOX, begin, 8, end, 8);
+}
+
+/* Drops outbox entries that the peer's answer says it has. */
 static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp) {
   cs_iter *it = NULL;
   cs_wbatch *b = NULL;
   size_t dropped = 0;
+  uint64_t run_lo = 0, run_hi = 0;
   int rc;
 
   if ((rc = cs__wbatch_new(&b)) != 0 ||
@@ -802,6 +754,10 @@ static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp)
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
     cs_outbox_view ov;
     bool acked = false;
+    if (k.len != 8) {
+      rc = cs__error(CS_ECORRUPT, "outbox key of %zu bytes (expected 8)", k.len);
+      goto done;
+    }
     if ((rc = cs__outbox_decode(&ov, v.ptr, v.len)) != 0)
       goto done;
     for (size_t i = 0; i < resp->nmodels && !acked; i++) {
@@ -812,11 +768,23 @@ static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp)
       for (uint64_t c = ov.first; c <= ov.last && acked; c++)
         acked = cs__dotset_contains(&resp->models[i].knowledge, (cs_dot){ov.origin, c});
     }
+    uint64_t seq = cs__get_be64(k.ptr);
     if (acked) {
-      cs__wbatch_delete(b, CS_CF_OUTBOX, k.ptr, k.len);
+      if (run_lo && seq == run_hi + 1)
+        run_hi = seq;
+      else {
+        if (run_lo)
+          outbox_drop_run(b, run_lo, run_hi);
+        run_lo = run_hi = seq;
+      }
       dropped++;
+    } else if (run_lo) {
+      outbox_drop_run(b, run_lo, run_hi);
+      run_lo = 0;
     }
   }
+  if (run_lo)
+    outbox_drop_run(b, run_lo, run_hi);
   if ((rc = cs__iter_status(it)) == 0 && dropped)
     rc = cs__db_write(s->db, b, false);
 done:

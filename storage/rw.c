@@ -9,7 +9,7 @@
 
 #include "storage/storage_int.h"
 
-enum { OP_PUT = 1, OP_DELETE = 2 };
+enum { OP_PUT = 1, OP_DELETE = 2, OP_DELETE_RANGE = 3 };
 #define OP_HEADER 10 /* u8 kind, u8 family, u32 key length, u32 value length */
 
 static int cf_check(const cs_db *db, cs_cf cf, const char *op) {
@@ -162,6 +162,11 @@ void cs__wbatch_delete(cs_wbatch *b, cs_cf cf, const void *key, size_t klen) {
   wbatch_add(b, OP_DELETE, cf, key, klen, NULL, 0);
 }
 
+void cs__wbatch_delete_range(cs_wbatch *b, cs_cf cf, const void *begin, size_t blen,
+                             const void *end, size_t elen) {
+  wbatch_add(b, OP_DELETE_RANGE, cf, begin, blen, end, elen);
+}
+
 int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
   /* An empty batch has no buffer: no pointer arithmetic on NULL. */
   const uint8_t *p = (const uint8_t *)b->ops.ptr, *end = p ? p + b->ops.size : p;
@@ -181,6 +186,8 @@ int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
     rocksdb_column_family_handle_t *h = db->cf[p[1]];
     if (p[0] == OP_PUT)
       rocksdb_writebatch_put_cf(b->rb, h, k, klen, v, vlen);
+    else if (p[0] == OP_DELETE_RANGE) /* "value" holds the end key */
+      rocksdb_writebatch_delete_range_cf(b->rb, h, k, klen, v, vlen);
     else
       rocksdb_writebatch_delete_cf(b->rb, h, k, klen);
     p += OP_HEADER + klen + vlen;

@@ -69,6 +69,9 @@ void cs__wbatch_clear(cs_wbatch *b);
 void cs__wbatch_put(cs_wbatch *b, cs_cf cf, const void *key, size_t klen, const void *val,
                     size_t vlen);
 void cs__wbatch_delete(cs_wbatch *b, cs_cf cf, const void *key, size_t klen);
+/* Deletes every key in [begin, end) of a column family (one tombstone). */
+void cs__wbatch_delete_range(cs_wbatch *b, cs_cf cf, const void *begin, size_t blen,
+                             const void *end, size_t elen);
 size_t cs__wbatch_count(const cs_wbatch *b);
 /* Applies the whole batch or none of it. sync=true fsyncs the WAL first. */
 int cs__db_write(cs_db *db, cs_wbatch *b, bool sync);

@@ -698,3 +698,31 @@ Test(storage_db, one_database_serves_several_threads) {
   cs_buf_dispose(&lo);
   cs__db_close(db);
 }
+
+Test(storage_db, delete_range_removes_exactly_the_range) {
+  cs_db *db = open_new(NULL);
+  cs_wbatch *b = NULL;
+  cs_buf out = CS_BUF_INIT;
+  uint8_t k[8], lo[8], hi[8];
+
+  cr_assert_eq(cs__wbatch_new(&b), 0);
+  for (uint64_t i = 1; i <= 100; i++) {
+    cs__put_be64(k, i);
+    cs__wbatch_put(b, CS_CF_OUTBOX, k, 8, "v", 1);
+  }
+  cr_assert_eq(cs__db_write(db, b, false), 0);
+  cs__wbatch_clear(b);
+  cs__put_be64(lo, 10);
+  cs__put_be64(hi, 20);
+  cs__wbatch_delete_range(b, CS_CF_OUTBOX, lo, 8, hi, 8);
+  cr_assert_eq(cs__db_write(db, b, false), 0, "%s", cs_errmsg());
+  for (uint64_t i = 1; i <= 100; i++) {
+    cs__put_be64(k, i);
+    int rc = cs__db_get(&out, db, CS_CF_OUTBOX, k, 8);
+    cr_expect_eq(rc, i >= 10 && i < 20 ? CS_ENOTFOUND : 0, "key %llu", (unsigned long long)i);
+    cs__buf_clear(&out);
+  }
+  cs_buf_dispose(&out);
+  cs__wbatch_free(b);
+  cs__db_close(db);
+}
