@@ -314,11 +314,22 @@ static void merge_dispose(merge_state *ms) {
 static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
   cs_store *s = ms->store;
   cs_model *m = c->model;
+  cs_dotset before = CS_DOTSET_INIT;
   cs_segment seg;
   int rc;
 
   cs__segment_init(&seg);
-  if ((rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
+  /*
+   * Duplicates are judged against what we knew BEFORE this message. Within
+   * it, an action applied first may cover the dots of another (a delete
+   * covering the existence entry an increment wrote): those dots are then
+   * known, but the other action's own effects (its counter entries, the
+   * entries its context removes) are not applied yet. A sender always sends
+   * every action whose dots we lacked, so a dot known before the message
+   * means its action was applied.
+   */
+  if ((rc = cs__dotset_copy(&before, &m->knowledge)) != 0 ||
+      (rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
     goto done;
   for (size_t j = 0; j < wm->nactions; j++) {
     cs_wire_action *a = &wm->actions[j];
@@ -326,7 +337,7 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
     cs_doc_slot *slot;
     bool all_known = true;
     for (uint64_t k = a->first; k <= a->last && all_known; k++)
-      all_known = cs__dotset_contains(&m->knowledge, (cs_dot){a->origin, k});
+      all_known = cs__dotset_contains(&before, (cs_dot){a->origin, k});
     if (all_known)
       continue; /* a duplicate: joins are idempotent, skip the work */
     if ((rc = cs__cache_get(&slot, c, s, instance)) != 0 ||
@@ -369,6 +380,7 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
   }
 done:
   cs__segment_dispose(&seg);
+  cs__dotset_dispose(&before);
   return rc;
 }
 

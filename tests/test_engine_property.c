@@ -14,7 +14,10 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "transport/transport.h"
 #include "tests/helpers/testutil.h"
+
+void cs__peer_forget(const cs_peer *p);
 
 static uint64_t rng;
 static uint64_t rnd(void) {
@@ -63,6 +66,8 @@ static void random_action(cs_store *s) {
     a.data = NULL;
   }
   int rc = cs_queue_offline_action(s, &a);
+  if (getenv("CS_TRACE"))
+    fprintf(stderr, "action %d on %s: %s -> %d\n", a.type, inst, a.data ? a.data : "(delete)", rc);
   /* Deleting what is not there, or a duplicate set element, are fine refusals. */
   cr_assert(rc == 0 || rc == CS_ENOTFOUND || (rc == CS_EINVAL && strstr(cs_errmsg(), "tags")),
             "seed: action %s on %s: %d %s", data, inst, rc, cs_errmsg());
@@ -110,6 +115,7 @@ static void schedule(const char *dir, uint64_t seed) {
   char name[32];
 
   rng = seed * 2654435761u + 1;
+  cs__keypair_test_seed(seed * 16 + 1); /* replica ids follow the seed too */
   for (int i = 0; i < N; i++) {
     snprintf(name, sizeof(name), "%llu-%d", (unsigned long long)seed, i);
     s[i] = tu_open(dir, name);
@@ -117,14 +123,23 @@ static void schedule(const char *dir, uint64_t seed) {
     cr_assert_eq(cs_peer_local(&peers[i].inner, s[i]), 0);
   }
   int steps = 30 + pick(30);
+  bool trace = getenv("CS_TRACE") != NULL;
   for (int k = 0; k < steps; k++) {
     int a = pick(N), b = pick(N), what = pick(10);
     if (what < 6)
       random_action(s[a]);
-    else if (what < 9 && a != b)
-      cs_sync(NULL, s[a], &peers[b].base); /* may lose its answer */
-    else if (what == 9)
+    else if (what < 9 && a != b) {
+      int rc = cs_sync(NULL, s[a], &peers[b].base); /* may lose its answer */
+      if (trace)
+        fprintf(stderr, "step %d: sync %d<->%d: %d %s\n", k, a, b, rc, rc ? cs_errmsg() : "");
+    } else if (what == 9)
       resolve_some(s[a]);
+    if (trace)
+      for (int i = 0; i < N; i++) {
+        char *snap = snapshot(s[i]);
+        fprintf(stderr, "  step %d (what %d by %d) store %d: %s", k, what, a, i, strstr(snap, "i3="));
+        free(snap);
+      }
   }
   /* Quiescence: reliable all-pairs syncs until nothing moves. */
   for (int round = 0; round < 3; round++)
@@ -136,6 +151,8 @@ static void schedule(const char *dir, uint64_t seed) {
   char *first = snapshot(s[0]);
   for (int i = 1; i < N; i++) {
     char *other = snapshot(s[i]);
+    if (strcmp(first, other) != 0)
+      fprintf(stderr, "store 0:\n%s\nstore %d:\n%s\n", first, i, other);
     cr_assert_str_eq(first, other, "seed %llu (replay with CS_SEED=%llu): store %d differs",
                      (unsigned long long)seed, (unsigned long long)seed, i);
     free(other);
@@ -143,8 +160,10 @@ static void schedule(const char *dir, uint64_t seed) {
   free(first);
   for (int i = 0; i < N; i++) {
     cs_peer_free(peers[i].inner);
+    cs__peer_forget(&peers[i].base);
     cs_store_close(s[i]);
   }
+  cs__keypair_test_seed(0);
 }
 
 Test(engine_property, random_schedules_converge, .timeout = 600) {

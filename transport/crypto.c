@@ -20,10 +20,24 @@ int cs__crypto_init(void) {
   return 0;
 }
 
+/* Test hook: when non-zero, key pairs come from this counter, so that a
+ * randomized test that makes stores is replayable from its seed. */
+static _Atomic uint64_t test_key_seed;
+
+void cs__keypair_test_seed(uint64_t seed) { test_key_seed = seed; }
+
 int cs__keypair_generate(cs_keypair *out) {
   int rc = cs__crypto_init();
   if (rc)
     return rc;
+  uint64_t seed = test_key_seed ? test_key_seed++ : 0;
+  if (seed) {
+    uint8_t bytes[crypto_sign_ed25519_SEEDBYTES] = {0};
+    cs__put_be64(bytes, seed);
+    if (crypto_sign_ed25519_seed_keypair(out->pk, out->sk, bytes) != 0)
+      return cs__error(CS_EINTERNAL, "libsodium: cannot derive an Ed25519 key pair");
+    return 0;
+  }
   if (crypto_sign_ed25519_keypair(out->pk, out->sk) != 0)
     return cs__error(CS_EINTERNAL, "libsodium: cannot generate an Ed25519 key pair");
   return 0;

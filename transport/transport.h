@@ -31,6 +31,8 @@ typedef struct cs_keypair {
 /* Initialises libsodium once (thread-safe); CS_EINTERNAL when it cannot. */
 int cs__crypto_init(void);
 int cs__keypair_generate(cs_keypair *out);
+/* Tests only: derive the next key pairs from seed, seed+1, ... (0: random again). */
+void cs__keypair_test_seed(uint64_t seed);
 /* The 64-bit replica id of a public key: first 8 bytes (big-endian) of BLAKE2b-256(pk). */
 uint64_t cs__replica_id(const uint8_t pk[CS_PUBKEY_LEN]);
 /* BLAKE2b with libsodium (crypto_generichash); matches cs_hash_fn. */
