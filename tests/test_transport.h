@@ -215,6 +215,7 @@ static inline void canned_start(canned_server *s, const char *reply, size_t len)
   s->port = ntohs(a.sin_port);
   s->reply = reply;
   s->reply_len = len;
+  s->hold_ms = 0;
   pthread_create(&s->thread, NULL, canned_main, s);
 }
 
