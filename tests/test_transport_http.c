@@ -385,3 +385,36 @@ Test(transport_http, options_and_urls_are_validated) {
   cr_expect_null(s2);
   cs__http_server_stop(s);
 }
+
+/* Every allocation failure while setting up reports CS_ENOMEM and leaks nothing. */
+Test(transport_http, setup_survives_allocation_failures) {
+  cs_keypair k;
+  recorder rec = {0};
+  cs_http_server_options so = CS_HTTP_SERVER_OPTIONS_INIT;
+  int rc = -1;
+  cr_assert_eq(cs__keypair_generate(&k), 0);
+  so.allow_any = true;
+  for (unsigned long n = 1; n < 50 && rc != 0; n++) {
+    cs_http_client *c = NULL;
+    cs__alloc_fail_after(n);
+    rc = cs__http_client_new(&c, "http://127.0.0.1:1", &k, NULL);
+    cs__alloc_fail_after(0);
+    if (rc == 0)
+      cs__http_client_free(c);
+    else
+      cr_expect_eq(rc, CS_ENOMEM, "client, failure at allocation %lu: %s", n, cs_errmsg());
+  }
+  cr_expect_eq(rc, 0);
+  rc = -1;
+  for (unsigned long n = 1; n < 50 && rc != 0; n++) {
+    cs_http_server *s = NULL;
+    cs__alloc_fail_after(n);
+    rc = cs__http_server_start(&s, &k, &so, record_handler, &rec);
+    cs__alloc_fail_after(0);
+    if (rc == 0)
+      cs__http_server_stop(s);
+    else
+      cr_expect_eq(rc, CS_ENOMEM, "server, failure at allocation %lu: %s", n, cs_errmsg());
+  }
+  cr_expect_eq(rc, 0);
+}

@@ -26,16 +26,21 @@ typedef struct req_ctx {
   bool too_big;
 } req_ctx;
 
-static void json_escape(cs_buf *out, const char *s) {
-  for (; *s; s++) {
+/* Appends s to out, JSON-escaped when `escape`; 0 or CS_ENOMEM. */
+static int json_escape(cs_buf *out, const char *s, bool escape) {
+  int rc = 0;
+  if (!escape)
+    return cs__buf_puts(out, s);
+  for (; *s && !rc; s++) {
     unsigned char ch = (unsigned char)*s;
     if (ch == '"' || ch == '\\')
-      cs__buf_printf(out, "\\%c", ch);
+      rc = cs__buf_printf(out, "\\%c", ch);
     else if (ch < 0x20)
-      cs__buf_printf(out, "\\u%04x", ch);
+      rc = cs__buf_printf(out, "\\u%04x", ch);
     else
-      cs__buf_putc(out, (char)ch);
+      rc = cs__buf_putc(out, (char)ch);
   }
+  return rc;
 }
 
 static void free_body(void *p) { cs__free(p); }
@@ -81,7 +86,7 @@ done:
 enum MHD_Result cs__server_refuse(struct MHD_Connection *conn, cs_http_server *s, int status,
                                   const char *error, const char *nonce_hex, const char *fmt,
                                   ...) {
-  cs_buf reason = CS_BUF_INIT, out = CS_BUF_INIT;
+  cs_buf out = CS_BUF_INIT;
   va_list ap;
   char tmp[512];
   size_t len;
@@ -90,14 +95,12 @@ enum MHD_Result cs__server_refuse(struct MHD_Connection *conn, cs_http_server *s
   va_start(ap, fmt);
   vsnprintf(tmp, sizeof(tmp), fmt, ap);
   va_end(ap);
-  cs__buf_puts(&out, "{\"error\": \"");
-  json_escape(&out, error);
-  cs__buf_puts(&out, "\", \"reason\": \"");
-  json_escape(&out, tmp);
-  cs__buf_puts(&out, "\"}");
-  cs_buf_dispose(&reason);
-  if (!out.ptr)
+  if (json_escape(&out, "{\"error\": \"", false) || json_escape(&out, error, true) ||
+      json_escape(&out, "\", \"reason\": \"", false) || json_escape(&out, tmp, true) ||
+      json_escape(&out, "\"}", false)) {
+    cs_buf_dispose(&out);
     return MHD_NO; /* out of memory: MHD closes the connection */
+  }
   body = cs__buf_detach(&out, &len);
   return respond(conn, s, status, "application/json", body, len, nonce_hex);
 }
