@@ -170,9 +170,8 @@ int main(void) {
          BODY, RUNS, run_ms);
   printf("%-22s %8s %14s %16s\n", "mode", "clients", "round trips/s", "CPU us/round trip");
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-    printf("%-22s %8d %14.0f %16.1f\n",
-           rows[i].sign ? "signed + verified" : "unsigned (raw curl)", rows[i].threads,
-           rows[i].rate, rows[i].cpu);
+    printf("%-22s %8d %14.0f %16.1f\n", rows[i].sign ? "signed + verified" : "unsigned (raw curl)",
+           rows[i].threads, rows[i].rate, rows[i].cpu);
   printf("\nfailed requests: %ld\n\n", failures);
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
     printf("RESULT %s=%.0f\nRESULT %s_cpu_us=%.1f\n", rows[i].key, rows[i].rate, rows[i].key,

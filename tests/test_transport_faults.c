@@ -140,13 +140,12 @@ Test(transport_faults, server_errors_map_to_codes) {
     int code;
     const char *msg;
   } cases[] = {
-      {"500 Internal Server Error", "{\"error\": \"internal\", \"reason\": \"boom\"}",
-       CS_EINTERNAL, "boom"},
+      {"500 Internal Server Error", "{\"error\": \"internal\", \"reason\": \"boom\"}", CS_EINTERNAL,
+       "boom"},
       {"409 Conflict", "{\"error\": \"clock\", \"reason\": \"ahead\"}", CS_ECLOCK, "ahead"},
       {"400 Bad Request", "{\"error\": \"corrupt\", \"reason\": \"offset 7\"}", CS_ECORRUPT,
        "offset 7"},
-      {"403 Forbidden", "{\"error\": \"forbidden\", \"reason\": \"model x\"}", CS_EAUTH,
-       "model x"},
+      {"403 Forbidden", "{\"error\": \"forbidden\", \"reason\": \"model x\"}", CS_EAUTH, "model x"},
       {"404 Not Found", "not json at all", CS_EINVAL, "not json at all"},
   };
   keys();
@@ -297,8 +296,8 @@ Test(transport_faults, connection_limit_is_enforced) {
   int rc = cs__http_post(&resp, NULL, c, "/v1/sync", (const uint8_t *)"x", 1);
   cr_expect_eq(rc, CS_ENETWORK, "third connection accepted: rc %d %s", rc, cs_errmsg());
   /* Refused at accept: the peer sees a reset or an empty answer. */
-  cr_expect(strstr(cs_errmsg(), "reset by peer") || strstr(cs_errmsg(), "without answering"),
-            "%s", cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), "reset by peer") || strstr(cs_errmsg(), "without answering"), "%s",
+            cs_errmsg());
   cr_expect_eq(atomic_load(&rec.calls), 0);
   close(held[0]);
   close(held[1]);

@@ -28,8 +28,7 @@ static void fx_start(fixture *f, cs_http_server_options *opts) {
   f->port = cs__http_server_port(f->server);
   cr_assert_neq(f->port, 0);
   base_url(f->url, sizeof(f->url), f->port);
-  cr_assert_eq(cs__http_client_new(&f->client, f->url, &f->client_key, NULL), 0, "%s",
-               cs_errmsg());
+  cr_assert_eq(cs__http_client_new(&f->client, f->url, &f->client_key, NULL), 0, "%s", cs_errmsg());
 }
 
 static void fx_stop(fixture *f) {
@@ -172,8 +171,7 @@ Test(transport_http, unknown_key_is_refused) {
   signed_lines sl;
   fx_start(&f, NULL);
   sign_lines(&sl, &f.stranger, "/v1/sync", "x", 1, cs__now_ms());
-  expect_refused(&f, raw_request(f.port, "POST", "/v1/sync", sl.list, "x", 1), 401,
-                 "unknown key");
+  expect_refused(&f, raw_request(f.port, "POST", "/v1/sync", sl.list, "x", 1), 401, "unknown key");
   /* Through our client too: CS_EAUTH carrying the server's reason. */
   cs_http_client *c;
   cs_buf resp = CS_BUF_INIT;

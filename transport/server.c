@@ -43,7 +43,9 @@ static int json_escape(cs_buf *out, const char *s, bool escape) {
   return rc;
 }
 
-static void free_body(void *p) { cs__free(p); }
+static void free_body(void *p) {
+  cs__free(p);
+}
 
 /*
  * Queues `body` (ownership taken; NULL for empty) with the response signature
@@ -58,8 +60,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, cs_http_server *s, i
   char sig_hex[2 * CS_SIG_LEN + 1];
   enum MHD_Result ok = MHD_NO;
 
-  if (cs__http_response_string(&msg, status, (const uint8_t *)(body ? body : ""), len,
-                               nonce_hex) != 0) {
+  if (cs__http_response_string(&msg, status, (const uint8_t *)(body ? body : ""), len, nonce_hex) !=
+      0) {
     cs__free(body);
     goto done;
   }
@@ -84,8 +86,7 @@ done:
 }
 
 enum MHD_Result cs__server_refuse(struct MHD_Connection *conn, cs_http_server *s, int status,
-                                  const char *error, const char *nonce_hex, const char *fmt,
-                                  ...) {
+                                  const char *error, const char *nonce_hex, const char *fmt, ...) {
   cs_buf out = CS_BUF_INIT;
   va_list ap;
   char tmp[512];
@@ -125,8 +126,8 @@ static const char *request_nonce(struct MHD_Connection *conn) {
   return n;
 }
 
-static enum MHD_Result call_handler(struct MHD_Connection *conn, cs_http_server *s,
-                                    const char *url, req_ctx *ctx) {
+static enum MHD_Result call_handler(struct MHD_Connection *conn, cs_http_server *s, const char *url,
+                                    req_ctx *ctx) {
   cs_http_request req;
   cs_http_response resp = {200, CS_BUF_INIT, NULL};
   uint8_t sender[CS_PUBKEY_LEN];
@@ -151,8 +152,8 @@ static enum MHD_Result call_handler(struct MHD_Connection *conn, cs_http_server 
                              resp.status);
   }
   body = cs__buf_detach(&resp.body, &len);
-  return respond(conn, s, resp.status, resp.content_type ? resp.content_type : "application/msgpack",
-                 body, len, nonce);
+  return respond(conn, s, resp.status,
+                 resp.content_type ? resp.content_type : "application/msgpack", body, len, nonce);
 }
 
 static bool is_post_route(const char *url) {
@@ -160,9 +161,8 @@ static bool is_post_route(const char *url) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
   cs_http_server *s = cls;
   req_ctx *ctx = *con_cls;
 
@@ -181,8 +181,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       return serve_health(conn, s);
     }
     if (!is_post_route(url))
-      return cs__server_refuse(conn, s, 404, "not found", request_nonce(conn),
-                               "no endpoint at %s", url);
+      return cs__server_refuse(conn, s, 404, "not found", request_nonce(conn), "no endpoint at %s",
+                               url);
     if (strcmp(method, "POST") != 0)
       return cs__server_refuse(conn, s, 405, "method not allowed", request_nonce(conn),
                                "%s %s: only POST is allowed", method, url);
@@ -193,8 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       unsigned long long n = strtoull(cl, &end, 10);
       if (errno || *end || n > s->opts.max_body)
         return cs__server_refuse(conn, s, 413, "too large", request_nonce(conn),
-                                 "body of %s bytes exceeds the limit of %zu", cl,
-                                 s->opts.max_body);
+                                 "body of %s bytes exceeds the limit of %zu", cl, s->opts.max_body);
     }
     return MHD_YES;
   }
@@ -267,8 +266,8 @@ static int open_listener(int *out, uint16_t *out_port, const char *host, uint16_
   if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
       bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 ||
       getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-    rc = cs__error(CS_ENETWORK, "cannot listen on %s:%u: %s", host, (unsigned)port,
-                   strerror(errno));
+    rc =
+        cs__error(CS_ENETWORK, "cannot listen on %s:%u: %s", host, (unsigned)port, strerror(errno));
     goto done;
   }
   if (ss.ss_family == AF_INET)
@@ -303,7 +302,9 @@ int cs__http_server_start(cs_http_server **out, const cs_keypair *key,
   }
   if (!key || !handler || (!opts->allow_any && !opts->trust)) {
     rc = cs__error(CS_EINVAL, "http server: %s is required",
-                   !key ? "a key" : !handler ? "a handler" : "a trust callback (or allow_any)");
+                   !key       ? "a key"
+                   : !handler ? "a handler"
+                              : "a trust callback (or allow_any)");
     goto done;
   }
   if ((rc = cs__crypto_init()) != 0)
@@ -340,8 +341,8 @@ int cs__http_server_start(cs_http_server **out, const cs_keypair *key,
   /* MHD splits its own connection limit across pool threads; ours (on_accept)
    * is global, so MHD's is set high enough never to bind first. */
   s->daemon = MHD_start_daemon(
-      MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, 0, on_accept, s, on_request,
-      s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, 0, on_accept, s, on_request, s,
+      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_CONNECTION_LIMIT, (s->opts.max_connections + 1) * threads,
       MHD_OPTION_CONNECTION_TIMEOUT, s->opts.timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
       s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
@@ -366,7 +367,9 @@ done:
   return rc;
 }
 
-uint16_t cs__http_server_port(const cs_http_server *s) { return s->port; }
+uint16_t cs__http_server_port(const cs_http_server *s) {
+  return s->port;
+}
 
 void cs__http_server_stop(cs_http_server *s) {
   MHD_socket lfd;
