@@ -416,3 +416,65 @@ Test(transport_http, setup_survives_allocation_failures) {
   }
   cr_expect_eq(rc, 0);
 }
+
+/*
+ * Property: changing any one signed part of a genuine request (a body byte,
+ * the path, the time, the nonce, the key — even to another trusted key — or
+ * the signature) gets 401 and never reaches the handler. Seeded (CS_SEED).
+ */
+Test(transport_http, any_single_tampering_is_refused_property) {
+  fixture f;
+  const char *env = getenv("CS_SEED");
+  uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL), x = seed | 1;
+  int rounds = scale_small() ? 20 : 150;
+  cs_keypair other;
+  fx_start(&f, NULL);
+  cr_assert_eq(cs__keypair_generate(&other), 0);
+  f.trust.keys[1] = &other;
+  f.trust.n = 2;
+  for (int i = 0; i < rounds; i++) {
+    uint8_t body[64];
+    signed_lines sl;
+    size_t len;
+    const char *path = "/v1/sync";
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    len = 1 + x % sizeof(body);
+    for (size_t k = 0; k < len; k++)
+      body[k] = (uint8_t)(x >> (k % 56));
+    sign_lines(&sl, &f.client_key, path, body, len, cs__now_ms());
+    int what = (int)((x >> 8) % 6);
+    switch (what) {
+    case 0:
+      body[(x >> 16) % len] ^= (uint8_t)(1u << ((x >> 24) % 8));
+      break;
+    case 1:
+      path = "/v1/pull";
+      break;
+    case 2: {
+      uint64_t t = strtoull(sl.time + strlen("X-CS-Time: "), NULL, 10) + 1 + (x >> 32) % 1000;
+      snprintf(sl.time, sizeof(sl.time), "X-CS-Time: %llu", (unsigned long long)t);
+      break;
+    }
+    case 3:
+    case 5: {
+      char *d =
+          (what == 3 ? sl.nonce + strlen("X-CS-Nonce: ") : sl.sig + strlen("X-CS-Signature: "));
+      size_t at = (x >> 16) % strlen(d);
+      d[at] = d[at] == 'a' ? 'b' : 'a';
+      break;
+    }
+    case 4: {
+      char hex[2 * CS_PUBKEY_LEN + 1];
+      cs__hex_encode(hex, other.pk, CS_PUBKEY_LEN);
+      snprintf(sl.key, sizeof(sl.key), "X-CS-Key: %s", hex);
+      break;
+    }
+    }
+    raw_result r = raw_request(f.port, "POST", path, sl.list, body, len);
+    cr_assert_eq(r.status, 401, "seed %llu round %d tampering %d: status %ld (%s)",
+                 (unsigned long long)seed, i, what, r.status, r.body);
+    cr_assert_eq(atomic_load(&f.rec.calls), 0, "seed %llu round %d: handler ran",
+                 (unsigned long long)seed, i);
+  }
+  fx_stop(&f);
+}
