@@ -63,8 +63,7 @@ Test(crdt_conflict, value_id_hashes_the_documented_bytes) {
   uint8_t want[256], *p = want, id[16];
 
   reg_doc(&d, dots, vals, 2);
-  cr_assert_eq(cs__doc_conflicts(&l, &d, "UserProfile", "profile_123", NULL, NULL,
-                                 recording_hash),
+  cr_assert_eq(cs__doc_conflicts(&l, &d, "UserProfile", "profile_123", NULL, NULL, recording_hash),
                0);
   cr_assert_eq(l.len, 1);
   putstr(&p, "UserProfile");
