@@ -646,7 +646,14 @@ static bool run_schedule(uint64_t seed, char *why, size_t whylen) {
     if (ops_left && (r < 35 || s.nflight == 0)) {
       make_op(&s);
     } else if (r < 38) {
-      transfer(&s, (int)below(&s.rng, (unsigned)s.nreps), (int)below(&s.rng, (unsigned)s.nreps));
+      /* usually to the replica furthest behind, sometimes to anyone */
+      int src = (int)below(&s.rng, (unsigned)s.nreps), dst = 0;
+      for (int k = 1; k < s.nreps; k++)
+        if (__builtin_popcountll(s.reps[k].seen) < __builtin_popcountll(s.reps[dst].seen))
+          dst = k;
+      if (below(&s.rng, 4) == 0)
+        dst = (int)below(&s.rng, (unsigned)s.nreps);
+      transfer(&s, src, dst);
     } else if (s.ndropped && (r < 45 || (!ops_left && s.nflight == 0))) {
       /* re-send a dropped message */
       int i = (int)below(&s.rng, (unsigned)s.ndropped);
