@@ -23,12 +23,12 @@
 #define NFIELDS 8
 #define NINTERESTS 24
 
-static const char *const field_names[NFIELDS] = {"age",   "bio",  "city",  "email",
-                                                 "name",  "phone", "score", "zip"};
+static const char *const field_names[NFIELDS] = {"age",  "bio",   "city",  "email",
+                                                 "name", "phone", "score", "zip"};
 static const char *const interests[NINTERESTS] = {
-    "art",     "baking", "chess",  "climbing", "cycling", "dance",  "film",    "gaming",
-    "gardens", "hiking", "jazz",   "knitting", "maps",    "music",  "opera",   "painting",
-    "photography", "poetry", "robots", "running", "sailing", "skiing", "tennis", "travel"};
+    "art",         "baking", "chess",  "climbing", "cycling", "dance",  "film",   "gaming",
+    "gardens",     "hiking", "jazz",   "knitting", "maps",    "music",  "opera",  "painting",
+    "photography", "poetry", "robots", "running",  "sailing", "skiing", "tennis", "travel"};
 
 typedef struct replica {
   cs_replica id;

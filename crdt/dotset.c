@@ -99,8 +99,8 @@ int cs__dotset_add(cs_dotset *s, cs_dot d) {
   if (d.counter > max + 1) {
     if (xi < s->extra_len && cs__dot_cmp(&s->extra[xi], &d) == 0)
       return 0;
-    if ((rc = cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1,
-                             sizeof *s->extra)))
+    if ((rc =
+             cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1, sizeof *s->extra)))
       return rc;
     memmove(&s->extra[xi + 1], &s->extra[xi], (s->extra_len - xi) * sizeof *s->extra);
     s->extra[xi] = d;

@@ -75,8 +75,8 @@ static int dots_join(cs_dot **dots, size_t *n, size_t *cap, const cs_dot *f, siz
 
 /* ---- registers ---- */
 
-static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from,
-                    const cs_dotset *fctx, size_t *dropped) {
+static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, const cs_dotset *fctx,
+                    size_t *dropped) {
   size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
   size_t fn = from ? from->len : 0;
   cs_reg_entry *e, *t = NULL;
@@ -173,8 +173,8 @@ static int elem_import(cs_set_elem *out, bool *ok, const cs_set_elem *s, const c
   return 0;
 }
 
-static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from,
-                    const cs_dotset *fctx, size_t *dropped) {
+static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from, const cs_dotset *fctx,
+                    size_t *dropped) {
   size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
   size_t fn = from ? from->len : 0;
   cs_set_elem *e, *t = NULL;
@@ -189,8 +189,8 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from,
       continue;
     nnew++;
   }
-  if (nnew && (rc = cs__array_grow((void **)&into->elems, &into->cap, old + 2 * nnew,
-                                   sizeof *into->elems)))
+  if (nnew &&
+      (rc = cs__array_grow((void **)&into->elems, &into->cap, old + 2 * nnew, sizeof *into->elems)))
     return rc;
   e = into->elems;
   t = e + old + nnew;
@@ -213,8 +213,8 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from,
     while (j < fn && (c = cs__val_cmp(&from->elems[j].val, &e[i].val)) < 0)
       j++;
     if (j < fn && c == 0)
-      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, from->elems[j].dots,
-                     from->elems[j].ndots, ictx, fctx, dropped);
+      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, from->elems[j].dots, from->elems[j].ndots,
+                     ictx, fctx, dropped);
     else
       rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, NULL, 0, ictx, fctx, dropped);
     if (rc)
@@ -268,8 +268,7 @@ static int ctr_join(cs_ctr *into, const cs_ctr *from) {
   }
   if (nnew == 0)
     return 0;
-  if ((rc = cs__array_grow((void **)&into->entries, &into->cap, old + nnew,
-                           sizeof *into->entries)))
+  if ((rc = cs__array_grow((void **)&into->entries, &into->cap, old + nnew, sizeof *into->entries)))
     return rc;
   e = into->entries;
   {
@@ -361,8 +360,8 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
     }
     staged[nstaged++] = nf;
   }
-  if (nstaged && (rc = cs__array_grow((void **)&into->fields, &into->fields_cap,
-                                      old + nstaged, sizeof *into->fields)))
+  if (nstaged && (rc = cs__array_grow((void **)&into->fields, &into->fields_cap, old + nstaged,
+                                      sizeof *into->fields)))
     goto done;
   /* Pair the fields by looking each of `from`'s (few, for a delta) up by
    * binary search, so that local-only fields are filtered without touching

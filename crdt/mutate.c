@@ -253,8 +253,7 @@ int cs__delta_set_add(cs_delta *d, const cs_doc *doc, const char *field, const c
   return rc;
 }
 
-int cs__delta_set_remove(cs_delta *d, const cs_doc *doc, const char *field,
-                         const cs_val *elem) {
+int cs__delta_set_remove(cs_delta *d, const cs_doc *doc, const char *field, const cs_val *elem) {
   cs_field *df, *xf;
   int rc;
 

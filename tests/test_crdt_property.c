@@ -59,7 +59,9 @@ static uint64_t rnd(uint64_t *s) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-static unsigned below(uint64_t *s, unsigned n) { return (unsigned)(rnd(s) % n); }
+static unsigned below(uint64_t *s, unsigned n) {
+  return (unsigned)(rnd(s) % n);
+}
 
 /* ---- values of the small pools (equal values recur on purpose) ---- */
 
@@ -80,7 +82,9 @@ static int val_index(const cs_val *v) {
   }
   return -1;
 }
-static cs_val elem_val(int i) { return cs__val_int(100 + i); }
+static cs_val elem_val(int i) {
+  return cs__val_int(100 + i);
+}
 
 /* ---- the log the oracle reads ---- */
 
@@ -239,7 +243,9 @@ static int oracle_distinct_values(const sim *s, uint64_t M) {
 
 /* ---- replicas and network ---- */
 
-static uint64_t wall(const sim *s, const sim_rep *r) { return (uint64_t)((int64_t)s->now + r->skew); }
+static uint64_t wall(const sim *s, const sim_rep *r) {
+  return (uint64_t)((int64_t)s->now + r->skew);
+}
 
 static bool tracing;
 
@@ -294,8 +300,7 @@ static void set_of_doc_check(sim *s, const cs_doc *d, int doc, uint64_t view, co
     for (size_t i = 0; i < f->u.set.len; i++)
       m |= (uint8_t)(1u << (f->u.set.elems[i].val.u.i - 100));
   if (m != oracle_members(s, doc, view))
-    fail(s, "%s: set members %#x, oracle %#x (doc %d)", when, m, oracle_members(s, doc, view),
-         doc);
+    fail(s, "%s: set members %#x, oracle %#x (doc %d)", when, m, oracle_members(s, doc, view), doc);
 }
 
 static void make_op(sim *s) {
@@ -320,8 +325,8 @@ static void make_op(sim *s) {
   cr_assert_eq(cs__delta_init(dl, &r->ctx, r->id, p->hlc), 0);
   /* the replica's view must match the oracle's view of what it has seen */
   if (cs__doc_alive(d) != oracle_alive(s, doc, p->seen))
-    fail(s, "op %d: replica %d sees doc %d alive=%d, oracle says %d", o, ri, doc,
-         cs__doc_alive(d), oracle_alive(s, doc, p->seen));
+    fail(s, "op %d: replica %d sees doc %d alive=%d, oracle says %d", o, ri, doc, cs__doc_alive(d),
+         oracle_alive(s, doc, p->seen));
   set_of_doc_check(s, d, doc, p->seen, "before op");
 
   if (kind >= 88) { /* resolve a conflict, if any */
@@ -389,8 +394,9 @@ static void make_op(sim *s) {
     if (c->kind == CS_CONFLICT_VALUE) {
       cs_field *f = cs__doc_field(d, c->field);
       int fi = strcmp(c->field, "a") == 0 ? 0 : 1;
-      int v = below(&s->rng, 3) == 0 ? (int)below(&s->rng, NVALS)
-                                     : val_index(&f->u.reg.entries[below(&s->rng, (unsigned)f->u.reg.len)].val);
+      int v = below(&s->rng, 3) == 0
+                  ? (int)below(&s->rng, NVALS)
+                  : val_index(&f->u.reg.entries[below(&s->rng, (unsigned)f->u.reg.len)].val);
       cs_val val = pool_val(v);
       cr_assert_eq(cs__delta_reg_set(dl, d, c->field, &val), 0);
       cs__val_dispose(&val);
@@ -431,9 +437,8 @@ static void make_op(sim *s) {
     fprintf(stderr,
             "op %d: replica %d doc %d seen=%#llx exist=%d/%d reg=%d:%d set add=%#x touch=%#x "
             "ctr=%d:%lld\n",
-            o, ri, doc, (unsigned long long)p->seen, p->exist_write, p->exist_alive,
-            p->reg_field, p->reg_val, p->set_add, p->set_touch, p->ctr_write,
-            (long long)p->ctr_by);
+            o, ri, doc, (unsigned long long)p->seen, p->exist_write, p->exist_alive, p->reg_field,
+            p->reg_val, p->set_add, p->set_touch, p->ctr_write, (long long)p->ctr_by);
   for (int k = 0; k < s->nreps; k++)
     if (k != ri)
       send(s, k, o);
@@ -516,8 +521,7 @@ static bool same_conflicts(const cs_conflict_list *x, const cs_conflict_list *y)
   return true;
 }
 
-static void check_doc_against_oracle(sim *s, int doc, const cs_doc *d,
-                                     const cs_conflict_list *cl) {
+static void check_doc_against_oracle(sim *s, int doc, const cs_doc *d, const cs_conflict_list *cl) {
   uint64_t all = s->nops == 64 ? ~0ull : BIT(s->nops) - 1;
   bool du = oracle_delete_update(s, doc, all), seen_du = false;
   int64_t sum = 0;
@@ -599,9 +603,8 @@ static void check_quiescent(sim *s) {
   cs_conflict_list ref[NDOCS];
   for (int k = 0; k < NDOCS; k++) {
     memset(&ref[k], 0, sizeof ref[k]);
-    cr_assert_eq(cs__doc_conflicts(&ref[k], &s->reps[0].docs[k], "M", doc_names[k], NULL, NULL,
-                                   blake2b),
-                 0);
+    cr_assert_eq(
+        cs__doc_conflicts(&ref[k], &s->reps[0].docs[k], "M", doc_names[k], NULL, NULL, blake2b), 0);
     check_doc_against_oracle(s, k, &s->reps[0].docs[k], &ref[k]);
   }
   for (int i = 1; i < s->nreps; i++) {
@@ -611,9 +614,8 @@ static void check_quiescent(sim *s) {
       cs_conflict_list cl = {0};
       if (!cs__doc_equal(&s->reps[0].docs[k], &s->reps[i].docs[k]))
         fail(s, "replica %d doc %d differs from replica 0", i, k);
-      cr_assert_eq(cs__doc_conflicts(&cl, &s->reps[i].docs[k], "M", doc_names[k], NULL, NULL,
-                                     blake2b),
-                   0);
+      cr_assert_eq(
+          cs__doc_conflicts(&cl, &s->reps[i].docs[k], "M", doc_names[k], NULL, NULL, blake2b), 0);
       if (!same_conflicts(&cl, &ref[k]))
         fail(s, "replica %d doc %d: conflict list differs from replica 0", i, k);
       cs__conflict_list_dispose(&cl);
@@ -644,7 +646,14 @@ static bool run_schedule(uint64_t seed, char *why, size_t whylen) {
     if (ops_left && (r < 35 || s.nflight == 0)) {
       make_op(&s);
     } else if (r < 38) {
-      transfer(&s, (int)below(&s.rng, (unsigned)s.nreps), (int)below(&s.rng, (unsigned)s.nreps));
+      /* usually to the replica furthest behind, sometimes to anyone */
+      int src = (int)below(&s.rng, (unsigned)s.nreps), dst = 0;
+      for (int k = 1; k < s.nreps; k++)
+        if (__builtin_popcountll(s.reps[k].seen) < __builtin_popcountll(s.reps[dst].seen))
+          dst = k;
+      if (below(&s.rng, 4) == 0)
+        dst = (int)below(&s.rng, (unsigned)s.nreps);
+      transfer(&s, src, dst);
     } else if (s.ndropped && (r < 45 || (!ops_left && s.nflight == 0))) {
       /* re-send a dropped message */
       int i = (int)below(&s.rng, (unsigned)s.ndropped);
@@ -692,8 +701,7 @@ Test(crdt_property, replicas_converge_and_agree_with_oracle, .timeout = 0) {
   for (long i = 0; i < n; i++) {
     uint64_t seed = base + (uint64_t)i;
     if (!run_schedule(seed, why, sizeof why)) {
-      fprintf(stderr,
-              "seed=%llu: %s\nreplay: CS_SEED=%llu CS_SOAK=1 ./tests/test_crdt_property\n",
+      fprintf(stderr, "seed=%llu: %s\nreplay: CS_SEED=%llu CS_SOAK=1 ./tests/test_crdt_property\n",
               (unsigned long long)seed, why, (unsigned long long)seed);
       cr_assert_fail("seed=%llu (schedule %ld of %ld): %s", (unsigned long long)seed, i, n, why);
     }

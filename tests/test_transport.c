@@ -72,11 +72,13 @@ Test(transport_sign, signed_headers_verify_and_nonces_are_fresh) {
   cr_expect_str_eq(a.time, "42");
   cr_assert_eq(cs__hex_decode(sig, CS_SIG_LEN, a.sig), 0);
   cr_assert_eq(cs__hex_decode(pk, CS_PUBKEY_LEN, a.key), 0);
-  cr_assert_eq(cs__http_request_string(&s, "POST", "/v1/pull", (const uint8_t *)"x", 1, 42, a.nonce), 0);
+  cr_assert_eq(
+      cs__http_request_string(&s, "POST", "/v1/pull", (const uint8_t *)"x", 1, 42, a.nonce), 0);
   cr_expect_eq(cs__sign_verify(sig, (const uint8_t *)s.ptr, s.size, pk), 0);
   /* The same signature over another body must fail. */
   cs__buf_clear(&s);
-  cr_assert_eq(cs__http_request_string(&s, "POST", "/v1/pull", (const uint8_t *)"y", 1, 42, a.nonce), 0);
+  cr_assert_eq(
+      cs__http_request_string(&s, "POST", "/v1/pull", (const uint8_t *)"y", 1, 42, a.nonce), 0);
   cr_expect_eq(cs__sign_verify(sig, (const uint8_t *)s.ptr, s.size, pk), CS_EAUTH);
   cs_buf_dispose(&s);
 }
@@ -168,8 +170,8 @@ Test(transport_replay, never_accepts_a_nonce_twice_property) {
       /* A replay: only a refusal is correct (the server refuses stale times
        * before asking, so model that: skip ones beyond the window). */
       if (t + 500 >= now && used_t[pick] != 0)
-        cr_assert_eq(rc, CS_EAUTH, "seed %" PRIu64 ": nonce %d replayed at round %d accepted",
-                     seed, pick, i);
+        cr_assert_eq(rc, CS_EAUTH, "seed %" PRIu64 ": nonce %d replayed at round %d accepted", seed,
+                     pick, i);
       used_t[i] = 0;
     } else {
       used_t[i] = rc == 0 ? t : 0;

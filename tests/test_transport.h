@@ -36,8 +36,8 @@ static inline void sleep_ms(long ms) {
 typedef struct recorder {
   atomic_int calls;
   atomic_int finished;
-  int status;     /* answer status; 0 means 200 */
-  int sleep_ms;   /* delay before answering */
+  int status;   /* answer status; 0 means 200 */
+  int sleep_ms; /* delay before answering */
   bool last_signed;
   uint8_t last_key[CS_PUBKEY_LEN];
   char last_path[64];
@@ -164,7 +164,7 @@ typedef struct canned_server {
   uint16_t port;
   const char *reply; /* sent after the request headers (and body) arrive */
   size_t reply_len;
-  int hold_ms;       /* wait before closing */
+  int hold_ms; /* wait before closing */
   pthread_t thread;
 } canned_server;
 
@@ -215,6 +215,7 @@ static inline void canned_start(canned_server *s, const char *reply, size_t len)
   s->port = ntohs(a.sin_port);
   s->reply = reply;
   s->reply_len = len;
+  s->hold_ms = 0;
   pthread_create(&s->thread, NULL, canned_main, s);
 }
 

@@ -28,8 +28,7 @@ static void fx_start(fixture *f, cs_http_server_options *opts) {
   f->port = cs__http_server_port(f->server);
   cr_assert_neq(f->port, 0);
   base_url(f->url, sizeof(f->url), f->port);
-  cr_assert_eq(cs__http_client_new(&f->client, f->url, &f->client_key, NULL), 0, "%s",
-               cs_errmsg());
+  cr_assert_eq(cs__http_client_new(&f->client, f->url, &f->client_key, NULL), 0, "%s", cs_errmsg());
 }
 
 static void fx_stop(fixture *f) {
@@ -172,8 +171,7 @@ Test(transport_http, unknown_key_is_refused) {
   signed_lines sl;
   fx_start(&f, NULL);
   sign_lines(&sl, &f.stranger, "/v1/sync", "x", 1, cs__now_ms());
-  expect_refused(&f, raw_request(f.port, "POST", "/v1/sync", sl.list, "x", 1), 401,
-                 "unknown key");
+  expect_refused(&f, raw_request(f.port, "POST", "/v1/sync", sl.list, "x", 1), 401, "unknown key");
   /* Through our client too: CS_EAUTH carrying the server's reason. */
   cs_http_client *c;
   cs_buf resp = CS_BUF_INIT;
@@ -384,4 +382,99 @@ Test(transport_http, options_and_urls_are_validated) {
   expect_msg("in use");
   cr_expect_null(s2);
   cs__http_server_stop(s);
+}
+
+/* Every allocation failure while setting up reports CS_ENOMEM and leaks nothing. */
+Test(transport_http, setup_survives_allocation_failures) {
+  cs_keypair k;
+  recorder rec = {0};
+  cs_http_server_options so = CS_HTTP_SERVER_OPTIONS_INIT;
+  int rc = -1;
+  cr_assert_eq(cs__keypair_generate(&k), 0);
+  so.allow_any = true;
+  for (unsigned long n = 1; n < 50 && rc != 0; n++) {
+    cs_http_client *c = NULL;
+    cs__alloc_fail_after(n);
+    rc = cs__http_client_new(&c, "http://127.0.0.1:1", &k, NULL);
+    cs__alloc_fail_after(0);
+    if (rc == 0)
+      cs__http_client_free(c);
+    else
+      cr_expect_eq(rc, CS_ENOMEM, "client, failure at allocation %lu: %s", n, cs_errmsg());
+  }
+  cr_expect_eq(rc, 0);
+  rc = -1;
+  for (unsigned long n = 1; n < 50 && rc != 0; n++) {
+    cs_http_server *s = NULL;
+    cs__alloc_fail_after(n);
+    rc = cs__http_server_start(&s, &k, &so, record_handler, &rec);
+    cs__alloc_fail_after(0);
+    if (rc == 0)
+      cs__http_server_stop(s);
+    else
+      cr_expect_eq(rc, CS_ENOMEM, "server, failure at allocation %lu: %s", n, cs_errmsg());
+  }
+  cr_expect_eq(rc, 0);
+}
+
+/*
+ * Property: changing any one signed part of a genuine request (a body byte,
+ * the path, the time, the nonce, the key — even to another trusted key — or
+ * the signature) gets 401 and never reaches the handler. Seeded (CS_SEED).
+ */
+Test(transport_http, any_single_tampering_is_refused_property) {
+  fixture f;
+  const char *env = getenv("CS_SEED");
+  uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL), x = seed | 1;
+  int rounds = scale_small() ? 20 : 150;
+  cs_keypair other;
+  fx_start(&f, NULL);
+  cr_assert_eq(cs__keypair_generate(&other), 0);
+  f.trust.keys[1] = &other;
+  f.trust.n = 2;
+  for (int i = 0; i < rounds; i++) {
+    uint8_t body[64];
+    signed_lines sl;
+    size_t len;
+    const char *path = "/v1/sync";
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    len = 1 + x % sizeof(body);
+    for (size_t k = 0; k < len; k++)
+      body[k] = (uint8_t)(x >> (k % 56));
+    sign_lines(&sl, &f.client_key, path, body, len, cs__now_ms());
+    int what = (int)((x >> 8) % 6);
+    switch (what) {
+    case 0:
+      body[(x >> 16) % len] ^= (uint8_t)(1u << ((x >> 24) % 8));
+      break;
+    case 1:
+      path = "/v1/pull";
+      break;
+    case 2: {
+      uint64_t t = strtoull(sl.time + strlen("X-CS-Time: "), NULL, 10) + 1 + (x >> 32) % 1000;
+      snprintf(sl.time, sizeof(sl.time), "X-CS-Time: %llu", (unsigned long long)t);
+      break;
+    }
+    case 3:
+    case 5: {
+      char *d =
+          (what == 3 ? sl.nonce + strlen("X-CS-Nonce: ") : sl.sig + strlen("X-CS-Signature: "));
+      size_t at = (x >> 16) % strlen(d);
+      d[at] = d[at] == 'a' ? 'b' : 'a';
+      break;
+    }
+    case 4: {
+      char hex[2 * CS_PUBKEY_LEN + 1];
+      cs__hex_encode(hex, other.pk, CS_PUBKEY_LEN);
+      snprintf(sl.key, sizeof(sl.key), "X-CS-Key: %s", hex);
+      break;
+    }
+    }
+    raw_result r = raw_request(f.port, "POST", path, sl.list, body, len);
+    cr_assert_eq(r.status, 401, "seed %llu round %d tampering %d: status %ld (%s)",
+                 (unsigned long long)seed, i, what, r.status, r.body);
+    cr_assert_eq(atomic_load(&f.rec.calls), 0, "seed %llu round %d: handler ran",
+                 (unsigned long long)seed, i);
+  }
+  fx_stop(&f);
 }

@@ -41,7 +41,9 @@ struct cs_http_client {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_status = CURLE_FAILED_INIT;
 
-static void curl_init_once(void) { curl_status = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void) {
+  curl_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
   cs_http_client *c = userdata;
@@ -101,7 +103,8 @@ int cs__http_client_new(cs_http_client **out, const char *base_url, const cs_key
                    CS_HTTP_CLIENT_OPTIONS_VERSION);
     goto done;
   }
-  if (!base_url || (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0) ||
+  if (!base_url ||
+      (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0) ||
       strlen(base_url) <= (base_url[4] == 's' ? 8u : 7u)) {
     rc = cs__error(CS_EINVAL, "base url '%s': expected http://host[:port] or https://host[:port]",
                    base_url ? base_url : "(null)");
@@ -253,16 +256,15 @@ static int map_curl_error(cs_http_client *c, const char *what, CURLcode cc) {
                      "connection closed",
                      what, c->body.size, (long long)expected);
   case CURLE_GOT_NOTHING:
-    return cs__error(CS_ENETWORK, "%s: server closed the connection without answering (%s)",
-                     what, detail);
+    return cs__error(CS_ENETWORK, "%s: server closed the connection without answering (%s)", what,
+                     detail);
   case CURLE_SEND_ERROR:
   case CURLE_RECV_ERROR:
     return cs__error(CS_ENETWORK, "%s: connection %s (%s)", what,
                      oserr == ECONNRESET ? "reset by peer" : "failed", detail);
   case CURLE_WRITE_ERROR:
     if (c->too_big)
-      return cs__error(CS_ETOOBIG, "%s: response larger than %zu bytes", what,
-                       CS__MAX_RESPONSE);
+      return cs__error(CS_ETOOBIG, "%s: response larger than %zu bytes", what, CS__MAX_RESPONSE);
     return cs__error(CS_ENOMEM, "%s: cannot buffer the response", what);
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CACERT_BADFILE:
@@ -291,11 +293,12 @@ static int verify_response(cs_http_client *c, const char *what, long status, con
     goto done;
   }
   if (c->pin_server && memcmp(pk, c->server_key, CS_PUBKEY_LEN) != 0) {
-    rc = cs__error(CS_EAUTH, "%s: response signed by key %.16s..., expected the server key",
-                   what, c->resp_key);
+    rc = cs__error(CS_EAUTH, "%s: response signed by key %.16s..., expected the server key", what,
+                   c->resp_key);
     goto done;
   }
-  if ((rc = cs__http_response_string(&msg, (int)status, (const uint8_t *)(c->body.ptr ? c->body.ptr : ""),
+  if ((rc = cs__http_response_string(&msg, (int)status,
+                                     (const uint8_t *)(c->body.ptr ? c->body.ptr : ""),
                                      c->body.size, nonce)) != 0)
     goto done;
   if (cs__sign_verify(sig, (const uint8_t *)msg.ptr, msg.size, pk) != 0) {
@@ -400,4 +403,6 @@ int cs__http_get(cs_buf *response, int *out_status, cs_http_client *c, const cha
   return perform(response, out_status, c, "GET", path, NULL, 0);
 }
 
-unsigned long cs__http_client_connections(const cs_http_client *c) { return c->connects; }
+unsigned long cs__http_client_connections(const cs_http_client *c) {
+  return c->connects;
+}

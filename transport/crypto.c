@@ -10,7 +10,9 @@
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
 static int sodium_status = -1;
 
-static void sodium_init_once(void) { sodium_status = sodium_init(); }
+static void sodium_init_once(void) {
+  sodium_status = sodium_init();
+}
 
 int cs__crypto_init(void) {
   pthread_once(&sodium_once, sodium_init_once);
@@ -60,9 +62,8 @@ static void body_hash_hex(char out[65], const uint8_t *body, size_t len) {
   cs__hex_encode(out, h, sizeof(h));
 }
 
-int cs__http_request_string(cs_buf *out, const char *method, const char *path,
-                            const uint8_t *body, size_t len, uint64_t time_ms,
-                            const char *nonce_hex) {
+int cs__http_request_string(cs_buf *out, const char *method, const char *path, const uint8_t *body,
+                            size_t len, uint64_t time_ms, const char *nonce_hex) {
   char hash[65];
   body_hash_hex(hash, body, len);
   return cs__buf_printf(out, "cosmicsync-v1\n%s\n%s\n%s\n%" PRIu64 "\n%s", method, path, hash,

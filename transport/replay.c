@@ -20,10 +20,10 @@ typedef struct entry {
 
 struct cs_replay_cache {
   pthread_mutex_t mu;
-  entry *ring;        /* capacity entries; live ones are head .. head+count-1 */
+  entry *ring; /* capacity entries; live ones are head .. head+count-1 */
   size_t capacity, head, count;
-  uint32_t *index;    /* ring positions, or EMPTY */
-  size_t index_mask;  /* index size - 1 (a power of two, at least 2*capacity) */
+  uint32_t *index;   /* ring positions, or EMPTY */
+  size_t index_mask; /* index size - 1 (a power of two, at least 2*capacity) */
   uint64_t window_ms;
   /* Any timestamp <= floor_ms is refused: a nonce that old may have been
    * forgotten to keep the cache bounded. */

@@ -26,19 +26,26 @@ typedef struct req_ctx {
   bool too_big;
 } req_ctx;
 
-static void json_escape(cs_buf *out, const char *s) {
-  for (; *s; s++) {
+/* Appends s to out, JSON-escaped when `escape`; 0 or CS_ENOMEM. */
+static int json_escape(cs_buf *out, const char *s, bool escape) {
+  int rc = 0;
+  if (!escape)
+    return cs__buf_puts(out, s);
+  for (; *s && !rc; s++) {
     unsigned char ch = (unsigned char)*s;
     if (ch == '"' || ch == '\\')
-      cs__buf_printf(out, "\\%c", ch);
+      rc = cs__buf_printf(out, "\\%c", ch);
     else if (ch < 0x20)
-      cs__buf_printf(out, "\\u%04x", ch);
+      rc = cs__buf_printf(out, "\\u%04x", ch);
     else
-      cs__buf_putc(out, (char)ch);
+      rc = cs__buf_putc(out, (char)ch);
   }
+  return rc;
 }
 
-static void free_body(void *p) { cs__free(p); }
+static void free_body(void *p) {
+  cs__free(p);
+}
 
 /*
  * Queues `body` (ownership taken; NULL for empty) with the response signature
@@ -53,8 +60,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, cs_http_server *s, i
   char sig_hex[2 * CS_SIG_LEN + 1];
   enum MHD_Result ok = MHD_NO;
 
-  if (cs__http_response_string(&msg, status, (const uint8_t *)(body ? body : ""), len,
-                               nonce_hex) != 0) {
+  if (cs__http_response_string(&msg, status, (const uint8_t *)(body ? body : ""), len, nonce_hex) !=
+      0) {
     cs__free(body);
     goto done;
   }
@@ -79,9 +86,8 @@ done:
 }
 
 enum MHD_Result cs__server_refuse(struct MHD_Connection *conn, cs_http_server *s, int status,
-                                  const char *error, const char *nonce_hex, const char *fmt,
-                                  ...) {
-  cs_buf reason = CS_BUF_INIT, out = CS_BUF_INIT;
+                                  const char *error, const char *nonce_hex, const char *fmt, ...) {
+  cs_buf out = CS_BUF_INIT;
   va_list ap;
   char tmp[512];
   size_t len;
@@ -90,14 +96,12 @@ enum MHD_Result cs__server_refuse(struct MHD_Connection *conn, cs_http_server *s
   va_start(ap, fmt);
   vsnprintf(tmp, sizeof(tmp), fmt, ap);
   va_end(ap);
-  cs__buf_puts(&out, "{\"error\": \"");
-  json_escape(&out, error);
-  cs__buf_puts(&out, "\", \"reason\": \"");
-  json_escape(&out, tmp);
-  cs__buf_puts(&out, "\"}");
-  cs_buf_dispose(&reason);
-  if (!out.ptr)
+  if (json_escape(&out, "{\"error\": \"", false) || json_escape(&out, error, true) ||
+      json_escape(&out, "\", \"reason\": \"", false) || json_escape(&out, tmp, true) ||
+      json_escape(&out, "\"}", false)) {
+    cs_buf_dispose(&out);
     return MHD_NO; /* out of memory: MHD closes the connection */
+  }
   body = cs__buf_detach(&out, &len);
   return respond(conn, s, status, "application/json", body, len, nonce_hex);
 }
@@ -122,8 +126,8 @@ static const char *request_nonce(struct MHD_Connection *conn) {
   return n;
 }
 
-static enum MHD_Result call_handler(struct MHD_Connection *conn, cs_http_server *s,
-                                    const char *url, req_ctx *ctx) {
+static enum MHD_Result call_handler(struct MHD_Connection *conn, cs_http_server *s, const char *url,
+                                    req_ctx *ctx) {
   cs_http_request req;
   cs_http_response resp = {200, CS_BUF_INIT, NULL};
   uint8_t sender[CS_PUBKEY_LEN];
@@ -148,8 +152,8 @@ static enum MHD_Result call_handler(struct MHD_Connection *conn, cs_http_server 
                              resp.status);
   }
   body = cs__buf_detach(&resp.body, &len);
-  return respond(conn, s, resp.status, resp.content_type ? resp.content_type : "application/msgpack",
-                 body, len, nonce);
+  return respond(conn, s, resp.status,
+                 resp.content_type ? resp.content_type : "application/msgpack", body, len, nonce);
 }
 
 static bool is_post_route(const char *url) {
@@ -157,9 +161,8 @@ static bool is_post_route(const char *url) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
   cs_http_server *s = cls;
   req_ctx *ctx = *con_cls;
 
@@ -178,8 +181,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       return serve_health(conn, s);
     }
     if (!is_post_route(url))
-      return cs__server_refuse(conn, s, 404, "not found", request_nonce(conn),
-                               "no endpoint at %s", url);
+      return cs__server_refuse(conn, s, 404, "not found", request_nonce(conn), "no endpoint at %s",
+                               url);
     if (strcmp(method, "POST") != 0)
       return cs__server_refuse(conn, s, 405, "method not allowed", request_nonce(conn),
                                "%s %s: only POST is allowed", method, url);
@@ -190,8 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       unsigned long long n = strtoull(cl, &end, 10);
       if (errno || *end || n > s->opts.max_body)
         return cs__server_refuse(conn, s, 413, "too large", request_nonce(conn),
-                                 "body of %s bytes exceeds the limit of %zu", cl,
-                                 s->opts.max_body);
+                                 "body of %s bytes exceeds the limit of %zu", cl, s->opts.max_body);
     }
     return MHD_YES;
   }
@@ -264,8 +266,8 @@ static int open_listener(int *out, uint16_t *out_port, const char *host, uint16_
   if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
       bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 ||
       getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-    rc = cs__error(CS_ENETWORK, "cannot listen on %s:%u: %s", host, (unsigned)port,
-                   strerror(errno));
+    rc =
+        cs__error(CS_ENETWORK, "cannot listen on %s:%u: %s", host, (unsigned)port, strerror(errno));
     goto done;
   }
   if (ss.ss_family == AF_INET)
@@ -300,7 +302,9 @@ int cs__http_server_start(cs_http_server **out, const cs_keypair *key,
   }
   if (!key || !handler || (!opts->allow_any && !opts->trust)) {
     rc = cs__error(CS_EINVAL, "http server: %s is required",
-                   !key ? "a key" : !handler ? "a handler" : "a trust callback (or allow_any)");
+                   !key       ? "a key"
+                   : !handler ? "a handler"
+                              : "a trust callback (or allow_any)");
     goto done;
   }
   if ((rc = cs__crypto_init()) != 0)
@@ -337,8 +341,8 @@ int cs__http_server_start(cs_http_server **out, const cs_keypair *key,
   /* MHD splits its own connection limit across pool threads; ours (on_accept)
    * is global, so MHD's is set high enough never to bind first. */
   s->daemon = MHD_start_daemon(
-      MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, 0, on_accept, s, on_request,
-      s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, 0, on_accept, s, on_request, s,
+      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_CONNECTION_LIMIT, (s->opts.max_connections + 1) * threads,
       MHD_OPTION_CONNECTION_TIMEOUT, s->opts.timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
       s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
@@ -363,7 +367,9 @@ done:
   return rc;
 }
 
-uint16_t cs__http_server_port(const cs_http_server *s) { return s->port; }
+uint16_t cs__http_server_port(const cs_http_server *s) {
+  return s->port;
+}
 
 void cs__http_server_stop(cs_http_server *s) {
   MHD_socket lfd;

@@ -52,7 +52,7 @@ int cs__server_authenticate(enum MHD_Result *out_queued, uint8_t out_sender[CS_P
   }
 #define MALFORMED(what)                                                                            \
   do {                                                                                             \
-    *out_queued = cs__server_refuse(conn, s, 401, "unsigned", nonce_echo, "%s", what);            \
+    *out_queued = cs__server_refuse(conn, s, 401, "unsigned", nonce_echo, "%s", what);             \
     goto done;                                                                                     \
   } while (0)
   if (!nonce_h || cs__hex_decode(nonce, sizeof(nonce), nonce_h) != 0)

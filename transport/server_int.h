@@ -30,8 +30,8 @@ struct cs_http_server {
 
 /* Queues a signed JSON error {"error": error, "reason": printf(fmt)}. */
 enum MHD_Result cs__server_refuse(struct MHD_Connection *conn, cs_http_server *s, int status,
-                                  const char *error, const char *nonce_hex, const char *fmt,
-                                  ...) CS__PRINTF(6, 7);
+                                  const char *error, const char *nonce_hex, const char *fmt, ...)
+    CS__PRINTF(6, 7);
 
 /*
  * Checks the request's signature headers against the body. Returns 0 when the
