@@ -227,6 +227,23 @@ static int msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, con
 
 /* ----------------------------------------------------------- validation */
 
+/* Dots an action may own beyond one per entry (a dot taken for an action
+ * that names no entry, writes replaced within the action). */
+#define CS_ACTION_SLACK_DOTS 4096
+
+static size_t count_entries(const cs_doc *d) {
+  size_t n = d->nexist;
+  for (size_t f = 0; f < d->nfields; f++) {
+    const cs_field *fl = &d->fields[f];
+    if (fl->kind == CS_KIND_REG)
+      n += fl->u.reg.len;
+    else if (fl->kind == CS_KIND_SET)
+      for (size_t e = 0; e < fl->u.set.len; e++)
+        n += fl->u.set.elems[e].ndots;
+  }
+  return n;
+}
+
 /* Checks what the codec cannot: clocks against ours, and that every action
  * only writes entries under its own dots. Runs before anything changes. */
 static int validate_msg(cs_store *s, const cs_sync_msg *msg) {
@@ -250,38 +267,53 @@ static int validate_msg(cs_store *s, const cs_sync_msg *msg) {
                          wm->name, j, (unsigned long long)a->origin,
                          (unsigned long long)(CS_HLC_MS(a->hlc) - now),
                          (unsigned long long)s->opts.max_clock_skew_ms);
+      /* Bound the range before walking it: a forged action could claim
+       * 2^60 dots that a compact context makes look plausible. */
+      size_t entries = count_entries(d);
+      if (a->last < a->first || a->last - a->first >= entries + CS_ACTION_SLACK_DOTS)
+        return cs__error(CS_ECORRUPT,
+                         "model '%s', action %zu: %llu dots for %zu entries is not plausible",
+                         wm->name, j, (unsigned long long)(a->last - a->first + 1), entries);
       for (uint64_t c = a->first; c <= a->last; c++)
         if (!cs__dotset_contains(&a->ctx, (cs_dot){a->origin, c}))
           return cs__error(CS_ECORRUPT, "model '%s', action %zu: context lacks its own dot %llu",
                            wm->name, j, (unsigned long long)c);
+      /* Every entry under one of the action's own dots, each dot used once
+       * (the join relies on a dot naming a single entry). */
+      size_t span = (size_t)(a->last - a->first + 1);
+      uint8_t *seen = cs__calloc((span + 7) / 8, 1);
+      if (!seen)
+        return CS_ENOMEM;
+      bool ok = true;
 #define OWN_DOT(dt)                                                                                \
-  ((dt).replica == a->origin && (dt).counter >= a->first && (dt).counter <= a->last)
-      for (size_t e = 0; e < d->nexist; e++)
-        if (!OWN_DOT(d->exist[e].dot))
-          goto foreign;
-      for (size_t f = 0; f < d->nfields; f++) {
+  ((dt).replica == a->origin && (dt).counter >= a->first && (dt).counter <= a->last &&           \
+   !(seen[((dt).counter - a->first) / 8] & (1u << (((dt).counter - a->first) % 8))) &&            \
+   (seen[((dt).counter - a->first) / 8] |= (uint8_t)(1u << (((dt).counter - a->first) % 8))))
+      for (size_t e = 0; e < d->nexist && ok; e++)
+        ok = OWN_DOT(d->exist[e].dot);
+      for (size_t f = 0; f < d->nfields && ok; f++) {
         const cs_field *fl = &d->fields[f];
         if (fl->kind == CS_KIND_REG) {
-          for (size_t e = 0; e < fl->u.reg.len; e++)
-            if (!OWN_DOT(fl->u.reg.entries[e].dot))
-              goto foreign;
+          for (size_t e = 0; e < fl->u.reg.len && ok; e++)
+            ok = OWN_DOT(fl->u.reg.entries[e].dot);
         } else if (fl->kind == CS_KIND_SET) {
-          for (size_t e = 0; e < fl->u.set.len; e++)
-            for (size_t k = 0; k < fl->u.set.elems[e].ndots; k++)
-              if (!OWN_DOT(fl->u.set.elems[e].dots[k]))
-                goto foreign;
+          for (size_t e = 0; e < fl->u.set.len && ok; e++)
+            for (size_t k = 0; k < fl->u.set.elems[e].ndots && ok; k++)
+              ok = OWN_DOT(fl->u.set.elems[e].dots[k]);
         } else if (fl->kind == CS_KIND_CTR) {
-          for (size_t e = 0; e < fl->u.ctr.len; e++)
-            if (fl->u.ctr.entries[e].replica != a->origin)
-              goto foreign;
+          for (size_t e = 0; e < fl->u.ctr.len && ok; e++)
+            ok = fl->u.ctr.entries[e].replica == a->origin;
         }
       }
 #undef OWN_DOT
+      cs__free(seen);
+      if (!ok)
+        goto foreign;
       continue;
     foreign:
       return cs__error(CS_ECORRUPT,
                        "model '%s', action %zu (origin %016llx, dots %llu..%llu): writes an entry "
-                       "under a dot that is not its own",
+                       "under a dot that is not its own, or under one dot twice",
                        wm->name, j, (unsigned long long)a->origin, (unsigned long long)a->first,
                        (unsigned long long)a->last);
     }

@@ -1,0 +1,122 @@
+/* Forged or inconsistent actions from a peer are refused whole and change nothing. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine.h"
+#include "tests/helpers/testutil.h"
+
+static char *dir;
+static void setup(void) { dir = tu_tempdir(); }
+static void teardown(void) {
+  tu_rmrf(dir);
+  free(dir);
+}
+TestSuite(engine_forged, .init = setup, .fini = teardown);
+
+/* A message with one action on instance "x" by `origin` with dots first..last,
+ * writing register "v" under `entry_dot` (and "w" under `second_dot` if set). */
+static void forge(cs_buf *out, cs_replica origin, uint64_t first, uint64_t last, uint64_t entry_dot,
+                  uint64_t second_dot, uint64_t ctx_upto) {
+  cs_sync_msg msg;
+  cs_wire_model wm;
+  cs_wire_action a;
+  char *inst = "x";
+  cs_field f[2];
+  memset(&msg, 0, sizeof(msg));
+  memset(&wm, 0, sizeof(wm));
+  memset(&a, 0, sizeof(a));
+  memset(f, 0, sizeof(f));
+  f[0].name = "v";
+  f[0].kind = CS_KIND_REG;
+  cs_reg_entry e1 = {{origin, entry_dot}, CS_HLC_MAKE(cs__now_ms(), 0), cs__val_int(1)};
+  cs_reg_entry e2 = {{origin, second_dot}, CS_HLC_MAKE(cs__now_ms(), 0), cs__val_int(2)};
+  f[0].u.reg.entries = &e1;
+  f[0].u.reg.len = 1;
+  f[1].name = "w";
+  f[1].kind = CS_KIND_REG;
+  f[1].u.reg.entries = &e2;
+  f[1].u.reg.len = 1;
+  a.origin = origin;
+  a.first = first;
+  a.last = last;
+  a.hlc = CS_HLC_MAKE(cs__now_ms(), 0);
+  a.doc.fields = f;
+  a.doc.nfields = second_dot ? 2 : 1;
+  cs_vv_entry vv = {origin, ctx_upto};
+  a.ctx.vv = &vv;
+  a.ctx.vv_len = 1;
+  wm.name = "M";
+  wm.instances = &inst;
+  wm.ninstances = 1;
+  wm.actions = &a;
+  wm.nactions = 1;
+  msg.type = CS_MSG_SYNC_REQUEST;
+  msg.sender = 42;
+  msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
+  msg.models = &wm;
+  msg.nmodels = 1;
+  cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
+}
+
+static void expect_refused(cs_store *s, const cs_buf *req, const char *why) {
+  cs_buf resp = CS_BUF_INIT;
+  int status = 0;
+  uint64_t before = tu_fingerprint(s);
+  int rc = cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req->ptr, req->size,
+                           NULL, true);
+  cr_expect_eq(rc, CS_ECORRUPT, "%s: got %d (%s)", why, rc, cs_errmsg());
+  cr_expect_eq(status, 400);
+  cr_expect_eq(tu_fingerprint(s), before, "%s: the store changed", why);
+  cs_buf_dispose(&resp);
+}
+
+Test(engine_forged, one_dot_used_twice_is_refused) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT;
+  forge(&req, 7, 1, 2, 1, 1, 2);
+  expect_refused(s, &req, "dot used by two fields");
+  cs_buf_dispose(&req);
+  cs_store_close(s);
+}
+
+Test(engine_forged, an_implausible_dot_range_is_refused_quickly) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT;
+  /* The codec caps an action at 65536 dots; this is under the cap but far
+   * beyond what one entry can use. */
+  forge(&req, 7, 1, 60000, 1, 0, 60000);
+  expect_refused(s, &req, "60000 dots for one entry");
+  cr_expect(strstr(cs_errmsg(), "not plausible") != NULL, "%s", cs_errmsg());
+  cs_buf_dispose(&req);
+  cs_store_close(s);
+}
+
+Test(engine_forged, an_entry_under_a_foreign_dot_is_refused) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT;
+  forge(&req, 7, 1, 1, 5, 0, 1);
+  expect_refused(s, &req, "entry outside the action's dots");
+  cs_buf_dispose(&req);
+  cs_store_close(s);
+}
+
+/* A context without the action's own dots never gets this far: the codec
+ * refuses it (tests/test_codec_bad.c). */
+
+Test(engine_forged, a_well_formed_action_is_accepted) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  int status = 0;
+  forge(&req, 7, 1, 2, 1, 2, 2);
+  cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size,
+                               NULL, true),
+               0, "%s", cs_errmsg());
+  cs_doc doc = CS_DOC_INIT;
+  cr_assert_eq(cs__doc_read(&doc, NULL, s, "M", "x"), 0, "%s", cs_errmsg());
+  cr_expect_eq(doc.nfields, 2);
+  cs__doc_dispose(&doc);
+  cs_buf_dispose(&req);
+  cs_buf_dispose(&resp);
+  cs_store_close(s);
+}
