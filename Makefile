@@ -47,6 +47,7 @@ sanitize: deps
 	rm -rf $(ASAN_BUILD)/sanitizer-reports && mkdir -p $(ASAN_BUILD)/sanitizer-reports
 	cd $(ASAN_BUILD) && \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$(CURDIR)/$(ASAN_BUILD)/sanitizer-reports/asan \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_BUILD)/sanitizer-reports/ubsan \
 	  CS_TEST_SCALE=small ctest --output-on-failure -j $(JOBS)
 	@if [ -n "$$(ls -A $(ASAN_BUILD)/sanitizer-reports)" ]; then \

@@ -146,6 +146,7 @@ typedef struct figures {
   double populate_s, initial_sync_s, edits_s, sync_s, raw_batch_s, raw_rmw_s;
   double single_fast_per_s, single_sync_per_s;
   double sync_bytes, initial_bytes, applied, doc_bytes;
+  double http_sync_s, small_syncs_per_s, small_p50_ms, small_p99_ms;
   int converged;
 } figures;
 
@@ -238,7 +239,54 @@ static double single_actions(const char *dir, const char *name, cs_durability du
   return n / dt;
 }
 
-static void one_run(figures *f, int docs, int edits) {
+/* The peer for store b as seen from a: in process, or over loopback HTTP
+ * through b's embedded server (requests signed and verified). */
+static cs_peer *make_peer(cs_server **srv, cs_store *a, cs_store *b, int http) {
+  cs_peer *p;
+  *srv = NULL;
+  if (!http) {
+    if (cs_peer_local(&p, b))
+      die("peer");
+    return p;
+  }
+  char key[65], url[64];
+  const char *const all[] = {"*"};
+  cs_server_options so = CS_SERVER_OPTIONS_INIT;
+  so.port = 0;
+  so.max_body = 256u << 20;
+  cs_store_public_key(key, a);
+  if (cs_trust(b, key, all, 1, all, 1) || cs_server_start(srv, b, &so))
+    die("server");
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)cs_server_port(*srv));
+  if (cs_peer_http(&p, a, url, NULL))
+    die("http peer");
+  return p;
+}
+
+static int cmp_double(const void *a, const void *b);
+
+/* Small syncs over HTTP: one edit, one sync, n times; rate and latency. */
+static void small_syncs(figures *f, cs_store *a, cs_peer *p, int n) {
+  double *lat = malloc((size_t)n * sizeof(double)), t0 = now_s();
+  char data[64];
+  for (int i = 0; i < n; i++) {
+    cs_action act = {CS_ACTION_UPDATE, "UserProfile", "profile_0", data};
+    snprintf(data, sizeof(data), "{\"score\":%d}", i);
+    if (cs_queue_offline_action(a, &act))
+      die("small edit");
+    double t = now_s();
+    if (cs_sync(NULL, a, p))
+      die("small sync");
+    lat[i] = now_s() - t;
+  }
+  f->small_syncs_per_s = n / (now_s() - t0);
+  qsort(lat, (size_t)n, sizeof(double), cmp_double);
+  f->small_p50_ms = lat[n / 2] * 1000;
+  f->small_p99_ms = lat[n * 99 / 100] * 1000;
+  free(lat);
+}
+
+static void one_run(figures *f, int docs, int edits, int http) {
   char tmpl[] = "/tmp/cs-bench-sync-XXXXXX", cmd[600];
   char *dir = mkdtemp(tmpl);
   shadow *sa = calloc((size_t)docs, sizeof(shadow)), *sb = calloc((size_t)docs, sizeof(shadow));
@@ -247,7 +295,8 @@ static void one_run(figures *f, int docs, int edits) {
   cs_sync_result r = CS_SYNC_RESULT_INIT;
   double t0;
 
-  memset(f, 0, sizeof(*f));
+  if (!http)
+    memset(f, 0, sizeof(*f));
   /* WAL on, fsync per commit: each side's 50,000 edits are one commit. */
   a = open_store(dir, "a", CS_DURABILITY_SYNC);
   b = open_store(dir, "b", CS_DURABILITY_SYNC);
@@ -255,8 +304,8 @@ static void one_run(figures *f, int docs, int edits) {
   populate(a, sa, docs);
   f->populate_s = now_s() - t0;
   memcpy(sb, sa, (size_t)docs * sizeof(shadow));
-  if (cs_peer_local(&p, b))
-    die("peer");
+  cs_server *srv;
+  p = make_peer(&srv, a, b, http);
   t0 = now_s();
   if (cs_sync(&r, a, p))
     die("initial sync");
@@ -271,9 +320,15 @@ static void one_run(figures *f, int docs, int edits) {
   t0 = now_s();
   if (cs_sync(&r, a, p))
     die("sync");
-  f->sync_s = now_s() - t0;
-  f->sync_bytes = r.bytes_sent + r.bytes_received;
-  f->applied = r.received + r.sent;
+  if (http) {
+    f->http_sync_s = now_s() - t0;
+    small_syncs(f, a, p, 2000);
+  } else
+    f->sync_s = now_s() - t0;
+  if (!http) {
+    f->sync_bytes = r.bytes_sent + r.bytes_received;
+    f->applied = r.received + r.sent;
+  }
   cs_sync_result_dispose(&r);
   /* Convergence: every document reads the same on both stores. */
   f->converged = 1;
@@ -287,13 +342,20 @@ static void one_run(figures *f, int docs, int edits) {
     cs_buf_dispose(&x);
     cs_buf_dispose(&y);
   }
-  f->doc_bytes = (double)avg_doc_bytes(a);
   cs_peer_free(p);
+  cs_server_stop(srv);
+  if (http) {
+    cs_store_close(a);
+    cs_store_close(b);
+    goto cleanup;
+  }
+  f->doc_bytes = (double)avg_doc_bytes(a);
   cs_store_close(a);
   cs_store_close(b);
   raw_rocksdb(f, dir, docs, (size_t)f->doc_bytes, 2 * edits);
   f->single_fast_per_s = single_actions(dir, "single_fast", CS_DURABILITY_FAST, 5000);
   f->single_sync_per_s = single_actions(dir, "single_sync", CS_DURABILITY_SYNC, 300);
+cleanup:
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", dir);
@@ -340,7 +402,9 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < runs; i++) {
     rng_state = 42 + (uint64_t)i;
-    one_run(&fs[i], docs, edits);
+    one_run(&fs[i], docs, edits, 0);
+    rng_state = 42 + (uint64_t)i; /* the same work, over HTTP */
+    one_run(&fs[i], docs, edits, 1);
     if (!fs[i].converged) {
       fprintf(stderr, "bench_sync: run %d did not converge\n", i);
       return 1;
@@ -356,9 +420,12 @@ int main(int argc, char **argv) {
            "\"local_edits_fast_single_per_s\":%.0f,\"local_edits_sync_single_per_s\":%.0f,"
            "\"delta_bytes_per_edit\":%.2f,\"initial_sync_bytes\":%.0f,\"sync_s\":%.4f,"
            "\"raw_batch_s\":%.4f,\"raw_rmw_per_s\":%.0f,\"doc_bytes\":%.0f,\"peak_rss_bytes\":%ld,"
-           "\"runs\":%d}\n",
+           "\"http_sync_s\":%.4f,\"http_small_syncs_per_s\":%.0f,\"http_small_p50_ms\":%.2f,"
+           "\"http_small_p99_ms\":%.2f,\"runs\":%d}\n",
            merge_ops, local, MEDIAN(single_fast_per_s), MEDIAN(single_sync_per_s), bytes_per_edit,
-           MEDIAN(initial_bytes), sync_s, raw_s, raw_rmw, MEDIAN(doc_bytes), rss, runs);
+           MEDIAN(initial_bytes), sync_s, raw_s, raw_rmw, MEDIAN(doc_bytes), rss,
+           MEDIAN(http_sync_s), MEDIAN(small_syncs_per_s), MEDIAN(small_p50_ms),
+           MEDIAN(small_p99_ms), runs);
     return 0;
   }
   printf("W1 end to end: %d docs, %d edits per side, two RocksDB stores (WAL on), median of %d\n\n",
@@ -377,10 +444,16 @@ int main(int argc, char **argv) {
   printf("%-44s %14.4f\n", "raw RocksDB WriteBatch of the docs, s", raw_s);
   printf("%-44s %14.0f\n", "raw RocksDB read-modify-writes/s", raw_rmw);
   printf("%-44s %14.2f\n", "sync time / raw write time", sync_s / raw_s);
+  printf("%-44s %14.3f\n", "W1 sync over loopback HTTP, s", MEDIAN(http_sync_s));
+  printf("%-44s %14.2f\n", "HTTP sync time / in-process sync time", MEDIAN(http_sync_s) / sync_s);
+  printf("%-44s %14.0f\n", "small syncs/s over HTTP (1 edit each)", MEDIAN(small_syncs_per_s));
+  printf("%-44s %14.2f\n", "small sync p50 latency, ms", MEDIAN(small_p50_ms));
+  printf("%-44s %14.2f\n", "small sync p99 latency, ms", MEDIAN(small_p99_ms));
   printf("%-44s %14.1f\n", "peak RSS, MiB", (double)rss / 1048576.0);
   printf("\nRESULT workload=W1 merge_ops_per_s=%.0f local_edits_per_s=%.0f "
          "local_edits_sync_single_per_s=%.0f delta_bytes_per_edit=%.2f sync_s=%.4f "
-         "raw_batch_s=%.4f peak_rss_bytes=%ld\n",
-         merge_ops, local, MEDIAN(single_sync_per_s), bytes_per_edit, sync_s, raw_s, rss);
+         "raw_batch_s=%.4f http_sync_s=%.4f http_small_syncs_per_s=%.0f peak_rss_bytes=%ld\n",
+         merge_ops, local, MEDIAN(single_sync_per_s), bytes_per_edit, sync_s, raw_s,
+         MEDIAN(http_sync_s), MEDIAN(small_syncs_per_s), rss);
   return 0;
 }

@@ -443,18 +443,19 @@ static void reload_model(cs_store *s, cs_model *m) {
 }
 
 /*
- * Merges a validated message into the store in one write. `allowed(model)`
- * (may be NULL) decides whether the sender may write a model; a section it
- * may not write fails the whole merge before anything changed.
+ * Merges a validated message into the store in one write.
  * `ack_peer` != 0: record each section's knowledge as what that peer has.
+ * `durable`: fsync the write. A server must (its answer acknowledges what it
+ * merged); a client merging an answer need not: if the write is lost, the
+ * acknowledgement recorded in the same batch is lost with it, and the next
+ * sync asks for the same actions again.
  */
 static int merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
-                     const cs_dotset *ack_extra_unused) {
+                     bool durable) {
   merge_state ms = {0};
   size_t nm = msg->nmodels;
   int rc;
 
-  (void)ack_extra_unused;
   ms.store = s;
   if ((rc = cs__wbatch_new(&ms.batch)) != 0)
     goto done;
@@ -488,7 +489,7 @@ static int merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_repl
       goto fail;
   }
   if ((rc = cs__store_put_meta(s, ms.batch, ms.models, nm)) != 0 ||
-      (rc = cs__db_write(s->db, ms.batch, s->opts.durability == CS_DURABILITY_SYNC)) != 0)
+      (rc = cs__db_write(s->db, ms.batch, durable)) != 0)
     goto fail;
   if (out_applied)
     *out_applied = ms.applied;
@@ -613,7 +614,7 @@ static int serve_sync(cs_buf *response, cs_store *s, cs_sync_msg *req, const acc
     if ((req->models[i].nactions || req->models[i].nstates) &&
         !rights_allow(ac, "write", req->models[i].name))
       return cs__error(CS_EAUTH, "this key may not write model '%s'", req->models[i].name);
-  if ((rc = merge_msg(NULL, s, req, req->sender, NULL)) != 0)
+  if ((rc = merge_msg(NULL, s, req, req->sender, s->opts.durability == CS_DURABILITY_SYNC)) != 0)
     return rc;
   resp.type = CS_MSG_SYNC_RESPONSE;
   resp.sender = s->self;
@@ -950,7 +951,7 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
     CS_LOCK(s);
     rc = validate_msg(s, &resp);
     if (rc == 0)
-      rc = merge_msg(&applied, s, &resp, resp.sender, NULL);
+      rc = merge_msg(&applied, s, &resp, resp.sender, false);
     if (rc == 0)
       rc = outbox_ack(&dropped, s, &resp);
     bool again = rc == 0 && peer_lacks_ours(s, &resp);
@@ -1052,7 +1053,7 @@ int cs_partial_sync(cs_sync_result *out, cs_store *s, cs_peer *peer, uint64_t si
   if (rc == 0)
     rc = validate_msg(s, &resp);
   if (rc == 0)
-    rc = merge_msg(&applied, s, &resp, 0, NULL);
+    rc = merge_msg(&applied, s, &resp, 0, false);
   if (rc == 0 && (rc = cs__wbatch_new(&b)) == 0) {
     uint8_t be[8];
     cs__put_be64(be, resp.cursor);
