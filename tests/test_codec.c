@@ -36,9 +36,15 @@ static bool msg_equal(const cs_sync_msg *a, const cs_sync_msg *b) {
   return true;
 }
 
+/* On failure: the seed (to replay the run) and the iteration, then the check. */
 #define CHECK(cond, seed, iter, ...)                                                               \
-  cr_assert(cond, "seed %llu (replay with CS_SEED=%llu), iteration %d: " __VA_ARGS__,             \
-            (unsigned long long)(seed), (unsigned long long)(seed), (iter))
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "seed %llu (replay with CS_SEED=%llu), iteration %d\n",                      \
+              (unsigned long long)(seed), (unsigned long long)(seed), (iter));                     \
+      cr_assert_fail(__VA_ARGS__);                                                                 \
+    }                                                                                              \
+  } while (0)
 
 Test(codec, doc_round_trip) {
   uint64_t seed = gen_seed();
