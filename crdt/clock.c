@@ -19,8 +19,7 @@ int cs__clock_observe(cs_clock *clock, cs_hlc remote, uint64_t now_ms) {
   cs_hlc top;
 
   if (rms > now_ms && rms - now_ms > clock->max_skew_ms)
-    return cs__error(CS_ECLOCK,
-                     "remote clock stamp is %llu ms ahead of local time (limit %llu ms)",
+    return cs__error(CS_ECLOCK, "remote clock stamp is %llu ms ahead of local time (limit %llu ms)",
                      (unsigned long long)(rms - now_ms), (unsigned long long)clock->max_skew_ms);
   /* Receive rule: the new stamp is above both the local and the remote one;
    * when wall time has moved past both it restarts the counter. */

@@ -13,7 +13,9 @@ void cs__conflict_list_dispose(cs_conflict_list *l) {
   memset(l, 0, sizeof *l);
 }
 
-static int dot_qsort_cmp(const void *a, const void *b) { return cs__dot_cmp(a, b); }
+static int dot_qsort_cmp(const void *a, const void *b) {
+  return cs__dot_cmp(a, b);
+}
 
 /*
  * Canonical bytes: u32 len + model, u32 len + instance, u32 len + field,
@@ -27,8 +29,8 @@ static int conflict_id(uint8_t *out, const char *model, const char *instance, co
   uint8_t *b;
 
   if (lm > UINT32_MAX || li > UINT32_MAX || lf > UINT32_MAX || ndots > UINT32_MAX)
-    return cs__error(CS_ETOOBIG, "conflict in '%s'/'%s': name or sibling count too large",
-                     model, instance);
+    return cs__error(CS_ETOOBIG, "conflict in '%s'/'%s': name or sibling count too large", model,
+                     instance);
   if (!(b = cs__malloc(total)))
     return CS_ENOMEM;
   cs__put_be32(b + off, (uint32_t)lm);

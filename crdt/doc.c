@@ -33,7 +33,9 @@ void cs__field_dispose(cs_field *f) {
   memset(f, 0, sizeof *f);
 }
 
-void cs__exist_entry_dispose(cs_exist_entry *e) { cs__dotset_dispose(&e->observed); }
+void cs__exist_entry_dispose(cs_exist_entry *e) {
+  cs__dotset_dispose(&e->observed);
+}
 
 int cs__exist_entry_copy(cs_exist_entry *dst, const cs_exist_entry *src) {
   cs_dotset empty = CS_DOTSET_INIT;
@@ -110,8 +112,7 @@ int cs__field_copy(cs_field *dst, const cs_field *src) {
     rc = cs__array_grow((void **)&dst->u.ctr.entries, &dst->u.ctr.cap, src->u.ctr.len,
                         sizeof *dst->u.ctr.entries);
     if (!rc && src->u.ctr.len) {
-      memcpy(dst->u.ctr.entries, src->u.ctr.entries,
-             src->u.ctr.len * sizeof *dst->u.ctr.entries);
+      memcpy(dst->u.ctr.entries, src->u.ctr.entries, src->u.ctr.len * sizeof *dst->u.ctr.entries);
       dst->u.ctr.len = src->u.ctr.len;
     }
     break;
@@ -130,8 +131,8 @@ int cs__doc_copy(cs_doc *dst, const cs_doc *src) {
   cs_doc tmp = CS_DOC_INIT;
   int rc;
 
-  if ((rc = cs__array_grow((void **)&tmp.fields, &tmp.fields_cap, src->nfields,
-                           sizeof *tmp.fields)))
+  if ((rc =
+           cs__array_grow((void **)&tmp.fields, &tmp.fields_cap, src->nfields, sizeof *tmp.fields)))
     goto done;
   for (; tmp.nfields < src->nfields; tmp.nfields++)
     if ((rc = cs__field_copy(&tmp.fields[tmp.nfields], &src->fields[tmp.nfields])))
@@ -268,7 +269,9 @@ bool cs__doc_alive(const cs_doc *doc) {
   return true;
 }
 
-bool cs__doc_empty(const cs_doc *doc) { return doc->nexist == 0; }
+bool cs__doc_empty(const cs_doc *doc) {
+  return doc->nexist == 0;
+}
 
 const cs_reg_entry *cs__reg_visible(const cs_reg *r) {
   const cs_reg_entry *best = NULL;

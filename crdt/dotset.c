@@ -99,8 +99,8 @@ int cs__dotset_add(cs_dotset *s, cs_dot d) {
   if (d.counter > max + 1) {
     if (xi < s->extra_len && cs__dot_cmp(&s->extra[xi], &d) == 0)
       return 0;
-    if ((rc = cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1,
-                             sizeof *s->extra)))
+    if ((rc =
+             cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1, sizeof *s->extra)))
       return rc;
     memmove(&s->extra[xi + 1], &s->extra[xi], (s->extra_len - xi) * sizeof *s->extra);
     s->extra[xi] = d;
@@ -147,6 +147,28 @@ int cs__dotset_join(cs_dotset *into, const cs_dotset *from) {
   /* Fast path, common for a batch context already known: nothing new. */
   if (cs__dotset_subset(from, into))
     return 0;
+  /* A delta's context names a handful of dots: adding them one by one
+   * extends the vector in place and allocates nothing. */
+  {
+    uint64_t cost = from->extra_len;
+    for (size_t k = 0; k < from->vv_len && cost <= 16; k++) {
+      uint64_t have = cs__dotset_max(into, from->vv[k].replica);
+      if (from->vv[k].max > have)
+        cost += from->vv[k].max - have;
+    }
+    if (cost <= 16) {
+      for (size_t k = 0; k < from->vv_len; k++) {
+        cs_replica r = from->vv[k].replica;
+        for (uint64_t c = cs__dotset_max(into, r) + 1; c <= from->vv[k].max; c++)
+          if ((rc = cs__dotset_add(into, (cs_dot){r, c})))
+            return rc;
+      }
+      for (size_t k = 0; k < from->extra_len; k++)
+        if ((rc = cs__dotset_add(into, from->extra[k])))
+          return rc;
+      return 0;
+    }
+  }
   if ((rc = cs__array_grow((void **)&vv, &vv_cap,
                            into->vv_len + from->vv_len + into->extra_len + from->extra_len,
                            sizeof *vv)))

@@ -22,7 +22,7 @@
 
 /* into := join of the dot lists, as dot stores without payload. */
 static int dots_join(cs_dot **dots, size_t *n, size_t *cap, const cs_dot *f, size_t fn,
-                     const cs_dotset *ictx, const cs_dotset *fctx) {
+                     const cs_dotset *ictx, const cs_dotset *fctx, size_t *dropped) {
   size_t i, j, nnew = 0, old = *n, keep = 0, w;
   cs_dot *d;
   int rc;
@@ -55,6 +55,8 @@ static int dots_join(cs_dot **dots, size_t *n, size_t *cap, const cs_dot *f, siz
     both = j < fn && cs__dot_cmp(&f[j], &d[i]) == 0;
     if (both || !cs__dotset_contains(fctx, d[i]))
       d[keep++] = d[i];
+    else
+      (*dropped)++;
   }
   /* merge backwards */
   {
@@ -73,8 +75,8 @@ static int dots_join(cs_dot **dots, size_t *n, size_t *cap, const cs_dot *f, siz
 
 /* ---- registers ---- */
 
-static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from,
-                    const cs_dotset *fctx) {
+static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, const cs_dotset *fctx,
+                    size_t *dropped) {
   size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
   size_t fn = from ? from->len : 0;
   cs_reg_entry *e, *t = NULL;
@@ -116,6 +118,7 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from,
       keep++;
     } else {
       cs__val_dispose(&e[i].val);
+      (*dropped)++;
     }
   }
   {
@@ -170,8 +173,8 @@ static int elem_import(cs_set_elem *out, bool *ok, const cs_set_elem *s, const c
   return 0;
 }
 
-static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from,
-                    const cs_dotset *fctx) {
+static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from, const cs_dotset *fctx,
+                    size_t *dropped) {
   size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
   size_t fn = from ? from->len : 0;
   cs_set_elem *e, *t = NULL;
@@ -186,8 +189,8 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from,
       continue;
     nnew++;
   }
-  if (nnew && (rc = cs__array_grow((void **)&into->elems, &into->cap, old + 2 * nnew,
-                                   sizeof *into->elems)))
+  if (nnew &&
+      (rc = cs__array_grow((void **)&into->elems, &into->cap, old + 2 * nnew, sizeof *into->elems)))
     return rc;
   e = into->elems;
   t = e + old + nnew;
@@ -210,10 +213,10 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from,
     while (j < fn && (c = cs__val_cmp(&from->elems[j].val, &e[i].val)) < 0)
       j++;
     if (j < fn && c == 0)
-      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, from->elems[j].dots,
-                     from->elems[j].ndots, ictx, fctx);
+      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, from->elems[j].dots, from->elems[j].ndots,
+                     ictx, fctx, dropped);
     else
-      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, NULL, 0, ictx, fctx);
+      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, NULL, 0, ictx, fctx, dropped);
     if (rc)
       goto fail;
   }
@@ -265,8 +268,7 @@ static int ctr_join(cs_ctr *into, const cs_ctr *from) {
   }
   if (nnew == 0)
     return 0;
-  if ((rc = cs__array_grow((void **)&into->entries, &into->cap, old + nnew,
-                           sizeof *into->entries)))
+  if ((rc = cs__array_grow((void **)&into->entries, &into->cap, old + nnew, sizeof *into->entries)))
     return rc;
   e = into->entries;
   {
@@ -299,7 +301,7 @@ static void field_reset(cs_field *f, uint8_t kind) {
 
 /* Joins `from` (NULL: an empty field of into's kind) into `into`. */
 static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *from,
-                      const cs_dotset *fctx) {
+                      const cs_dotset *fctx, size_t *dropped) {
   if (from && from->kind != into->kind) {
     /* Deterministic: the lower kind number wins; the other side counts as an
      * empty field of the winning kind. */
@@ -310,9 +312,9 @@ static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *fro
   }
   switch (into->kind) {
   case CS_KIND_REG:
-    return reg_join(&into->u.reg, ictx, from ? &from->u.reg : NULL, fctx);
+    return reg_join(&into->u.reg, ictx, from ? &from->u.reg : NULL, fctx, dropped);
   case CS_KIND_SET:
-    return set_join(&into->u.set, ictx, from ? &from->u.set : NULL, fctx);
+    return set_join(&into->u.set, ictx, from ? &from->u.set : NULL, fctx, dropped);
   case CS_KIND_CTR:
     return ctr_join(&into->u.ctr, from ? &from->u.ctr : NULL);
   default:
@@ -320,8 +322,12 @@ static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *fro
   }
 }
 
+static int exist_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
+                      const cs_dotset *fctx, size_t *dropped);
+
 static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
-                       const cs_dotset *fctx) {
+                       const cs_dotset *fctx, uint64_t budget) {
+  size_t dropped = 0, ignored = 0;
   cs_field *staged = NULL;
   size_t nstaged = 0, staged_cap = 0, old = into->nfields, keep = 0;
   size_t i, j;
@@ -329,16 +335,13 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
 
   /* Fields only `from` has: joined into fresh fields first, so that a
    * failure leaves `into` as it was. */
-  for (i = 0, j = 0; j < from->nfields; j++) {
-    int c = 1;
+  for (j = 0; j < from->nfields; j++) {
     cs_field nf;
-    while (i < old && (c = strcmp(into->fields[i].name, from->fields[j].name)) < 0)
-      i++;
-    if (i < old && c == 0)
+    if (cs__doc_field(into, from->fields[j].name))
       continue;
     memset(&nf, 0, sizeof nf);
     nf.kind = from->fields[j].kind;
-    if ((rc = field_join(&nf, ictx, &from->fields[j], fctx))) {
+    if ((rc = field_join(&nf, ictx, &from->fields[j], fctx, &ignored))) {
       cs__field_dispose(&nf);
       goto done;
     }
@@ -357,17 +360,57 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
     }
     staged[nstaged++] = nf;
   }
-  if (nstaged && (rc = cs__array_grow((void **)&into->fields, &into->fields_cap,
-                                      old + nstaged, sizeof *into->fields)))
+  if (nstaged && (rc = cs__array_grow((void **)&into->fields, &into->fields_cap, old + nstaged,
+                                      sizeof *into->fields)))
     goto done;
-  for (i = 0, j = 0; i < old; i++) {
-    int c = 1;
-    while (j < from->nfields && (c = strcmp(from->fields[j].name, into->fields[i].name)) < 0)
-      j++;
-    if ((rc = field_join(&into->fields[i], ictx, (j < from->nfields && c == 0) ? &from->fields[j]
-                                                                            : NULL,
-                         fctx)))
-      goto done;
+  /* Pair the fields by looking each of `from`'s (few, for a delta) up by
+   * binary search, so that local-only fields are filtered without touching
+   * their names. */
+  {
+    size_t next_match = old, jm = 0;
+    for (; jm < from->nfields; jm++) {
+      size_t k = cs__doc_field_lower(into, from->fields[jm].name);
+      if (k < old && strcmp(into->fields[k].name, from->fields[jm].name) == 0) {
+        next_match = k;
+        break;
+      }
+    }
+    /* pass 1: the fields both sides have */
+    for (i = 0; i < old && next_match < old; i++) {
+      const cs_field *pair = NULL;
+      if (i == next_match) {
+        pair = &from->fields[jm];
+        next_match = old;
+        for (jm++; jm < from->nfields; jm++) {
+          size_t k = cs__doc_field_lower(into, from->fields[jm].name);
+          if (k < old && strcmp(into->fields[k].name, from->fields[jm].name) == 0) {
+            next_match = k;
+            break;
+          }
+        }
+      }
+      if (pair && (rc = field_join(&into->fields[i], ictx, pair, fctx, &dropped)))
+        goto done;
+    }
+  }
+  if ((rc = exist_join(into, ictx, from, fctx, &dropped)))
+    goto done;
+  /* pass 2: local-only fields lose the entries whose dots `from`'s context
+   * names without holding them. Once that many entries are gone, no other
+   * entry can match (a dot names one entry), so a delta that overwrote one
+   * register entry skips the other fields entirely. */
+  if (dropped < budget) {
+    size_t jm = 0;
+    for (i = 0; i < old && dropped < budget; i++) {
+      int c = 1;
+      /* skip the paired fields, already joined */
+      while (jm < from->nfields && (c = strcmp(from->fields[jm].name, into->fields[i].name)) < 0)
+        jm++;
+      if (jm < from->nfields && c == 0)
+        continue;
+      if ((rc = field_join(&into->fields[i], ictx, NULL, fctx, &dropped)))
+        goto done;
+    }
   }
   for (i = 0; i < old; i++) {
     if (cs__field_is_empty(&into->fields[i])) {
@@ -400,7 +443,7 @@ done:
 /* ---- existence entries (rarely more than one or two: a fresh array) ---- */
 
 static int exist_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
-                      const cs_dotset *fctx) {
+                      const cs_dotset *fctx, size_t *dropped) {
   cs_exist_entry *out = NULL;
   size_t n = 0, cap = 0, i = 0, j = 0;
   int rc = 0;
@@ -425,10 +468,12 @@ static int exist_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
         for (size_t k = 0; k < from->nexist; k++)
           if (cs__dot_cmp(&from->exist[k].dot, &x->dot) == 0)
             both = true;
-        if (both || !cs__dotset_contains(fctx, x->dot))
+        if (both || !cs__dotset_contains(fctx, x->dot)) {
           into->exist[n++] = *x;
-        else
+        } else {
           cs__exist_entry_dispose(x);
+          (*dropped)++;
+        }
       }
       into->nexist = n;
       return 0;
@@ -459,10 +504,12 @@ static int exist_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
     for (size_t k = 0; k < from->nexist; k++)
       if (cs__dot_cmp(&from->exist[k].dot, &x->dot) == 0)
         both = true;
-    if (both || !cs__dotset_contains(fctx, x->dot))
+    if (both || !cs__dotset_contains(fctx, x->dot)) {
       out[n++] = *x;
-    else
+    } else {
       cs__exist_entry_dispose(x);
+      (*dropped)++;
+    }
   }
   /* few entries: insertion sort by dot */
   for (size_t a = 1; a < n; a++) {
@@ -488,11 +535,44 @@ done:
   return rc;
 }
 
+/* Number of dots in a context (saturating). */
+static uint64_t dotset_size(const cs_dotset *s) {
+  uint64_t n = s->extra_len;
+  for (size_t i = 0; i < s->vv_len; i++) {
+    if (s->vv[i].max > UINT64_MAX - n)
+      return UINT64_MAX;
+    n += s->vv[i].max;
+  }
+  return n;
+}
+
+/*
+ * How many local entries `from` can remove at most: the dots of its context
+ * that are not entries of its own store. Entries outside the context are
+ * not counted, so such a store only costs speed. The count relies on dots
+ * being unique within a document (one dot, one entry), which decoders check.
+ */
+static uint64_t removal_budget(const cs_doc *from, const cs_dotset *fctx) {
+  uint64_t total = dotset_size(fctx), held = 0;
+  if (total == UINT64_MAX)
+    return total;
+  for (size_t i = 0; i < from->nfields; i++) {
+    const cs_field *f = &from->fields[i];
+    if (f->kind == CS_KIND_REG) {
+      for (size_t k = 0; k < f->u.reg.len; k++)
+        held += cs__dotset_contains(fctx, f->u.reg.entries[k].dot);
+    } else if (f->kind == CS_KIND_SET) {
+      for (size_t k = 0; k < f->u.set.len; k++)
+        for (size_t q = 0; q < f->u.set.elems[k].ndots; q++)
+          held += cs__dotset_contains(fctx, f->u.set.elems[k].dots[q]);
+    }
+  }
+  for (size_t i = 0; i < from->nexist; i++)
+    held += cs__dotset_contains(fctx, from->exist[i].dot);
+  return total - held;
+}
+
 int cs__doc_join(cs_doc *into, const cs_dotset *into_ctx, const cs_doc *from,
                  const cs_dotset *from_ctx) {
-  int rc;
-
-  if ((rc = fields_join(into, into_ctx, from, from_ctx)))
-    return rc;
-  return exist_join(into, into_ctx, from, from_ctx);
+  return fields_join(into, into_ctx, from, from_ctx, removal_budget(from, from_ctx));
 }

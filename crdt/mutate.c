@@ -66,8 +66,8 @@ static int doc_field_of(cs_field **out, const cs_doc *doc, const char *name, uin
 
   *out = NULL;
   if (f && f->kind != kind)
-    return cs__error(CS_EINVAL, "field '%s': is a %s, cannot apply a %s %s", name,
-                     kind_name(f->kind), kind_name(kind), where);
+    return cs__error(CS_EINVAL, "field '%s' is a %s; %s needs a %s", name, kind_name(f->kind),
+                     where, kind_name(kind));
   *out = f;
   return 0;
 }
@@ -253,8 +253,7 @@ int cs__delta_set_add(cs_delta *d, const cs_doc *doc, const char *field, const c
   return rc;
 }
 
-int cs__delta_set_remove(cs_delta *d, const cs_doc *doc, const char *field,
-                         const cs_val *elem) {
+int cs__delta_set_remove(cs_delta *d, const cs_doc *doc, const char *field, const cs_val *elem) {
   cs_field *df, *xf;
   int rc;
 

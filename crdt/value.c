@@ -77,4 +77,6 @@ int cs__val_cmp(const cs_val *a, const cs_val *b) {
   }
 }
 
-bool cs__val_equal(const cs_val *a, const cs_val *b) { return cs__val_cmp(a, b) == 0; }
+bool cs__val_equal(const cs_val *a, const cs_val *b) {
+  return cs__val_cmp(a, b) == 0;
+}

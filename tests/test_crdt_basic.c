@@ -35,8 +35,8 @@ Test(crdt_val, order_is_by_type_then_value) {
   cr_expect_lt(cs__val_cmp(&a, &b), 0);
   cr_expect_gt(cs__val_cmp(&b, &a), 0);
   cr_expect_lt(cs__val_cmp(&i1, &i2), 0);
-  cr_expect_lt(cs__val_cmp(&n, &i1), 0);  /* NULL sorts first */
-  cr_expect_lt(cs__val_cmp(&i2, &a), 0);  /* INT before STR */
+  cr_expect_lt(cs__val_cmp(&n, &i1), 0); /* NULL sorts first */
+  cr_expect_lt(cs__val_cmp(&i2, &a), 0); /* INT before STR */
   cr_expect_eq(a.u.s.ptr[3], '\0');
   cs__val_dispose(&a);
   cs__val_dispose(&b);
@@ -153,8 +153,8 @@ Test(crdt_dotset, random_add_join_subset_match_naive_model) {
         if (ma.has[r][k] && !mb.has[r][k])
           sub = false;
       }
-    cr_assert_eq(cs__dotset_subset(&a, &b), sub, "seed=%llu iteration %d",
-                 (unsigned long long)seed, it);
+    cr_assert_eq(cs__dotset_subset(&a, &b), sub, "seed=%llu iteration %d", (unsigned long long)seed,
+                 it);
     cr_assert_eq(cs__dotset_copy(&c, &a), 0);
     cr_assert(cs__dotset_equal(&c, &a));
     cr_assert_eq(cs__dotset_join(&c, &b), 0);
