@@ -38,8 +38,8 @@ typedef struct enc {
   fld_slot *flds;
   size_t flds_cap, nflds;
   const char **fld_list;
-  cs_hlc hlc;       /* stamps are written relative to the previous one */
-  cs__dotcur cur;   /* sync messages only */
+  cs_hlc hlc;         /* stamps are written relative to the previous one */
+  cs__dotcur cur;     /* sync messages only */
   uint64_t inst_next; /* 1 + the highest instance index used so far */
   bool use_cur;
   cov_item *items;
@@ -254,7 +254,9 @@ static void tables_finish(enc *e) {
     fld_find(e, e->fld_list[i])->idx = (uint32_t)i;
 }
 
-static uint32_t rep_idx(const enc *e, uint64_t r) { return rep_find(e, r)->idx; }
+static uint32_t rep_idx(const enc *e, uint64_t r) {
+  return rep_find(e, r)->idx;
+}
 
 /* ---- pass 2: items ---- */
 
@@ -308,9 +310,11 @@ static void put_val(enc *e, const cs_val *v) {
       return;
     }
     if (v->type == CS_VAL_STR)
-      r = msgpack_pack_str(&e->pk, v->u.s.len) || msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_str(&e->pk, v->u.s.len) ||
+          msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
     else
-      r = msgpack_pack_bin(&e->pk, v->u.s.len) || msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_bin(&e->pk, v->u.s.len) ||
+          msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
     break;
   default:
     fail(e, CS_EINVAL, "value of unknown type %u", v->type);
@@ -581,10 +585,18 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
     return;
   one = e->nitems == 1 && !e->items[0].vv;
   switch (shape) {
-  case CS__SHAPE_REG1: code = one ? CS__CODE_REG1_ONE : CS__CODE_REG1_LIST; break;
-  case CS__SHAPE_ADD1: code = e->nitems ? CS__CODE_ADD1_LIST : CS__CODE_ADD1_NONE; break;
-  case CS__SHAPE_EMPTY: code = one ? CS__CODE_EMPTY_ONE : CS__CODE_EMPTY_LIST; break;
-  default: code = CS__CODE_GENERAL_LIST; break;
+  case CS__SHAPE_REG1:
+    code = one ? CS__CODE_REG1_ONE : CS__CODE_REG1_LIST;
+    break;
+  case CS__SHAPE_ADD1:
+    code = e->nitems ? CS__CODE_ADD1_LIST : CS__CODE_ADD1_NONE;
+    break;
+  case CS__SHAPE_EMPTY:
+    code = one ? CS__CODE_EMPTY_ONE : CS__CODE_EMPTY_LIST;
+    break;
+  default:
+    code = CS__CODE_GENERAL_LIST;
+    break;
   }
   tag = (uint64_t)code;
   if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1)
@@ -722,8 +734,8 @@ static void put_model(enc *e, const cs_wire_model *m) {
     const cs_wire_state *st = &m->states[k];
     dot_prev pv = {false, 0, 0};
     if (st->instance >= m->ninstances) {
-      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)",
-           m->name, k, st->instance, m->ninstances);
+      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)", m->name,
+           k, st->instance, m->ninstances);
       return;
     }
     if (k && strcmp(m->instances[m->states[k - 1].instance], m->instances[st->instance]) >= 0)
@@ -769,8 +781,8 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
   }
   if (!e.rc) {
     uint8_t sum[CS__WIRE_SUM_LEN];
-    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start,
-                       NULL, 0);
+    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start, NULL,
+                       0);
     if (enc_write(out, (const char *)sum, sizeof(sum)) != 0)
       e.rc = CS_ENOMEM;
   }

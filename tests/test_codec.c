@@ -104,8 +104,7 @@ Test(codec, action_round_trip) {
     uint64_t first = gen_counter(&r) >> gen_below(&r, 8) | 1;
     /* keep first..last (up to 4 dots) and the covered dots above it in range */
     gen_action(&r, &a, gen_replica(&r), first > UINT64_MAX - 16 ? UINT64_MAX - 16 : first);
-    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s",
-          cs_errmsg());
+    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s", cs_errmsg());
     CHECK(cs__codec_decode_action(&back, &inst, (const uint8_t *)b1.ptr, b1.size) == 0, seed, it,
           "decode: %s", cs_errmsg());
     CHECK(strcmp(inst, "profile_42") == 0 && back.instance == 0, seed, it, "instance");
@@ -236,12 +235,30 @@ Test(codec, mutator_deltas_round_trip) {
       int rc = 0;
       cr_assert_eq(cs__delta_init(&d, &ctx, self, cs__clock_tick(&clock, 1000 + k / 3)), 0);
       switch (gen_below(&r, 7)) {
-      case 0: gen_val(&r, &v); rc = cs__delta_reg_set(&d, &docs[i], f, &v); cs__val_dispose(&v); break;
-      case 1: gen_val(&r, &v); rc = cs__delta_set_add(&d, &docs[i], f, &v); cs__val_dispose(&v); break;
-      case 2: gen_val(&r, &v); rc = cs__delta_set_remove(&d, &docs[i], f, &v); cs__val_dispose(&v); break;
-      case 3: rc = cs__delta_ctr_add(&d, &docs[i], f, (int64_t)gen_below(&r, 7) - 3); break;
-      case 4: rc = cs__delta_exist(&d, &docs[i], gen_chance(&r, 50)); break;
-      case 5: rc = cs__delta_reg_clear(&d, &docs[i], f); break;
+      case 0:
+        gen_val(&r, &v);
+        rc = cs__delta_reg_set(&d, &docs[i], f, &v);
+        cs__val_dispose(&v);
+        break;
+      case 1:
+        gen_val(&r, &v);
+        rc = cs__delta_set_add(&d, &docs[i], f, &v);
+        cs__val_dispose(&v);
+        break;
+      case 2:
+        gen_val(&r, &v);
+        rc = cs__delta_set_remove(&d, &docs[i], f, &v);
+        cs__val_dispose(&v);
+        break;
+      case 3:
+        rc = cs__delta_ctr_add(&d, &docs[i], f, (int64_t)gen_below(&r, 7) - 3);
+        break;
+      case 4:
+        rc = cs__delta_exist(&d, &docs[i], gen_chance(&r, 50));
+        break;
+      case 5:
+        rc = cs__delta_reg_clear(&d, &docs[i], f);
+        break;
       default: /* two writes in one action */
         gen_val(&r, &v);
         rc = cs__delta_reg_set(&d, &docs[i], "name", &v);
