@@ -15,9 +15,9 @@
 
 /* Limits enforced by the decoder (documented in docs/wire-format.md). */
 #define CS_WIRE_MAX_MESSAGE (64u << 20) /* bytes */
-#define CS_WIRE_MAX_NAME 1024           /* model, instance, field name bytes */
-#define CS_WIRE_MAX_VALUE (1u << 20)    /* string / bytes value */
-#define CS_WIRE_MAX_DEPTH 16            /* msgpack nesting */
+#define CS_WIRE_MAX_NAME 1024            /* model, instance, field name bytes */
+#define CS_WIRE_MAX_VALUE (1u << 20)     /* string / bytes value */
+#define CS_WIRE_MAX_DEPTH 16             /* msgpack nesting */
 
 typedef enum cs_msg_type {
   CS_MSG_SYNC_REQUEST = 1,  /* knowledge + actions the peer lacks */
@@ -57,11 +57,11 @@ typedef struct cs_wire_model {
 } cs_wire_model;
 
 typedef struct cs_sync_msg {
-  uint8_t type;          /* cs_msg_type */
-  cs_replica sender;     /* replica id of the sender */
-  cs_hlc clock;          /* sender's clock when sending (skew check) */
-  uint64_t cursor;       /* PULL_REQUEST: since; PULL_RESPONSE: new cursor */
-  uint32_t flags;        /* CS_MSG_F_* */
+  uint8_t type;       /* cs_msg_type */
+  cs_replica sender;  /* replica id of the sender */
+  cs_hlc clock;       /* sender's clock when sending (skew check) */
+  uint64_t cursor;    /* PULL_REQUEST: since; PULL_RESPONSE: new cursor */
+  uint32_t flags;     /* CS_MSG_F_* */
   cs_wire_model *models; /* sorted by name, names unique */
   size_t nmodels;
 } cs_sync_msg;
