@@ -4,6 +4,7 @@
  * replays a run; the seed is printed when a check fails).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 
 #include "test_codec_gen.h"
 
@@ -36,13 +37,13 @@ static bool msg_equal(const cs_sync_msg *a, const cs_sync_msg *b) {
   return true;
 }
 
-/* On failure: the seed (to replay the run) and the iteration, then the check. */
+/* On failure: the seed and iteration first (to replay), then the message. */
 #define CHECK(cond, seed, iter, ...)                                                               \
   do {                                                                                             \
     if (!(cond)) {                                                                                 \
       fprintf(stderr, "seed %llu (replay with CS_SEED=%llu), iteration %d\n",                      \
               (unsigned long long)(seed), (unsigned long long)(seed), (iter));                     \
-      cr_assert_fail(__VA_ARGS__);                                                                 \
+      cr_assert(0, __VA_ARGS__);                                                                   \
     }                                                                                              \
   } while (0)
 
@@ -104,7 +105,8 @@ Test(codec, action_round_trip) {
     uint64_t first = gen_counter(&r) >> gen_below(&r, 8) | 1;
     /* keep first..last (up to 4 dots) and the covered dots above it in range */
     gen_action(&r, &a, gen_replica(&r), first > UINT64_MAX - 16 ? UINT64_MAX - 16 : first);
-    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s", cs_errmsg());
+    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s",
+          cs_errmsg());
     CHECK(cs__codec_decode_action(&back, &inst, (const uint8_t *)b1.ptr, b1.size) == 0, seed, it,
           "decode: %s", cs_errmsg());
     CHECK(strcmp(inst, "profile_42") == 0 && back.instance == 0, seed, it, "instance");
