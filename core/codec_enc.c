@@ -38,8 +38,9 @@ typedef struct enc {
   fld_slot *flds;
   size_t flds_cap, nflds;
   const char **fld_list;
-  cs_hlc hlc;       /* stamps are written relative to the previous one */
-  cs__dotcur cur;   /* sync messages only */
+  cs_hlc hlc;         /* stamps are written relative to the previous one */
+  cs__dotcur cur;     /* sync messages only */
+  uint64_t inst_next; /* 1 + the highest instance index used so far */
   bool use_cur;
   cov_item *items;
   size_t items_cap, nitems;
@@ -255,7 +256,9 @@ static void tables_finish(enc *e) {
     fld_find(e, e->fld_list[i])->idx = (uint32_t)i;
 }
 
-static uint32_t rep_idx(const enc *e, uint64_t r) { return rep_find(e, r)->idx; }
+static uint32_t rep_idx(const enc *e, uint64_t r) {
+  return rep_find(e, r)->idx;
+}
 
 /* ---- pass 2: items ---- */
 
@@ -309,9 +312,11 @@ static void put_val(enc *e, const cs_val *v) {
       return;
     }
     if (v->type == CS_VAL_STR)
-      r = msgpack_pack_str(&e->pk, v->u.s.len) || msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_str(&e->pk, v->u.s.len) ||
+          msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
     else
-      r = msgpack_pack_bin(&e->pk, v->u.s.len) || msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_bin(&e->pk, v->u.s.len) ||
+          msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
     break;
   default:
     fail(e, CS_EINVAL, "value of unknown type %u", v->type);
@@ -543,14 +548,28 @@ static void covered_items(enc *e, const cs_wire_action *a) {
          (unsigned long long)a->origin, (unsigned long long)a->first, (unsigned long long)a->last);
 }
 
+/* One covered item (see CS__ITEM_LIM); single dots are written relative to
+ * the document's dot cursor when it has one. */
+static void put_item(enc *e, const cs_wire_action *a, const cov_item *it) {
+  uint64_t code = it->counter, base;
+  if (!it->vv && e->use_cur && cs__dotcur_get(&e->cur, a->instance, it->ridx, &base))
+    code = cs__zigzag((int64_t)(it->counter - base));
+  put_u(e, ((code < CS__ITEM_LIM ? code : CS__ITEM_LIM) * e->nreps + it->ridx) << 1 | it->vv);
+  if (code >= CS__ITEM_LIM)
+    put_u(e, code - CS__ITEM_LIM);
+  if (!it->vv && e->use_cur && !e->rc)
+    e->rc = cs__dotcur_set(&e->cur, a->instance, it->ridx, it->counter);
+}
+
 /* One action record; prev_last is the last dot of the previous action of the
  * same origin in the stream (0 for the first). */
 static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool with_instance) {
   const cs_field *fl;
-  int shape = cs__wire_action_shape(a, &fl);
-  uint64_t tag = (uint64_t)shape;
+  int shape = cs__wire_action_shape(a, &fl), code;
+  uint64_t tag;
   uint32_t oridx = rep_idx(e, a->origin);
   dot_prev pv = {true, oridx, a->first - 1};
+  bool one;
 
   if (a->first == 0 || a->last < a->first || a->first <= prev_last) {
     fail(e, CS_EINVAL, "action of %016llx with dots %llu..%llu after dot %llu",
@@ -563,17 +582,41 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
          (unsigned long long)(a->last - a->first + 1), CS_WIRE_MAX_SPAN);
     return;
   }
+  covered_items(e, a);
+  if (e->rc)
+    return;
+  one = e->nitems == 1 && !e->items[0].vv;
+  switch (shape) {
+  case CS__SHAPE_REG1:
+    code = one ? CS__CODE_REG1_ONE : CS__CODE_REG1_LIST;
+    break;
+  case CS__SHAPE_ADD1:
+    code = e->nitems ? CS__CODE_ADD1_LIST : CS__CODE_ADD1_NONE;
+    break;
+  case CS__SHAPE_EMPTY:
+    code = one ? CS__CODE_EMPTY_ONE : CS__CODE_EMPTY_LIST;
+    break;
+  default:
+    code = CS__CODE_GENERAL_LIST;
+    break;
+  }
+  tag = (uint64_t)code;
   if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1)
     tag |= (uint64_t)fld_find(e, fl->name)->idx << CS__TAG_FIELD_SHIFT;
-  if (a->first != prev_last + 1 || a->last != a->first)
-    tag |= CS__TAG_SPAN;
-  if (with_instance)
-    put_u(e, a->instance);
-  put_u(e, tag);
-  if (tag & CS__TAG_SPAN) {
+  if (with_instance) {
+    /* Instance tables list instances in first-use order: a new one is the
+     * next index (code 0), an older one a distance back. */
+    uint64_t next = e->inst_next;
+    put_u(e, a->instance <= next ? next - a->instance : a->instance);
+    if (a->instance >= e->inst_next)
+      e->inst_next = (uint64_t)a->instance + 1;
+  }
+  if (a->first != prev_last + 1 || a->last != a->first) {
+    put_u(e, CS__CODE_RANGE);
     put_u(e, a->first - prev_last - 1);
     put_u(e, a->last - a->first);
   }
+  put_u(e, tag);
   put_hlc(e, a->hlc);
   if (shape == CS__SHAPE_REG1)
     put_val(e, &fl->u.reg.entries[0].val);
@@ -581,23 +624,12 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
     put_val(e, &fl->u.set.elems[0].val);
   else if (shape == CS__SHAPE_GENERAL)
     put_doc(e, &a->doc, &pv);
-
-  covered_items(e, a);
-  put_u(e, e->nitems);
-  for (size_t i = 0; i < e->nitems && !e->rc; i++) {
-    const cov_item *it = &e->items[i];
-    uint64_t base;
-    put_u(e, (uint64_t)it->ridx << 1 | it->vv);
-    if (it->vv) {
-      put_u(e, it->counter);
-      continue;
-    }
-    if (e->use_cur && cs__dotcur_get(&e->cur, a->instance, it->ridx, &base))
-      put_u(e, cs__zigzag((int64_t)(it->counter - base)));
-    else
-      put_u(e, it->counter);
-    if (e->use_cur && (e->rc = cs__dotcur_set(&e->cur, a->instance, it->ridx, it->counter)))
-      return;
+  if (code == CS__CODE_REG1_ONE || code == CS__CODE_EMPTY_ONE) {
+    put_item(e, a, &e->items[0]);
+  } else if (code != CS__CODE_ADD1_NONE) {
+    put_u(e, e->nitems);
+    for (size_t i = 0; i < e->nitems && !e->rc; i++)
+      put_item(e, a, &e->items[i]);
   }
   if (e->use_cur && !e->rc)
     e->rc = cs__dotcur_set(&e->cur, a->instance, oridx, a->last);
@@ -654,6 +686,8 @@ int cs__codec_encode_action(cs_buf *out, const cs_wire_action *a, const char *in
   enc_init(&e, out);
   collect_action(&e, a);
   tables_finish(&e);
+  if (e.nreps > CS__MAX_REPLICAS)
+    fail(&e, CS_ETOOBIG, "%zu replicas in one action", e.nreps);
   put_frame(&e, CS__WIRE_ACTION);
   put_tables(&e);
   put_name(&e, "instance", instance);
@@ -702,8 +736,8 @@ static void put_model(enc *e, const cs_wire_model *m) {
     const cs_wire_state *st = &m->states[k];
     dot_prev pv = {false, 0, 0};
     if (st->instance >= m->ninstances) {
-      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)",
-           m->name, k, st->instance, m->ninstances);
+      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)", m->name,
+           k, st->instance, m->ninstances);
       return;
     }
     if (k && strcmp(m->instances[m->states[k - 1].instance], m->instances[st->instance]) >= 0)
@@ -731,6 +765,8 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
       collect_doc(&e, &m->states[k].doc);
   }
   tables_finish(&e);
+  if (e.nreps > CS__MAX_REPLICAS)
+    fail(&e, CS_ETOOBIG, "%zu replicas in one message", e.nreps);
   put_frame(&e, msg->type);
   put_u(&e, msg->sender);
   put_u(&e, msg->clock);
@@ -743,11 +779,12 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
     put_model(&e, &msg->models[i]);
     /* The dot cursor is per model section: instance indexes are. */
     cs__dotcur_dispose(&e.cur);
+    e.inst_next = 0;
   }
   if (!e.rc) {
     uint8_t sum[CS__WIRE_SUM_LEN];
-    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start,
-                       NULL, 0);
+    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start, NULL,
+                       0);
     if (enc_write(out, (const char *)sum, sizeof(sum)) != 0)
       e.rc = CS_ENOMEM;
   }

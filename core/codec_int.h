@@ -13,14 +13,36 @@ enum { CS__WIRE_DOC = 16, CS__WIRE_ACTION = 17, CS__WIRE_DOTSET = 18 };
 
 #define CS__WIRE_SUM_LEN 16 /* BLAKE2b-128 trailer of a sync message */
 
-/* Action tag = field index << 3 | CS__TAG_SPAN? | shape. */
+/* The content shapes of an action (see cs__wire_action_shape). */
 enum {
   CS__SHAPE_REG1 = 0,    /* one register write with the action's first dot and stamp */
   CS__SHAPE_ADD1 = 1,    /* one set element with the action's first dot */
   CS__SHAPE_EMPTY = 2,   /* no entries (a remove, a counter-free clear) */
   CS__SHAPE_GENERAL = 3, /* a full document follows */
 };
-#define CS__TAG_SPAN 4u
+
+/*
+ * Action tag = field index << 3 | code. The code names the shape and how the
+ * covered dots follow: a list (count, items), exactly one single dot (the
+ * item alone), or none. CS__CODE_RANGE is a prefix: the dot range (gap,
+ * extent) follows, then the real tag.
+ */
+enum {
+  CS__CODE_REG1_LIST = 0,
+  CS__CODE_REG1_ONE = 1,
+  CS__CODE_ADD1_LIST = 2,
+  CS__CODE_ADD1_NONE = 3,
+  CS__CODE_EMPTY_LIST = 4,
+  CS__CODE_EMPTY_ONE = 5,
+  CS__CODE_GENERAL_LIST = 6,
+  CS__CODE_RANGE = 7,
+};
+#define CS__TAG_FIELD_SHIFT 3
+
+/* A covered item is one uint w = (min(code, LIM) * nreps + ridx) << 1 | prefix,
+ * followed by code - LIM when code >= LIM. */
+#define CS__ITEM_LIM (1ull << 24)
+#define CS__MAX_REPLICAS (1ull << 26) /* bounded by CS_WIRE_MAX_MESSAGE anyway */
 
 /* The shape an action takes (CS__SHAPE_*); *out is its field for REG1/ADD1. */
 int cs__wire_action_shape(const cs_wire_action *a, const cs_field **out);

@@ -22,7 +22,8 @@ static bool all_zero(const void *p, size_t n) {
     memset(&out_, 0xab, sizeof(out_));                                                             \
     int rc_ = cs__codec_decode_doc(&out_, (bytes), (len));                                         \
     cr_expect_eq(rc_, (code), "rc %d, message: %s", rc_, cs_errmsg());                             \
-    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(), (text)); \
+    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(),         \
+              (text));                                                                             \
     cr_expect(all_zero(&out_, sizeof(out_)), "output not left empty");                             \
   } while (0)
 
@@ -32,7 +33,8 @@ static bool all_zero(const void *p, size_t n) {
     memset(&out_, 0xab, sizeof(out_));                                                             \
     int rc_ = cs__codec_decode_msg(&out_, (bytes), (len));                                         \
     cr_expect_eq(rc_, (code), "rc %d, message: %s", rc_, cs_errmsg());                             \
-    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(), (text)); \
+    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(),         \
+              (text));                                                                             \
     cr_expect(all_zero(&out_, sizeof(out_)), "output not left empty");                             \
   } while (0)
 
@@ -53,16 +55,16 @@ static const uint8_t doc_ok[] = {1,    16,   0x01, 0x07, 0x01, 0xa1, 'a', 0x00,
 /* A valid sync message: model "UserProfile", instance "p1", one action of
  * replica 7 writing field "name" := 5 (the one-byte short form). */
 static const uint8_t msg_ok[] = {
-    1, 1, 0x07, 0x00, 0x00, 0x00,                       /* header: sender, clock, cursor, flags */
-    0x01, 0x07,                                         /* replica table */
-    0x01, 0xa4, 'n', 'a', 'm', 'e',                     /* field table */
-    0x01,                                               /* one model */
-    0xab, 'U', 's', 'e', 'r', 'P', 'r', 'o', 'f', 'i', 'l', 'e', /* its name */
-    0x00,                                               /* knowledge: empty */
-    0x01, 0xa2, 'p', '1',                               /* instance table */
-    0x01, 0x00, 0x01,                                   /* one group: origin 0, one action */
-    0x00, 0x00, 0x00, 0x05, 0x00,                       /* instance, tag, stamp, value, covered */
-    0x00                                                /* no states */
+    1,    1,    0x07, 0x00, 0x00, 0x00, /* header: sender, clock, cursor, flags */
+    0x01, 0x07,                         /* replica table */
+    0x01, 0xa4, 'n',  'a',  'm',  'e',  /* field table */
+    0x01,                               /* one model */
+    0xab, 'U',  's',  'e',  'r',  'P',  'r', 'o', 'f', 'i', 'l', 'e', /* its name */
+    0x00,                                                             /* knowledge: empty */
+    0x01, 0xa2, 'p',  '1',                                            /* instance table */
+    0x01, 0x00, 0x01,             /* one group: origin 0, one action */
+    0x00, 0x00, 0x00, 0x05, 0x00, /* instance, tag, stamp, value, covered */
+    0x00                          /* no states */
 };
 #define MSG_INST_TABLE 28
 #define MSG_TAG 36
@@ -155,8 +157,9 @@ Test(codec_bad, field_index_in_message_names_model_and_action) {
   uint8_t body[sizeof(msg_ok)], buf[256];
   memcpy(body, msg_ok, sizeof(msg_ok));
   body[MSG_TAG] = 9 << 3;
-  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
-             "model 'UserProfile', action 0: field index 9 out of range (table has 1) at offset 36");
+  EXPECT_MSG(
+      buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+      "model 'UserProfile', action 0: field index 9 out of range (table has 1) at offset 36");
 }
 
 Test(codec_bad, replica_index_out_of_range) {
@@ -202,8 +205,8 @@ Test(codec_bad, deep_nesting) {
 
 Test(codec_bad, unsorted_fields) {
   /* fields "a" and "b", written b then a */
-  const uint8_t bad[] = {1, 16, 0x00, 0x02, 0xa1, 'a', 0xa1, 'b', 0x00, 0x02,
-                         0x05, 0x00, 0x01, 0x00};
+  const uint8_t bad[] = {1,   16,   0x00, 0x02, 0xa1, 'a',  0xa1,
+                         'b', 0x00, 0x02, 0x05, 0x00, 0x01, 0x00};
   EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT, "field 'a': fields unsorted or duplicate at offset 12");
 }
 
@@ -279,7 +282,8 @@ Test(codec_bad, bad_kind) {
 
 Test(codec_bad, unused_table_entry) {
   const uint8_t bad[] = {1, 16, 0x01, 0x00, 0x00, 0x00, 0x00};
-  EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT, "replica table entry 0 (0000000000000000) is never used");
+  EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT,
+             "replica table entry 0 (0000000000000000) is never used");
 }
 
 Test(codec_bad, wrong_frame_kind) {
@@ -304,7 +308,8 @@ Test(codec_bad, unknown_message_type_and_flags) {
   EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT, "unknown message type 9 at offset 1");
   memcpy(body, msg_ok, sizeof(msg_ok));
   body[5] = 0x06;
-  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT, "flags: unknown bits 0x6 at offset 5");
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "flags: unknown bits 0x6 at offset 5");
 }
 
 Test(codec_bad, duplicate_instance_names) {
@@ -313,21 +318,27 @@ Test(codec_bad, duplicate_instance_names) {
   memcpy(body, msg_ok, MSG_INST_TABLE);
   body[MSG_INST_TABLE] = 0x02;
   memcpy(body + MSG_INST_TABLE + 1, "\xa2p1\xa2p1", 6);
-  memcpy(body + MSG_INST_TABLE + 7, msg_ok + MSG_INST_TABLE + 4, sizeof(msg_ok) - MSG_INST_TABLE - 4);
+  memcpy(body + MSG_INST_TABLE + 7, msg_ok + MSG_INST_TABLE + 4,
+         sizeof(msg_ok) - MSG_INST_TABLE - 4);
   EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
              "model 'UserProfile': instance table: duplicate name 'p1'");
 }
 
 Test(codec_bad, covered_dot_repeats_own_dot) {
-  uint8_t body[sizeof(msg_ok) + 2], buf[256];
+  uint8_t body[sizeof(msg_ok) + 1], buf[256];
   memcpy(body, msg_ok, sizeof(msg_ok));
-  /* covered: one single dot of replica index 0, counter 1 = the action's own */
+  /* covered: a list of one single dot, replica index 0, counter 1 (the
+   * action's own): item = (counter * 1 replica + index 0) << 1 | 0 = 2 */
   body[MSG_COVERED] = 0x01;
-  body[MSG_COVERED + 1] = 0x00;
-  body[MSG_COVERED + 2] = 0x01;
-  body[MSG_COVERED + 3] = 0x00;
+  body[MSG_COVERED + 1] = 0x02;
+  body[MSG_COVERED + 2] = 0x00;
   EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
-             "covered dot 1 repeats one of the action's own dots at offset 41");
+             "covered dot 1 repeats one of the action's own dots at offset 40");
+  /* the same list form for a dot that is not the action's own: the short
+   * form (tag code 1, the item alone) is the only canonical one */
+  body[MSG_COVERED + 1] = 0x04;
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "one covered dot written as a list where the tag has a short form");
 }
 
 Test(codec_bad, bad_stamp_mode) {
@@ -343,7 +354,7 @@ Test(codec_bad, long_form_where_short_form_exists) {
   uint8_t body[sizeof(msg_ok) + 1], buf[256];
   /* tag GENERAL with an empty document (that is the EMPTY shape) */
   memcpy(body, msg_ok, MSG_TAG);
-  body[MSG_TAG] = 0x03;
+  body[MSG_TAG] = 0x06;
   body[MSG_TAG + 1] = 0x00; /* stamp */
   body[MSG_TAG + 2] = 0x00; /* no existence entries */
   body[MSG_TAG + 3] = 0x00; /* no fields */
