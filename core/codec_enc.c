@@ -156,11 +156,6 @@ static void fld_add(enc *e, const char *name) {
   size_t len;
   if (e->rc)
     return;
-  len = strlen(name);
-  if (len == 0 || len > CS_WIRE_MAX_NAME) {
-    fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
-    return;
-  }
   if ((e->nflds + 1) * 2 > e->flds_cap) {
     size_t ncap = e->flds_cap ? e->flds_cap * 2 : 16;
     fld_slot *old = e->flds;
@@ -178,6 +173,12 @@ static void fld_add(enc *e, const char *name) {
   }
   s = fld_find(e, name);
   if (!s->name) {
+    /* Checked once per distinct name, not per use. */
+    len = strlen(name);
+    if (len == 0 || len > CS_WIRE_MAX_NAME) {
+      fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
+      return;
+    }
     s->name = name;
     e->nflds++;
   }
