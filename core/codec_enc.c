@@ -605,8 +605,16 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
   if (with_instance) {
     /* Instance tables list instances in first-use order: a new one is the
      * next index (code 0), an older one a distance back. */
-    uint64_t next = e->inst_next;
-    put_u(e, a->instance <= next ? next - a->instance : a->instance);
+    uint64_t next = e->inst_next, k = a->instance <= next ? next - a->instance : a->instance;
+    if (k < CS__INST_ONE) {
+      put_u(e, k);
+    } else if (k < CS__INST_PAIR_END) {
+      put_u(e, CS__INST_ONE + ((k - CS__INST_ONE) >> 7));
+      put_u(e, (k - CS__INST_ONE) & 127);
+    } else {
+      put_u(e, CS__INST_ESCAPE);
+      put_u(e, k - CS__INST_PAIR_END);
+    }
     if (a->instance >= e->inst_next)
       e->inst_next = (uint64_t)a->instance + 1;
   }

@@ -73,6 +73,27 @@ static int dec_actions(cs__dec *d, cs_wire_model *m) {
       d->action = (long)m->nactions;
       m->nactions++;
       TRY(cs__dec_uint(d, &inst, "action instance"));
+      if (inst >= CS__INST_ONE && inst < CS__INST_ESCAPE) {
+        uint64_t lo;
+        TRY(cs__dec_uint(d, &lo, "action instance"));
+        if (lo > 127) {
+          rc = cs__dec_fail(d, "instance reference: low part %llu above 127",
+                            (unsigned long long)lo);
+          goto done;
+        }
+        inst = CS__INST_ONE + ((inst - CS__INST_ONE) << 7) + lo;
+      } else if (inst == CS__INST_ESCAPE) {
+        uint64_t x;
+        TRY(cs__dec_uint(d, &x, "action instance"));
+        if (x > UINT64_MAX - CS__INST_PAIR_END) {
+          rc = cs__dec_fail(d, "instance reference overflows");
+          goto done;
+        }
+        inst = CS__INST_PAIR_END + x;
+      } else if (inst > CS__INST_ESCAPE) {
+        rc = cs__dec_fail(d, "instance reference: bad lead item %llu", (unsigned long long)inst);
+        goto done;
+      }
       /* first-use order: 0 = the next new index, k <= next = k back, else absolute */
       inst = inst <= inst_next ? inst_next - inst : inst;
       if (inst >= m->ninstances) {

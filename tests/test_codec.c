@@ -105,8 +105,7 @@ Test(codec, action_round_trip) {
     uint64_t first = gen_counter(&r) >> gen_below(&r, 8) | 1;
     /* keep first..last (up to 4 dots) and the covered dots above it in range */
     gen_action(&r, &a, gen_replica(&r), first > UINT64_MAX - 16 ? UINT64_MAX - 16 : first);
-    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s",
-          cs_errmsg());
+    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s", cs_errmsg());
     CHECK(cs__codec_decode_action(&back, &inst, (const uint8_t *)b1.ptr, b1.size) == 0, seed, it,
           "decode: %s", cs_errmsg());
     CHECK(strcmp(inst, "profile_42") == 0 && back.instance == 0, seed, it, "instance");
@@ -337,4 +336,63 @@ Test(codec, mutator_deltas_round_trip) {
     cs_buf_dispose(&b1);
     cs_buf_dispose(&b2);
   }
+}
+
+/* Instance references of every size (one byte, fixint pair, escape), new and
+ * old and ahead of first use, over a table of 9,000 instances. */
+Test(codec, instance_references_of_every_size) {
+  enum { NINST = 9000 };
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  size_t nact = (size_t)gen_scale(6000);
+  cs_wire_model wm;
+  cs_sync_msg m, back;
+  cs_buf b1 = CS_BUF_INIT, b2 = CS_BUF_INIT;
+  memset(&wm, 0, sizeof(wm));
+  memset(&m, 0, sizeof(m));
+  wm.name = cs__strdup("M");
+  wm.instances = cs__calloc(NINST, sizeof(char *));
+  for (int i = 0; i < NINST; i++) {
+    char name[16];
+    snprintf(name, sizeof(name), "i%d", i);
+    wm.instances[i] = cs__strdup(name);
+  }
+  wm.ninstances = NINST;
+  wm.actions = cs__calloc(nact, sizeof(cs_wire_action));
+  wm.nactions = nact;
+  for (size_t k = 0; k < nact; k++) {
+    cs_wire_action *a = &wm.actions[k];
+    uint64_t pick = gen_below(&r, 4);
+    /* mostly the next new one or a random old one; sometimes far ahead */
+    a->instance = pick == 0   ? (uint32_t)gen_below(&r, NINST)
+                  : pick == 1 ? (uint32_t)(k < NINST ? k : NINST - 1)
+                              : (uint32_t)gen_below(&r, k < NINST ? k + 1 : NINST);
+    a->origin = 3;
+    a->first = a->last = k + 1;
+    a->hlc = 1000 + k;
+    cr_assert_eq(cs__dotset_add(&a->ctx, (cs_dot){3, k + 1}), 0);
+  }
+  m.type = CS_MSG_SYNC_RESPONSE;
+  m.sender = 3;
+  m.models = &wm;
+  m.nmodels = 1;
+  CHECK(cs__codec_encode_msg(&b1, &m) == 0, seed, 0, "encode: %s", cs_errmsg());
+  CHECK(cs__codec_decode_msg(&back, (const uint8_t *)b1.ptr, b1.size) == 0, seed, 0, "decode: %s",
+        cs_errmsg());
+  CHECK(msg_equal(&m, &back), seed, 0, "decoded message differs");
+  CHECK(cs__codec_encode_msg(&b2, &back) == 0 && b1.size == b2.size &&
+            memcmp(b1.ptr, b2.ptr, b1.size) == 0,
+        seed, 0, "re-encoding gives other bytes");
+  m.models = NULL;
+  m.nmodels = 0;
+  cs__free(wm.name);
+  for (int i = 0; i < NINST; i++)
+    cs__free(wm.instances[i]);
+  cs__free(wm.instances);
+  for (size_t k = 0; k < nact; k++)
+    cs__wire_action_dispose(&wm.actions[k]);
+  cs__free(wm.actions);
+  cs__sync_msg_dispose(&back);
+  cs_buf_dispose(&b1);
+  cs_buf_dispose(&b2);
 }

@@ -393,3 +393,21 @@ Test(codec_bad, action_errors_leave_no_instance) {
   cr_expect_null(inst);
   cr_expect(all_zero(&a, sizeof(a)));
 }
+
+Test(codec_bad, bad_instance_reference) {
+  uint8_t body[sizeof(msg_ok) + 2], buf[256];
+  /* the instance item (offset 35) replaced by a pair whose low part is 200 */
+  memcpy(body, msg_ok, 35);
+  body[35] = 0x40;
+  body[36] = 0xcc;
+  body[37] = 200;
+  memcpy(body + 38, msg_ok + 36, sizeof(msg_ok) - 36);
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "action 0: instance reference: low part 200 above 127 at offset 36");
+  /* a lead item above the escape */
+  body[35] = 0xcc;
+  body[36] = 0x80;
+  body[37] = 0x00;
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "instance reference: bad lead item 128 at offset 35");
+}
