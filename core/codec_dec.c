@@ -16,6 +16,8 @@ void cs__dec_init(cs__dec *d, const uint8_t *p, size_t len) {
   d->base = d->p = p;
   d->end = p + len;
   d->action = d->state = -1;
+  /* A real action spends at least a byte per own dot (its entries). */
+  d->dot_budget = (uint64_t)len + 64;
 }
 
 void cs__dec_dispose(cs__dec *d) {
@@ -623,6 +625,12 @@ int cs__dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t o
     rc = cs__dec_fail(d, "action dot counter overflows");
     goto done;
   }
+  if (extent + 1 > d->dot_budget) {
+    rc = cs__dec_fail(d, "actions claim more dots than a message of %zu bytes can carry",
+                      (size_t)(d->end - d->base));
+    goto done;
+  }
+  d->dot_budget -= extent + 1;
   a->first = prev_last + 1 + gap;
   a->last = a->first + extent;
   TRY(cs__dec_hlc(d, &a->hlc, "action stamp"));

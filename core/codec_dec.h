@@ -20,6 +20,9 @@ typedef struct cs__dec {
   size_t nflds;
   uint8_t *rep_used, *fld_used; /* canonical tables hold only what is used */
   cs_hlc hlc;                   /* previous stamp */
+  /* Own dots the actions may still claim: decoding materialises them (the
+   * context holds them), so their total is bounded by the input size. */
+  uint64_t dot_budget;
   cs__dotcur cur;
   bool use_cur;
 } cs__dec;

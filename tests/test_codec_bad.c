@@ -411,3 +411,16 @@ Test(codec_bad, bad_instance_reference) {
   EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
              "instance reference: bad lead item 128 at offset 35");
 }
+
+/* A few bytes must not make the decoder materialise a huge range of dots. */
+Test(codec_bad, dot_range_beyond_what_the_bytes_carry) {
+  cs_wire_action a;
+  char *inst = NULL;
+  /* action of replica 7, range prefix: gap 0, extent 65535, empty shape */
+  const uint8_t bad[] = {1,    17,   0x01, 0x07, 0x00, 0xa1, 'p',  0x00,
+                         0x07, 0x00, 0xcd, 0xff, 0xff, 0x04, 0x00, 0x00};
+  cr_expect_eq(cs__codec_decode_action(&a, &inst, bad, sizeof(bad)), CS_ECORRUPT);
+  cr_expect(strstr(cs_errmsg(), "actions claim more dots than a message of 16 bytes can carry"),
+            "%s", cs_errmsg());
+  cr_expect_null(inst);
+}
