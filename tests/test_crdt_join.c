@@ -533,3 +533,57 @@ Test(crdt_join, survives_every_allocation_failure) {
   rep_dispose(&a);
   rep_dispose(&b);
 }
+
+/* Every allocation failure inside a mutator returns CS_ENOMEM and leaves a
+ * delta that can still be disposed (the sanitizer run checks for leaks and
+ * double frees). */
+Test(crdt_mutate, mutators_survive_every_allocation_failure) {
+  rep a, b;
+  cs_val v[3];
+  rep_init(&a, 1);
+  rep_init(&b, 2);
+  seed_profile(&a, &b);
+  v[0] = str("go");
+  v[1] = str("chess");
+  v[2] = str("a-long-enough-value");
+  for (int which = 0; which < 7; which++) {
+    for (unsigned long n = 1; n < 64; n++) {
+      cs_delta d;
+      int rc;
+      begin(&d, &a);
+      cs__alloc_fail_after(n);
+      switch (which) {
+      case 0:
+        rc = cs__delta_reg_set(&d, &a.doc, "city", &v[2]);
+        break;
+      case 1:
+        rc = cs__delta_set_add(&d, &a.doc, "interests", &v[0]);
+        break;
+      case 2:
+        rc = cs__delta_set_remove(&d, &a.doc, "interests", &v[1]);
+        break;
+      case 3:
+        rc = cs__delta_set_assign(&d, &a.doc, "interests", v, 3);
+        break;
+      case 4:
+        rc = cs__delta_ctr_add(&d, &a.doc, "visits", 3);
+        break;
+      case 5:
+        rc = cs__delta_exist(&d, &a.doc, false);
+        break;
+      default:
+        rc = cs__delta_reg_clear(&d, &a.doc, "city");
+        break;
+      }
+      cs__alloc_fail_after(0);
+      cr_expect(rc == 0 || rc == CS_ENOMEM, "mutator %d, failure at %lu: %d", which, n, rc);
+      cs__delta_dispose(&d);
+      if (rc == 0)
+        break;
+    }
+  }
+  for (int i = 0; i < 3; i++)
+    cs__val_dispose(&v[i]);
+  rep_dispose(&a);
+  rep_dispose(&b);
+}
