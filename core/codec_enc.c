@@ -279,6 +279,8 @@ static void put_name(enc *e, const char *what, const char *s) {
 }
 
 static void put_tables(enc *e) {
+  if (e->rc) /* the tables may be half built */
+    return;
   put_u(e, e->nreps);
   for (size_t i = 0; i < e->nreps; i++)
     put_u(e, e->rep_list[i]);

@@ -396,3 +396,56 @@ Test(codec, instance_references_of_every_size) {
   cs_buf_dispose(&b1);
   cs_buf_dispose(&b2);
 }
+
+/* Every allocation the codec makes may fail: each failure gives CS_ENOMEM,
+ * leaves the output empty (decode) or the buffer as it was (encode), and
+ * leaks nothing (the sanitizer build checks). */
+Test(codec, every_allocation_failure) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  cs_sync_msg m;
+  cs_buf good = CS_BUF_INIT;
+  int fails = 0;
+  do { /* a message with some content */
+    cs_buf_dispose(&good);
+    gen_msg(&r, &m);
+    cr_assert_eq(cs__codec_encode_msg(&good, &m), 0);
+    if (good.size < 300)
+      cs__sync_msg_dispose(&m);
+  } while (good.size < 300);
+  for (unsigned long n = 1;; n++) {
+    cs_sync_msg back;
+    int rc;
+    cs__alloc_fail_after(n);
+    rc = cs__codec_decode_msg(&back, (const uint8_t *)good.ptr, good.size);
+    cs__alloc_fail_after(0);
+    if (rc == 0) {
+      cs__sync_msg_dispose(&back);
+      break;
+    }
+    CHECK(rc == CS_ENOMEM, seed, (int)n, "decode: %d %s", rc, cs_errmsg());
+    CHECK(back.nmodels == 0 && back.models == NULL, seed, (int)n, "decode output not empty");
+    fails++;
+  }
+  for (unsigned long n = 1;; n++) {
+    cs_buf b = CS_BUF_INIT;
+    int rc;
+    cr_assert_eq(cs__buf_put(&b, "xy", 2), 0);
+    cs__alloc_fail_after(n);
+    rc = cs__codec_encode_msg(&b, &m);
+    cs__alloc_fail_after(0);
+    if (rc == 0) {
+      CHECK(b.size == good.size + 2 && memcmp(b.ptr + 2, good.ptr, good.size) == 0, seed, (int)n,
+            "encoding after failures differs");
+      cs_buf_dispose(&b);
+      break;
+    }
+    CHECK(rc == CS_ENOMEM, seed, (int)n, "encode: %d %s", rc, cs_errmsg());
+    CHECK(b.size == 2 && memcmp(b.ptr, "xy", 2) == 0, seed, (int)n, "buffer changed on failure");
+    cs_buf_dispose(&b);
+    fails++;
+  }
+  cr_assert(fails > 10, "only %d allocations were failed", fails);
+  cs__sync_msg_dispose(&m);
+  cs_buf_dispose(&good);
+}
