@@ -449,3 +449,52 @@ Test(codec, every_allocation_failure) {
   cs__sync_msg_dispose(&m);
   cs_buf_dispose(&good);
 }
+
+/* The same for the log entry and document decoders. */
+Test(codec, every_allocation_failure_standalone) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  int n_iter = gen_scale(20);
+  for (int it = 0; it < n_iter; it++) {
+    cs_wire_action a;
+    cs_doc d;
+    gen_dots g = {0, 0, 0, false};
+    cs_buf ba = CS_BUF_INIT, bd = CS_BUF_INIT;
+    gen_action(&r, &a, gen_replica(&r), 1 + gen_below(&r, 500));
+    gen_doc(&r, &d, &g);
+    cr_assert_eq(cs__codec_encode_action(&ba, &a, "p"), 0);
+    cr_assert_eq(cs__codec_encode_doc(&bd, &d), 0);
+    for (unsigned long n = 1;; n++) {
+      cs_wire_action back;
+      char *inst = NULL;
+      int rc;
+      cs__alloc_fail_after(n);
+      rc = cs__codec_decode_action(&back, &inst, (const uint8_t *)ba.ptr, ba.size);
+      cs__alloc_fail_after(0);
+      if (rc == 0) {
+        cs__wire_action_dispose(&back);
+        cs__free(inst);
+        break;
+      }
+      CHECK(rc == CS_ENOMEM && inst == NULL && back.doc.nfields == 0 && back.ctx.vv_len == 0, seed,
+            it, "action decode, failing allocation %lu: %d %s", n, rc, cs_errmsg());
+    }
+    for (unsigned long n = 1;; n++) {
+      cs_doc back;
+      int rc;
+      cs__alloc_fail_after(n);
+      rc = cs__codec_decode_doc(&back, (const uint8_t *)bd.ptr, bd.size);
+      cs__alloc_fail_after(0);
+      if (rc == 0) {
+        cs__doc_dispose(&back);
+        break;
+      }
+      CHECK(rc == CS_ENOMEM && back.nfields == 0 && back.fields == NULL, seed, it,
+            "doc decode, failing allocation %lu: %d %s", n, rc, cs_errmsg());
+    }
+    cs__wire_action_dispose(&a);
+    cs__doc_dispose(&d);
+    cs_buf_dispose(&ba);
+    cs_buf_dispose(&bd);
+  }
+}
