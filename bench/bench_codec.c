@@ -21,16 +21,16 @@
 #define NEDITS 50000
 #define RUNS 5
 
-static const char *const k_fields[8] = {"age",   "city",  "country", "name",
-                                        "score", "status", "theme",  "verified"};
-static const char *const k_cities[] = {"Oslo",   "Lima",  "Paris",  "Berlin", "Tokyo", "Austin",
-                                       "Cairo",  "Delhi", "Quito",  "Lagos",  "Perth", "Madrid",
+static const char *const k_fields[8] = {"age",   "city",   "country", "name",
+                                        "score", "status", "theme",   "verified"};
+static const char *const k_cities[] = {"Oslo",   "Lima",  "Paris",   "Berlin", "Tokyo", "Austin",
+                                       "Cairo",  "Delhi", "Quito",   "Lagos",  "Perth", "Madrid",
                                        "Dublin", "Seoul", "Nairobi", "Toronto"};
 static const char *const k_countries[] = {"NO", "PE", "FR", "DE", "JP", "US", "EG", "IN",
                                           "EC", "NG", "AU", "ES", "IE", "KR", "KE", "CA"};
-static const char *const k_names[] = {"Ada",  "Bruno", "Chloe", "Dmitri", "Emma",  "Farid",
-                                      "Grace", "Hiro", "Ines",  "Jonas",  "Kofi",  "Lena",
-                                      "Mateo", "Nora", "Omar",  "Priya",  "Quinn", "Rosa"};
+static const char *const k_names[] = {"Ada",   "Bruno", "Chloe", "Dmitri", "Emma",  "Farid",
+                                      "Grace", "Hiro",  "Ines",  "Jonas",  "Kofi",  "Lena",
+                                      "Mateo", "Nora",  "Omar",  "Priya",  "Quinn", "Rosa"};
 static const char *const k_status[] = {"online", "away", "busy", "offline"};
 static const char *const k_themes[] = {"dark", "light", "system"};
 static const char *const k_interests[] = {
@@ -46,7 +46,9 @@ static uint64_t rnd(void) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-static uint64_t below(uint64_t n) { return rnd() % n; }
+static uint64_t below(uint64_t n) {
+  return rnd() % n;
+}
 
 /* Thread CPU time, not wall time: the benchmark shares its machine with
  * builds and tests, and time spent preempted is not codec time. */
@@ -66,14 +68,31 @@ static void field_value(cs_val *v, int f) {
   const char *s = NULL;
   memset(v, 0, sizeof(*v));
   switch (f) {
-  case 0: *v = cs__val_int(13 + (int64_t)below(87)); return;
-  case 1: s = k_cities[below(N_OF(k_cities))]; break;
-  case 2: s = k_countries[below(N_OF(k_countries))]; break;
-  case 3: s = k_names[below(N_OF(k_names))]; break;
-  case 4: *v = cs__val_int((int64_t)below(10000)); return;
-  case 5: s = k_status[below(N_OF(k_status))]; break;
-  case 6: s = k_themes[below(N_OF(k_themes))]; break;
-  default: v->type = CS_VAL_BOOL; v->u.b = below(2); return;
+  case 0:
+    *v = cs__val_int(13 + (int64_t)below(87));
+    return;
+  case 1:
+    s = k_cities[below(N_OF(k_cities))];
+    break;
+  case 2:
+    s = k_countries[below(N_OF(k_countries))];
+    break;
+  case 3:
+    s = k_names[below(N_OF(k_names))];
+    break;
+  case 4:
+    *v = cs__val_int((int64_t)below(10000));
+    return;
+  case 5:
+    s = k_status[below(N_OF(k_status))];
+    break;
+  case 6:
+    s = k_themes[below(N_OF(k_themes))];
+    break;
+  default:
+    v->type = CS_VAL_BOOL;
+    v->u.b = below(2);
+    return;
   }
   if (cs__val_str(v, s, strlen(s)) != 0)
     die("value", CS_ENOMEM);
@@ -220,6 +239,47 @@ static void state_msg(cs_sync_msg *m, const replica *r) {
   wm->ninstances = wm->nstates = NDOCS;
 }
 
+/* Bytes of a value in its msgpack form (the payload no encoding can drop). */
+static size_t val_size(const cs_val *v) {
+  switch (v->type) {
+  case CS_VAL_INT: {
+    int64_t i = v->u.i;
+    if (i >= -32 && i < 128)
+      return 1;
+    if (i >= -128 && i < 256)
+      return 2;
+    if (i >= -32768 && i < 65536)
+      return 3;
+    return i >= INT32_MIN && i <= (int64_t)UINT32_MAX ? 5 : 9;
+  }
+  case CS_VAL_DOUBLE:
+    return 9;
+  case CS_VAL_STR:
+    return v->u.s.len + (v->u.s.len < 32 ? 1 : v->u.s.len < 256 ? 2 : 3);
+  case CS_VAL_BYTES:
+    return v->u.s.len + (v->u.s.len < 256 ? 2 : 3);
+  default:
+    return 1;
+  }
+}
+
+static size_t payload_bytes(const cs_wire_model *wm) {
+  size_t n = 0;
+  for (size_t k = 0; k < wm->nactions; k++) {
+    const cs_doc *d = &wm->actions[k].doc;
+    for (size_t f = 0; f < d->nfields; f++) {
+      const cs_field *fl = &d->fields[f];
+      if (fl->kind == CS_KIND_REG)
+        for (size_t i = 0; i < fl->u.reg.len; i++)
+          n += val_size(&fl->u.reg.entries[i].val);
+      else if (fl->kind == CS_KIND_SET)
+        for (size_t i = 0; i < fl->u.set.len; i++)
+          n += val_size(&fl->u.set.elems[i].val);
+    }
+  }
+  return n;
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -326,8 +386,7 @@ int main(int argc, char **argv) {
   for (uint32_t i = 0; i < NDOCS; i++)
     act(&seedr, i, 0);
   for (int s = 0; s < 2; s++) {
-    replica_init(&side[s], s ? 0xb0b0b0b0b0b0b0b0ull : 0xa11ce0000000a11cull, t0 + 60000,
-                 NEDITS);
+    replica_init(&side[s], s ? 0xb0b0b0b0b0b0b0b0ull : 0xa11ce0000000a11cull, t0 + 60000, NEDITS);
     cs__dotset_copy(&side[s].ctx, &seedr.ctx);
     for (size_t i = 0; i < NDOCS; i++)
       cs__doc_copy(&side[s].docs[i], &seedr.docs[i]);
@@ -357,16 +416,19 @@ int main(int argc, char **argv) {
            td[s].bytes, (double)td[s].bytes / NEDITS, td[s].bytes / td[s].enc_s / 1e6,
            NEDITS / td[s].enc_s, td[s].bytes / td[s].dec_s / 1e6, NEDITS / td[s].dec_s);
   printf("%-22s %12zu %10s %12.1f %12.0f %12.1f %12.0f\n", "full state (docs)", ts.bytes, "-",
-         ts.bytes / ts.enc_s / 1e6, NDOCS / ts.enc_s, ts.bytes / ts.dec_s / 1e6,
-         NDOCS / ts.dec_s);
+         ts.bytes / ts.enc_s / 1e6, NDOCS / ts.enc_s, ts.bytes / ts.dec_s / 1e6, NDOCS / ts.dec_s);
   printf("%-22s %12zu %10s %12.1f %12s %12.1f %12s\n", "msgpack-c raw (ref)", ref_bytes, "-",
          pack_mbs, "-", unpack_mbs, "-");
+  printf("value payload (msgpack) of the edits: %.2f bytes per edit; the rest is structure\n",
+         (double)payload_bytes(&dm[0].models[0]) / NEDITS);
   for (int s = 0; s < 2; s++)
-    printf("RESULT bench=codec workload=W1 side=%c seed=%llu edits=%d bytes=%zu bytes_per_edit=%.3f "
-           "encode_mbps=%.1f encode_deltas_per_s=%.0f decode_mbps=%.1f decode_deltas_per_s=%.0f\n",
+    printf("RESULT bench=codec workload=W1 side=%c seed=%llu edits=%d bytes=%zu "
+           "bytes_per_edit=%.3f value_bytes_per_edit=%.3f encode_mbps=%.1f "
+           "encode_deltas_per_s=%.0f decode_mbps=%.1f decode_deltas_per_s=%.0f\n",
            s ? 'B' : 'A', (unsigned long long)seed, NEDITS, td[s].bytes,
-           (double)td[s].bytes / NEDITS, td[s].bytes / td[s].enc_s / 1e6, NEDITS / td[s].enc_s,
-           td[s].bytes / td[s].dec_s / 1e6, NEDITS / td[s].dec_s);
+           (double)td[s].bytes / NEDITS, (double)payload_bytes(&dm[s].models[0]) / NEDITS,
+           td[s].bytes / td[s].enc_s / 1e6, NEDITS / td[s].enc_s, td[s].bytes / td[s].dec_s / 1e6,
+           NEDITS / td[s].dec_s);
   printf("RESULT bench=codec workload=W1 part=full_state docs=%d bytes=%zu bytes_per_doc=%.1f "
          "encode_mbps=%.1f decode_mbps=%.1f\n",
          NDOCS, ts.bytes, (double)ts.bytes / NDOCS, ts.bytes / ts.enc_s / 1e6,

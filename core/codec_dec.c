@@ -5,31 +5,22 @@
  * encoding of a value is accepted), dot counters >= 1, kinds and types. On
  * failure the partly built output is freed and zeroed.
  */
-#include <sodium.h>
 #include <stdlib.h>
 
 #include "core/codec_dec.h"
 
-#define TRY(x)                                                                                     \
-  do {                                                                                             \
-    if ((rc = (x)) != 0)                                                                           \
-      goto done;                                                                                   \
-  } while (0)
+#define TRY(x) CS__TRY(x)
 
-typedef struct dot_prev {
-  bool valid;
-  uint32_t ridx;
-  uint64_t counter;
-} dot_prev;
-
-static void dec_init(cs__dec *d, const uint8_t *p, size_t len) {
+void cs__dec_init(cs__dec *d, const uint8_t *p, size_t len) {
   memset(d, 0, sizeof(*d));
   d->base = d->p = p;
   d->end = p + len;
   d->action = d->state = -1;
+  /* A real action spends at least a byte per own dot (its entries). */
+  d->dot_budget = (uint64_t)len + 64;
 }
 
-static void dec_dispose(cs__dec *d) {
+void cs__dec_dispose(cs__dec *d) {
   cs__free(d->reps);
   cs__free(d->flds);
   cs__free(d->fld_lens);
@@ -39,7 +30,7 @@ static void dec_dispose(cs__dec *d) {
 }
 
 /* Version and kind bytes of a frame. */
-static int dec_frame(cs__dec *d, size_t len, uint8_t want, const char *what) {
+int cs__dec_frame(cs__dec *d, size_t len, uint8_t want, const char *what) {
   if (len > CS_WIRE_MAX_MESSAGE)
     return cs__error(CS_ECORRUPT, "%s of %zu bytes exceeds the limit of %u at offset 0", what, len,
                      CS_WIRE_MAX_MESSAGE);
@@ -56,7 +47,7 @@ static int dec_frame(cs__dec *d, size_t len, uint8_t want, const char *what) {
   return 0;
 }
 
-static int dec_end(cs__dec *d) {
+int cs__dec_end(cs__dec *d) {
   d->item = (size_t)(d->p - d->base);
   if (d->p != d->end)
     return cs__dec_fail(d, "%zu trailing bytes", (size_t)(d->end - d->p));
@@ -68,8 +59,8 @@ static int dec_end(cs__dec *d) {
                           (unsigned long long)d->reps[i]);
   for (size_t i = 0; i < d->nflds; i++)
     if (!d->fld_used[i])
-      return cs__dec_fail(d, "field table entry %zu ('%.*s') is never used", i,
-                          (int)d->fld_lens[i], (const char *)d->flds[i]);
+      return cs__dec_fail(d, "field table entry %zu ('%.*s') is never used", i, (int)d->fld_lens[i],
+                          (const char *)d->flds[i]);
   return 0;
 }
 
@@ -78,7 +69,7 @@ static int cmp_bytes(const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t b
   return c ? c : (al > bl) - (al < bl);
 }
 
-static int dec_tables(cs__dec *d) {
+int cs__dec_tables(cs__dec *d) {
   size_t n;
   int rc;
   if ((rc = cs__dec_count(d, &n, 1, "replica table")) != 0)
@@ -113,7 +104,7 @@ static int dec_tables(cs__dec *d) {
   return 0;
 }
 
-static int dec_ridx(cs__dec *d, uint32_t *out, const char *what) {
+int cs__dec_ridx(cs__dec *d, uint32_t *out, const char *what) {
   uint64_t v;
   int rc = cs__dec_uint(d, &v, what);
   if (rc)
@@ -126,11 +117,11 @@ static int dec_ridx(cs__dec *d, uint32_t *out, const char *what) {
   return 0;
 }
 
-static int dec_dot(cs__dec *d, dot_prev *pv, cs_dot *out, const char *what) {
+static int dec_dot(cs__dec *d, cs__dot_prev *pv, cs_dot *out, const char *what) {
   uint32_t r = 0;
   uint64_t code, c;
   int rc;
-  if ((rc = dec_ridx(d, &r, what)) != 0 || (rc = cs__dec_uint(d, &code, what)) != 0)
+  if ((rc = cs__dec_ridx(d, &r, what)) != 0 || (rc = cs__dec_uint(d, &code, what)) != 0)
     return rc;
   if (pv->valid && pv->ridx == r)
     c = pv->counter + 1 + (uint64_t)cs__unzigzag(code);
@@ -146,7 +137,7 @@ static int dec_dot(cs__dec *d, dot_prev *pv, cs_dot *out, const char *what) {
   return 0;
 }
 
-static int dec_dotset(cs__dec *d, cs_dotset *out, const char *what) {
+int cs__dec_dotset(cs__dec *d, cs_dotset *out, const char *what) {
   size_t n, extra_cap = 0;
   int rc = 0;
   long prev_r = -1;
@@ -161,7 +152,7 @@ static int dec_dotset(cs__dec *d, cs_dotset *out, const char *what) {
     uint32_t r = 0;
     uint64_t max, prev;
     size_t nx;
-    TRY(dec_ridx(d, &r, what));
+    TRY(cs__dec_ridx(d, &r, what));
     if ((long)r <= prev_r) {
       rc = cs__dec_fail(d, "%s: replica index %u not above %ld (unsorted or duplicate)", what, r,
                         prev_r);
@@ -202,7 +193,7 @@ done:
   return rc;
 }
 
-static int dec_fields(cs__dec *d, cs_doc *doc, dot_prev *pv) {
+static int dec_fields(cs__dec *d, cs_doc *doc, cs__dot_prev *pv) {
   size_t n;
   int rc = 0;
   long prev_f = -1;
@@ -303,7 +294,7 @@ static int dec_fields(cs__dec *d, cs_doc *doc, dot_prev *pv) {
       for (size_t i = 0; i < ne; i++) {
         cs_ctr_entry *en = &c->entries[i];
         uint32_t r = 0;
-        TRY(dec_ridx(d, &r, "counter entry"));
+        TRY(cs__dec_ridx(d, &r, "counter entry"));
         if ((long)r <= prev_r) {
           rc = cs__dec_fail(d, "field '%s': counter entries unsorted or duplicate", fl->name);
           goto done;
@@ -321,7 +312,7 @@ done:
 }
 
 /* On failure the caller disposes *doc. */
-static int dec_doc(cs__dec *d, cs_doc *doc, dot_prev *pv) {
+int cs__dec_doc(cs__dec *d, cs_doc *doc, cs__dot_prev *pv) {
   size_t n;
   int rc = 0;
   TRY(cs__dec_count(d, &n, 4, "existence entries"));
@@ -341,7 +332,7 @@ static int dec_doc(cs__dec *d, cs_doc *doc, dot_prev *pv) {
     TRY(cs__dec_hlc(d, &x->hlc, "existence stamp"));
     TRY(cs__dec_bool(d, &x->alive, "existence flag"));
     if (!x->alive)
-      TRY(dec_dotset(d, &x->observed, "observed dots"));
+      TRY(cs__dec_dotset(d, &x->observed, "observed dots"));
   }
   TRY(dec_fields(d, doc, pv));
 done:
@@ -350,20 +341,20 @@ done:
 
 int cs__codec_decode_doc(cs_doc *out, const uint8_t *p, size_t len) {
   cs__dec d;
-  dot_prev pv = {false, 0, 0};
+  cs__dot_prev pv = {false, 0, 0};
   int rc;
   memset(out, 0, sizeof(*out));
-  dec_init(&d, p, len);
-  TRY(dec_frame(&d, len, CS__WIRE_DOC, "document"));
-  TRY(dec_tables(&d));
-  TRY(dec_doc(&d, out, &pv));
-  TRY(dec_end(&d));
+  cs__dec_init(&d, p, len);
+  TRY(cs__dec_frame(&d, len, CS__WIRE_DOC, "document"));
+  TRY(cs__dec_tables(&d));
+  TRY(cs__dec_doc(&d, out, &pv));
+  TRY(cs__dec_end(&d));
 done:
   if (rc) {
     cs__doc_dispose(out);
     memset(out, 0, sizeof(*out));
   }
-  dec_dispose(&d);
+  cs__dec_dispose(&d);
   return rc;
 }
 
@@ -371,17 +362,17 @@ int cs__codec_decode_dotset(cs_dotset *out, const uint8_t *p, size_t len) {
   cs__dec d;
   int rc;
   memset(out, 0, sizeof(*out));
-  dec_init(&d, p, len);
-  TRY(dec_frame(&d, len, CS__WIRE_DOTSET, "dot set"));
-  TRY(dec_tables(&d));
-  TRY(dec_dotset(&d, out, "dot set"));
-  TRY(dec_end(&d));
+  cs__dec_init(&d, p, len);
+  TRY(cs__dec_frame(&d, len, CS__WIRE_DOTSET, "dot set"));
+  TRY(cs__dec_tables(&d));
+  TRY(cs__dec_dotset(&d, out, "dot set"));
+  TRY(cs__dec_end(&d));
 done:
   if (rc) {
     cs__dotset_dispose(out);
     memset(out, 0, sizeof(*out));
   }
-  dec_dispose(&d);
+  cs__dec_dispose(&d);
   return rc;
 }
 
@@ -493,7 +484,8 @@ static int dec_item(cs__dec *d, cs_wire_action *a, cov_state *cs, uint32_t oridx
     return cs__dec_fail(d, "covered dot %llu repeats one of the action's own dots",
                         (unsigned long long)c);
   if (c <= cs->max || c - cs->max == 1 || c <= cs->prev_c)
-    return cs__dec_fail(d, "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
+    return cs__dec_fail(d,
+                        "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
                         (unsigned long long)c, r);
   cs->prev_c = c;
   if (d->use_cur && (rc = cs__dotcur_set(&d->cur, a->instance, r, c)) != 0)
@@ -575,7 +567,7 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
 
 /* One action record (the caller read the instance). On failure the caller
  * disposes *a. */
-static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t oridx) {
+int cs__dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t oridx) {
   uint64_t tag, fi, gap = 0, extent = 0;
   int code, shape, rc = 0;
   const cs_field *probe;
@@ -599,12 +591,20 @@ static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_
   fi = tag >> CS__TAG_FIELD_SHIFT;
   switch (code) {
   case CS__CODE_REG1_LIST:
-  case CS__CODE_REG1_ONE: shape = CS__SHAPE_REG1; break;
+  case CS__CODE_REG1_ONE:
+    shape = CS__SHAPE_REG1;
+    break;
   case CS__CODE_ADD1_LIST:
-  case CS__CODE_ADD1_NONE: shape = CS__SHAPE_ADD1; break;
+  case CS__CODE_ADD1_NONE:
+    shape = CS__SHAPE_ADD1;
+    break;
   case CS__CODE_EMPTY_LIST:
-  case CS__CODE_EMPTY_ONE: shape = CS__SHAPE_EMPTY; break;
-  case CS__CODE_GENERAL_LIST: shape = CS__SHAPE_GENERAL; break;
+  case CS__CODE_EMPTY_ONE:
+    shape = CS__SHAPE_EMPTY;
+    break;
+  case CS__CODE_GENERAL_LIST:
+    shape = CS__SHAPE_GENERAL;
+    break;
   default:
     rc = cs__dec_fail(d, "action tag %llu: misplaced dot range prefix", (unsigned long long)tag);
     goto done;
@@ -625,15 +625,21 @@ static int dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_
     rc = cs__dec_fail(d, "action dot counter overflows");
     goto done;
   }
+  if (extent + 1 > d->dot_budget) {
+    rc = cs__dec_fail(d, "actions claim more dots than a message of %zu bytes can carry",
+                      (size_t)(d->end - d->base));
+    goto done;
+  }
+  d->dot_budget -= extent + 1;
   a->first = prev_last + 1 + gap;
   a->last = a->first + extent;
   TRY(cs__dec_hlc(d, &a->hlc, "action stamp"));
   if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1) {
     TRY(one_field(d, a, fi, shape));
   } else if (shape == CS__SHAPE_GENERAL) {
-    dot_prev pv = {true, oridx, a->first - 1};
+    cs__dot_prev pv = {true, oridx, a->first - 1};
     size_t at = (size_t)(d->p - d->base);
-    TRY(dec_doc(d, &a->doc, &pv));
+    TRY(cs__dec_doc(d, &a->doc, &pv));
     if (cs__wire_action_shape(a, &probe) != CS__SHAPE_GENERAL) {
       d->item = at;
       rc = cs__dec_fail(d, "action document written in full where a short form exists");
@@ -651,211 +657,19 @@ int cs__codec_decode_action(cs_wire_action *a, char **instance, const uint8_t *p
   int rc;
   memset(a, 0, sizeof(*a));
   *instance = NULL;
-  dec_init(&d, p, len);
-  TRY(dec_frame(&d, len, CS__WIRE_ACTION, "action"));
-  TRY(dec_tables(&d));
+  cs__dec_init(&d, p, len);
+  TRY(cs__dec_frame(&d, len, CS__WIRE_ACTION, "action"));
+  TRY(cs__dec_tables(&d));
   TRY(cs__dec_name_dup(&d, instance, "instance"));
-  TRY(dec_ridx(&d, &oridx, "action origin"));
-  TRY(dec_action(&d, a, 0, oridx));
-  TRY(dec_end(&d));
+  TRY(cs__dec_ridx(&d, &oridx, "action origin"));
+  TRY(cs__dec_action(&d, a, 0, oridx));
+  TRY(cs__dec_end(&d));
 done:
   if (rc) {
     cs__wire_action_dispose(a);
     cs__free(*instance);
     *instance = NULL;
   }
-  dec_dispose(&d);
-  return rc;
-}
-
-/* ---- sync messages ---- */
-
-static int cmp_str_ptr(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int dec_instances(cs__dec *d, cs_wire_model *m) {
-  size_t n;
-  char **sorted = NULL;
-  int rc = 0;
-  TRY(cs__dec_count(d, &n, 2, "instance table"));
-  if (n && !(m->instances = cs__calloc(n, sizeof(char *)))) {
-    rc = CS_ENOMEM;
-    goto done;
-  }
-  for (size_t i = 0; i < n; i++) {
-    TRY(cs__dec_name_dup(d, &m->instances[i], "instance name"));
-    m->ninstances = i + 1;
-  }
-  /* Names must be unique: sort a copy of the pointers and compare neighbours. */
-  if (n > 1) {
-    if (!(sorted = cs__malloc(n * sizeof(char *)))) {
-      rc = CS_ENOMEM;
-      goto done;
-    }
-    memcpy(sorted, m->instances, n * sizeof(char *));
-    qsort(sorted, n, sizeof(char *), cmp_str_ptr);
-    for (size_t i = 1; i < n; i++)
-      if (strcmp(sorted[i - 1], sorted[i]) == 0) {
-        rc = cs__dec_fail(d, "instance table: duplicate name '%.200s'", sorted[i]);
-        goto done;
-      }
-  }
-done:
-  cs__free(sorted);
-  return rc;
-}
-
-static int dec_actions(cs__dec *d, cs_wire_model *m) {
-  size_t ngroups, cap = 0;
-  uint64_t inst_next = 0;
-  long prev_o = -1;
-  int rc = 0;
-  TRY(cs__dec_count(d, &ngroups, 6, "action groups"));
-  for (size_t g = 0; g < ngroups; g++) {
-    uint32_t oridx = 0;
-    size_t na;
-    uint64_t prev_last = 0;
-    TRY(dec_ridx(d, &oridx, "action group origin"));
-    if ((long)oridx <= prev_o) {
-      rc = cs__dec_fail(d, "action groups: origin index %u not above %ld (unsorted or duplicate)",
-                        oridx, prev_o);
-      goto done;
-    }
-    prev_o = oridx;
-    TRY(cs__dec_count(d, &na, 3, "actions of a group"));
-    if (na == 0) {
-      rc = cs__dec_fail(d, "action group of origin index %u is empty", oridx);
-      goto done;
-    }
-    TRY(cs__array_grow((void **)&m->actions, &cap, m->nactions + na, sizeof(cs_wire_action)));
-    memset(&m->actions[m->nactions], 0, na * sizeof(cs_wire_action));
-    for (size_t k = 0; k < na; k++) {
-      cs_wire_action *a = &m->actions[m->nactions];
-      uint64_t inst;
-      d->action = (long)m->nactions;
-      m->nactions++;
-      TRY(cs__dec_uint(d, &inst, "action instance"));
-      /* first-use order: 0 = the next new index, k <= next = k back, else absolute */
-      inst = inst <= inst_next ? inst_next - inst : inst;
-      if (inst >= m->ninstances) {
-        rc = cs__dec_fail(d, "instance index %llu out of range (table has %zu)",
-                          (unsigned long long)inst, m->ninstances);
-        goto done;
-      }
-      a->instance = (uint32_t)inst;
-      if (inst >= inst_next)
-        inst_next = inst + 1;
-      TRY(dec_action(d, a, prev_last, oridx));
-      prev_last = a->last;
-    }
-  }
-  d->action = -1;
-done:
-  return rc;
-}
-
-static int dec_states(cs__dec *d, cs_wire_model *m) {
-  size_t n;
-  int rc = 0;
-  TRY(cs__dec_count(d, &n, 3, "states"));
-  if (n && !(m->states = cs__calloc(n, sizeof(cs_wire_state)))) {
-    rc = CS_ENOMEM;
-    goto done;
-  }
-  for (size_t i = 0; i < n; i++) {
-    cs_wire_state *st = &m->states[i];
-    dot_prev pv = {false, 0, 0};
-    uint64_t inst;
-    d->state = (long)i;
-    m->nstates = i + 1;
-    TRY(cs__dec_uint(d, &inst, "state instance"));
-    if (inst >= m->ninstances) {
-      rc = cs__dec_fail(d, "instance index %llu out of range (table has %zu)",
-                        (unsigned long long)inst, m->ninstances);
-      goto done;
-    }
-    st->instance = (uint32_t)inst;
-    if (i && strcmp(m->instances[m->states[i - 1].instance], m->instances[inst]) >= 0) {
-      rc = cs__dec_fail(d, "states unsorted or duplicate at instance '%.200s'",
-                        m->instances[inst]);
-      goto done;
-    }
-    TRY(dec_doc(d, &st->doc, &pv));
-  }
-  d->state = -1;
-done:
-  return rc;
-}
-
-int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len) {
-  cs__dec d;
-  uint64_t v;
-  size_t n;
-  int rc;
-  memset(out, 0, sizeof(*out));
-  dec_init(&d, p, len);
-  TRY(dec_frame(&d, len, 0, "sync message"));
-  /* The checksum guards everything else: verify it before reading further. */
-  if (len < 2 + CS__WIRE_SUM_LEN) {
-    rc = cs__error(CS_ECORRUPT, "truncated: sync message of %zu bytes has no checksum at offset %zu",
-                   len, len);
-    goto done;
-  }
-  {
-    uint8_t sum[CS__WIRE_SUM_LEN];
-    crypto_generichash(sum, sizeof(sum), p, len - CS__WIRE_SUM_LEN, NULL, 0);
-    if (sodium_memcmp(sum, p + len - CS__WIRE_SUM_LEN, sizeof(sum)) != 0) {
-      rc = cs__error(CS_ECORRUPT, "sync message checksum mismatch at offset %zu",
-                     len - CS__WIRE_SUM_LEN);
-      goto done;
-    }
-  }
-  d.end = p + len - CS__WIRE_SUM_LEN;
-  d.item = 1;
-  if (p[1] < CS_MSG_SYNC_REQUEST || p[1] > CS_MSG_PULL_RESPONSE) {
-    rc = cs__dec_fail(&d, "unknown message type %u", p[1]);
-    goto done;
-  }
-  out->type = p[1];
-  d.use_cur = true;
-  TRY(cs__dec_uint(&d, &out->sender, "sender"));
-  TRY(cs__dec_uint(&d, &out->clock, "clock"));
-  TRY(cs__dec_uint(&d, &out->cursor, "cursor"));
-  TRY(cs__dec_uint(&d, &v, "flags"));
-  if (v & ~(uint64_t)CS_MSG_F_STATES) {
-    rc = cs__dec_fail(&d, "flags: unknown bits 0x%llx", (unsigned long long)v);
-    goto done;
-  }
-  out->flags = (uint32_t)v;
-  TRY(dec_tables(&d));
-  d.hlc = out->clock;
-  TRY(cs__dec_count(&d, &n, 6, "model sections"));
-  if (n && !(out->models = cs__calloc(n, sizeof(cs_wire_model)))) {
-    rc = CS_ENOMEM;
-    goto done;
-  }
-  for (size_t i = 0; i < n; i++) {
-    cs_wire_model *m = &out->models[i];
-    out->nmodels = i + 1;
-    d.model = NULL;
-    TRY(cs__dec_name_dup(&d, &m->name, "model name"));
-    if (i && strcmp(out->models[i - 1].name, m->name) >= 0) {
-      rc = cs__dec_fail(&d, "model '%.200s': models unsorted or duplicate", m->name);
-      goto done;
-    }
-    d.model = m->name;
-    TRY(dec_dotset(&d, &m->knowledge, "knowledge"));
-    TRY(dec_instances(&d, m));
-    TRY(dec_actions(&d, m));
-    TRY(dec_states(&d, m));
-    cs__dotcur_dispose(&d.cur);
-  }
-  d.model = NULL;
-  TRY(dec_end(&d));
-done:
-  if (rc)
-    cs__sync_msg_dispose(out);
-  dec_dispose(&d);
+  cs__dec_dispose(&d);
   return rc;
 }

@@ -10,16 +10,19 @@
 
 typedef struct cs__dec {
   const uint8_t *base, *p, *end;
-  size_t item; /* offset of the item being read, for messages */
-  const char *model; /* context for messages (borrowed) */
+  size_t item;        /* offset of the item being read, for messages */
+  const char *model;  /* context for messages (borrowed) */
   long action, state; /* -1 when not inside one */
-  uint64_t *reps; /* replica table (owned) */
+  uint64_t *reps;     /* replica table (owned) */
   size_t nreps;
   const uint8_t **flds; /* field table: pointers into the input (owned array) */
   uint32_t *fld_lens;
   size_t nflds;
   uint8_t *rep_used, *fld_used; /* canonical tables hold only what is used */
-  cs_hlc hlc; /* previous stamp */
+  cs_hlc hlc;                   /* previous stamp */
+  /* Own dots the actions may still claim: decoding materialises them (the
+   * context holds them), so their total is bounded by the input size. */
+  uint64_t dot_budget;
   cs__dotcur cur;
   bool use_cur;
 } cs__dec;
@@ -36,5 +39,36 @@ int cs__dec_name_dup(cs__dec *d, char **out, const char *what);
 int cs__dec_val(cs__dec *d, cs_val *out, const char *what);
 int cs__dec_bool(cs__dec *d, bool *out, const char *what);
 int cs__dec_hlc(cs__dec *d, cs_hlc *out, const char *what);
+
+/* `TRY(call)`: on a nonzero code, keep it in rc and go to the cleanup label. */
+#define CS__TRY(x)                                                                                 \
+  do {                                                                                             \
+    if ((rc = (x)) != 0)                                                                           \
+      goto done;                                                                                   \
+  } while (0)
+
+/* The previous dot written in a document (dots are relative to it). */
+typedef struct cs__dot_prev {
+  bool valid;
+  uint32_t ridx;
+  uint64_t counter;
+} cs__dot_prev;
+
+/* Structure readers shared by core/codec_dec.c and core/codec_msg.c. */
+void cs__dec_init(cs__dec *d, const uint8_t *p, size_t len);
+void cs__dec_dispose(cs__dec *d);
+/* Length limit, version byte (CS_EVERSION) and frame kind (0: any). */
+int cs__dec_frame(cs__dec *d, size_t len, uint8_t want, const char *what);
+/* No trailing bytes, every table entry used. */
+int cs__dec_end(cs__dec *d);
+int cs__dec_tables(cs__dec *d);
+int cs__dec_ridx(cs__dec *d, uint32_t *out, const char *what);
+/* On failure *out is freed and zeroed. */
+int cs__dec_dotset(cs__dec *d, cs_dotset *out, const char *what);
+/* On failure the caller disposes *doc. */
+int cs__dec_doc(cs__dec *d, cs_doc *doc, cs__dot_prev *pv);
+/* One action record (the caller read the instance); the caller disposes *a
+ * on failure. */
+int cs__dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t oridx);
 
 #endif /* CS_CODEC_DEC_H */

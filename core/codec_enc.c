@@ -38,8 +38,8 @@ typedef struct enc {
   fld_slot *flds;
   size_t flds_cap, nflds;
   const char **fld_list;
-  cs_hlc hlc;       /* stamps are written relative to the previous one */
-  cs__dotcur cur;   /* sync messages only */
+  cs_hlc hlc;         /* stamps are written relative to the previous one */
+  cs__dotcur cur;     /* sync messages only */
   uint64_t inst_next; /* 1 + the highest instance index used so far */
   bool use_cur;
   cov_item *items;
@@ -156,11 +156,6 @@ static void fld_add(enc *e, const char *name) {
   size_t len;
   if (e->rc)
     return;
-  len = strlen(name);
-  if (len == 0 || len > CS_WIRE_MAX_NAME) {
-    fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
-    return;
-  }
   if ((e->nflds + 1) * 2 > e->flds_cap) {
     size_t ncap = e->flds_cap ? e->flds_cap * 2 : 16;
     fld_slot *old = e->flds;
@@ -178,6 +173,12 @@ static void fld_add(enc *e, const char *name) {
   }
   s = fld_find(e, name);
   if (!s->name) {
+    /* Checked once per distinct name, not per use. */
+    len = strlen(name);
+    if (len == 0 || len > CS_WIRE_MAX_NAME) {
+      fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
+      return;
+    }
     s->name = name;
     e->nflds++;
   }
@@ -256,7 +257,9 @@ static void tables_finish(enc *e) {
     fld_find(e, e->fld_list[i])->idx = (uint32_t)i;
 }
 
-static uint32_t rep_idx(const enc *e, uint64_t r) { return rep_find(e, r)->idx; }
+static uint32_t rep_idx(const enc *e, uint64_t r) {
+  return rep_find(e, r)->idx;
+}
 
 /* ---- pass 2: items ---- */
 
@@ -278,6 +281,8 @@ static void put_name(enc *e, const char *what, const char *s) {
 }
 
 static void put_tables(enc *e) {
+  if (e->rc) /* the tables may be half built */
+    return;
   put_u(e, e->nreps);
   for (size_t i = 0; i < e->nreps; i++)
     put_u(e, e->rep_list[i]);
@@ -310,9 +315,11 @@ static void put_val(enc *e, const cs_val *v) {
       return;
     }
     if (v->type == CS_VAL_STR)
-      r = msgpack_pack_str(&e->pk, v->u.s.len) || msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_str(&e->pk, v->u.s.len) ||
+          msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
     else
-      r = msgpack_pack_bin(&e->pk, v->u.s.len) || msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_bin(&e->pk, v->u.s.len) ||
+          msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
     break;
   default:
     fail(e, CS_EINVAL, "value of unknown type %u", v->type);
@@ -583,10 +590,18 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
     return;
   one = e->nitems == 1 && !e->items[0].vv;
   switch (shape) {
-  case CS__SHAPE_REG1: code = one ? CS__CODE_REG1_ONE : CS__CODE_REG1_LIST; break;
-  case CS__SHAPE_ADD1: code = e->nitems ? CS__CODE_ADD1_LIST : CS__CODE_ADD1_NONE; break;
-  case CS__SHAPE_EMPTY: code = one ? CS__CODE_EMPTY_ONE : CS__CODE_EMPTY_LIST; break;
-  default: code = CS__CODE_GENERAL_LIST; break;
+  case CS__SHAPE_REG1:
+    code = one ? CS__CODE_REG1_ONE : CS__CODE_REG1_LIST;
+    break;
+  case CS__SHAPE_ADD1:
+    code = e->nitems ? CS__CODE_ADD1_LIST : CS__CODE_ADD1_NONE;
+    break;
+  case CS__SHAPE_EMPTY:
+    code = one ? CS__CODE_EMPTY_ONE : CS__CODE_EMPTY_LIST;
+    break;
+  default:
+    code = CS__CODE_GENERAL_LIST;
+    break;
   }
   tag = (uint64_t)code;
   if (shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1)
@@ -594,8 +609,16 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
   if (with_instance) {
     /* Instance tables list instances in first-use order: a new one is the
      * next index (code 0), an older one a distance back. */
-    uint64_t next = e->inst_next;
-    put_u(e, a->instance <= next ? next - a->instance : a->instance);
+    uint64_t next = e->inst_next, k = a->instance <= next ? next - a->instance : a->instance;
+    if (k < CS__INST_ONE) {
+      put_u(e, k);
+    } else if (k < CS__INST_PAIR_END) {
+      put_u(e, CS__INST_ONE + ((k - CS__INST_ONE) >> 7));
+      put_u(e, (k - CS__INST_ONE) & 127);
+    } else {
+      put_u(e, CS__INST_ESCAPE);
+      put_u(e, k - CS__INST_PAIR_END);
+    }
     if (a->instance >= e->inst_next)
       e->inst_next = (uint64_t)a->instance + 1;
   }
@@ -724,8 +747,8 @@ static void put_model(enc *e, const cs_wire_model *m) {
     const cs_wire_state *st = &m->states[k];
     dot_prev pv = {false, 0, 0};
     if (st->instance >= m->ninstances) {
-      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)",
-           m->name, k, st->instance, m->ninstances);
+      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)", m->name,
+           k, st->instance, m->ninstances);
       return;
     }
     if (k && strcmp(m->instances[m->states[k - 1].instance], m->instances[st->instance]) >= 0)
@@ -771,8 +794,8 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
   }
   if (!e.rc) {
     uint8_t sum[CS__WIRE_SUM_LEN];
-    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start,
-                       NULL, 0);
+    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start, NULL,
+                       0);
     if (enc_write(out, (const char *)sum, sizeof(sum)) != 0)
       e.rc = CS_ENOMEM;
   }

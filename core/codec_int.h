@@ -39,6 +39,16 @@ enum {
 };
 #define CS__TAG_FIELD_SHIFT 3
 
+/*
+ * An instance reference k (distance back from the next new index) costs 1
+ * byte below 64 and 2 bytes below 8128 as a pair of fixints (lead item
+ * 64..126 with the high bits, then the low 7 bits), where a msgpack uint16
+ * would cost 3; larger k is lead item 127 then k - 8128.
+ */
+#define CS__INST_ONE 64u
+#define CS__INST_PAIR_END (CS__INST_ONE + 63u * 128u) /* 8128 */
+#define CS__INST_ESCAPE 127u
+
 /* A covered item is one uint w = (min(code, LIM) * nreps + ridx) << 1 | prefix,
  * followed by code - LIM when code >= LIM. */
 #define CS__ITEM_LIM (1ull << 24)

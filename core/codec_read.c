@@ -76,13 +76,25 @@ int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what) {
     return 0;
   }
   switch (b) {
-  case 0xcc: n = 1; min = 0x80; break;
-  case 0xcd: n = 2; min = 0x100; break;
-  case 0xce: n = 4; min = 0x10000; break;
-  case 0xcf: n = 8; min = 0x100000000ull; break;
+  case 0xcc:
+    n = 1;
+    min = 0x80;
+    break;
+  case 0xcd:
+    n = 2;
+    min = 0x100;
+    break;
+  case 0xce:
+    n = 4;
+    min = 0x10000;
+    break;
+  case 0xcf:
+    n = 8;
+    min = 0x100000000ull;
+    break;
   default:
-    return cs__dec_fail(d, "%s: expected unsigned integer, found %s (0x%02x)", what,
-                        type_name(b), b);
+    return cs__dec_fail(d, "%s: expected unsigned integer, found %s (0x%02x)", what, type_name(b),
+                        b);
   }
   if ((size_t)(d->end - d->p) < (size_t)n + 1)
     return cs__dec_fail(d, "truncated: %s needs %d bytes, %zu remain", what, n + 1,
@@ -104,8 +116,9 @@ int cs__dec_count(cs__dec *d, size_t *out, size_t min_bytes, const char *what) {
   /* Every item takes at least min_bytes: a count the rest of the input cannot
    * hold is refused before anything is allocated for it. */
   if (v > (uint64_t)(d->end - d->p) / min_bytes)
-    return cs__dec_fail(d, "%s: count %llu exceeds what the remaining %zu bytes can hold (truncated?)", what,
-                        (unsigned long long)v, (size_t)(d->end - d->p));
+    return cs__dec_fail(d,
+                        "%s: count %llu exceeds what the remaining %zu bytes can hold (truncated?)",
+                        what, (unsigned long long)v, (size_t)(d->end - d->p));
   *out = (size_t)v;
   return 0;
 }

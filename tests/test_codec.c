@@ -105,8 +105,7 @@ Test(codec, action_round_trip) {
     uint64_t first = gen_counter(&r) >> gen_below(&r, 8) | 1;
     /* keep first..last (up to 4 dots) and the covered dots above it in range */
     gen_action(&r, &a, gen_replica(&r), first > UINT64_MAX - 16 ? UINT64_MAX - 16 : first);
-    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s",
-          cs_errmsg());
+    CHECK(cs__codec_encode_action(&b1, &a, "profile_42") == 0, seed, it, "encode: %s", cs_errmsg());
     CHECK(cs__codec_decode_action(&back, &inst, (const uint8_t *)b1.ptr, b1.size) == 0, seed, it,
           "decode: %s", cs_errmsg());
     CHECK(strcmp(inst, "profile_42") == 0 && back.instance == 0, seed, it, "instance");
@@ -196,4 +195,306 @@ Test(codec, same_state_same_bytes) {
   cs__sync_msg_dispose(&m2);
   cs_buf_dispose(&b1);
   cs_buf_dispose(&b2);
+}
+
+/*
+ * Deltas made by the real mutators survive the sync message: a second replica
+ * that joins the decoded actions ends with the same documents as the first.
+ */
+Test(codec, mutator_deltas_round_trip) {
+  enum { NDOC = 6 };
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  int rounds = gen_scale(40);
+  for (int round = 0; round < rounds; round++) {
+    cs_doc docs[NDOC], copy[NDOC];
+    cs_dotset ctx = CS_DOTSET_INIT, ctx2 = CS_DOTSET_INIT;
+    cs_clock clock = {0, 60000};
+    cs_wire_model wm;
+    cs_sync_msg m, back;
+    cs_buf b1 = CS_BUF_INIT, b2 = CS_BUF_INIT;
+    size_t nact = 1 + gen_below(&r, 60), cap = 0;
+    const cs_replica self = gen_replica(&r);
+    char names[NDOC][8];
+    memset(&wm, 0, sizeof(wm));
+    memset(&m, 0, sizeof(m));
+    memset(docs, 0, sizeof(docs));
+    wm.name = cs__strdup("M");
+    wm.instances = cs__calloc(NDOC, sizeof(char *));
+    for (int i = 0; i < NDOC; i++) {
+      snprintf(names[i], sizeof(names[i]), "d%d", i);
+      wm.instances[i] = cs__strdup(names[i]);
+    }
+    wm.ninstances = NDOC;
+    for (size_t k = 0; k < nact; k++) {
+      uint32_t i = (uint32_t)gen_below(&r, NDOC);
+      cs_delta d;
+      cs_val v;
+      const char *f = gen_fields[gen_below(&r, 3)]; /* few names: kinds clash sometimes */
+      uint64_t first, last;
+      cs_wire_action *a;
+      int rc = 0;
+      cr_assert_eq(cs__delta_init(&d, &ctx, self, cs__clock_tick(&clock, 1000 + k / 3)), 0);
+      switch (gen_below(&r, 7)) {
+      case 0:
+        gen_val(&r, &v);
+        rc = cs__delta_reg_set(&d, &docs[i], f, &v);
+        cs__val_dispose(&v);
+        break;
+      case 1:
+        gen_val(&r, &v);
+        rc = cs__delta_set_add(&d, &docs[i], f, &v);
+        cs__val_dispose(&v);
+        break;
+      case 2:
+        gen_val(&r, &v);
+        rc = cs__delta_set_remove(&d, &docs[i], f, &v);
+        cs__val_dispose(&v);
+        break;
+      case 3:
+        rc = cs__delta_ctr_add(&d, &docs[i], f, (int64_t)gen_below(&r, 7) - 3);
+        break;
+      case 4:
+        rc = cs__delta_exist(&d, &docs[i], gen_chance(&r, 50));
+        break;
+      case 5:
+        rc = cs__delta_reg_clear(&d, &docs[i], f);
+        break;
+      default: /* two writes in one action */
+        gen_val(&r, &v);
+        rc = cs__delta_reg_set(&d, &docs[i], "name", &v);
+        cs__val_dispose(&v);
+        if (!rc) {
+          gen_val(&r, &v);
+          rc = cs__delta_set_add(&d, &docs[i], "tags", &v);
+          cs__val_dispose(&v);
+        }
+        break;
+      }
+      if (rc == CS_EINVAL) { /* a kind clash: the mutator refused, nothing to log */
+        cs__delta_dispose(&d);
+        continue;
+      }
+      cr_assert_eq(rc, 0, "%s", cs_errmsg());
+      cr_assert_eq(cs__delta_finish(&d, &first, &last), 0);
+      cr_assert_eq(cs__doc_join(&docs[i], &ctx, &d.doc, &d.ctx), 0);
+      cr_assert_eq(cs__dotset_join(&ctx, &d.ctx), 0);
+      cr_assert_eq(cs__array_grow((void **)&wm.actions, &cap, wm.nactions + 1, sizeof(*a)), 0);
+      a = &wm.actions[wm.nactions++];
+      memset(a, 0, sizeof(*a));
+      a->instance = i;
+      a->origin = self;
+      a->first = first;
+      a->last = last;
+      a->hlc = d.hlc;
+      a->doc = d.doc;
+      a->ctx = d.ctx;
+      memset(&d.doc, 0, sizeof(d.doc));
+      memset(&d.ctx, 0, sizeof(d.ctx));
+      cs__delta_dispose(&d);
+    }
+    cr_assert_eq(cs__dotset_copy(&wm.knowledge, &ctx), 0);
+    m.type = CS_MSG_SYNC_REQUEST;
+    m.sender = self;
+    m.clock = clock.last;
+    m.models = &wm;
+    m.nmodels = 1;
+    CHECK(cs__codec_encode_msg(&b1, &m) == 0, seed, round, "encode: %s", cs_errmsg());
+    CHECK(cs__codec_decode_msg(&back, (const uint8_t *)b1.ptr, b1.size) == 0, seed, round,
+          "decode: %s", cs_errmsg());
+    CHECK(msg_equal(&m, &back), seed, round, "decoded message differs");
+    CHECK(cs__codec_encode_msg(&b2, &back) == 0 && b2.size == b1.size &&
+              memcmp(b1.ptr, b2.ptr, b1.size) == 0,
+          seed, round, "re-encoding gives other bytes");
+    /* Replay the decoded log on an empty replica, one action at a time. */
+    memset(copy, 0, sizeof(copy));
+    for (size_t k = 0; k < back.models[0].nactions; k++) {
+      const cs_wire_action *a = &back.models[0].actions[k];
+      cr_assert_eq(cs__doc_join(&copy[a->instance], &ctx2, &a->doc, &a->ctx), 0);
+      cr_assert_eq(cs__dotset_join(&ctx2, &a->ctx), 0);
+    }
+    for (int i = 0; i < NDOC; i++)
+      CHECK(cs__doc_equal(&docs[i], &copy[i]), seed, round, "document %d differs after replay", i);
+    CHECK(cs__dotset_equal(&ctx, &ctx2), seed, round, "context differs after replay");
+    for (int i = 0; i < NDOC; i++) {
+      cs__doc_dispose(&docs[i]);
+      cs__doc_dispose(&copy[i]);
+    }
+    m.models = NULL;
+    m.nmodels = 0;
+    cs__free(wm.name);
+    cs__dotset_dispose(&wm.knowledge);
+    for (int i = 0; i < NDOC; i++)
+      cs__free(wm.instances[i]);
+    cs__free(wm.instances);
+    for (size_t k = 0; k < wm.nactions; k++)
+      cs__wire_action_dispose(&wm.actions[k]);
+    cs__free(wm.actions);
+    cs__sync_msg_dispose(&back);
+    cs__dotset_dispose(&ctx);
+    cs__dotset_dispose(&ctx2);
+    cs_buf_dispose(&b1);
+    cs_buf_dispose(&b2);
+  }
+}
+
+/* Instance references of every size (one byte, fixint pair, escape), new and
+ * old and ahead of first use, over a table of 9,000 instances. */
+Test(codec, instance_references_of_every_size) {
+  enum { NINST = 9000 };
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  size_t nact = (size_t)gen_scale(6000);
+  cs_wire_model wm;
+  cs_sync_msg m, back;
+  cs_buf b1 = CS_BUF_INIT, b2 = CS_BUF_INIT;
+  memset(&wm, 0, sizeof(wm));
+  memset(&m, 0, sizeof(m));
+  wm.name = cs__strdup("M");
+  wm.instances = cs__calloc(NINST, sizeof(char *));
+  for (int i = 0; i < NINST; i++) {
+    char name[16];
+    snprintf(name, sizeof(name), "i%d", i);
+    wm.instances[i] = cs__strdup(name);
+  }
+  wm.ninstances = NINST;
+  wm.actions = cs__calloc(nact, sizeof(cs_wire_action));
+  wm.nactions = nact;
+  for (size_t k = 0; k < nact; k++) {
+    cs_wire_action *a = &wm.actions[k];
+    uint64_t pick = gen_below(&r, 4);
+    /* mostly the next new one or a random old one; sometimes far ahead */
+    a->instance = pick == 0   ? (uint32_t)gen_below(&r, NINST)
+                  : pick == 1 ? (uint32_t)(k < NINST ? k : NINST - 1)
+                              : (uint32_t)gen_below(&r, k < NINST ? k + 1 : NINST);
+    a->origin = 3;
+    a->first = a->last = k + 1;
+    a->hlc = 1000 + k;
+    cr_assert_eq(cs__dotset_add(&a->ctx, (cs_dot){3, k + 1}), 0);
+  }
+  m.type = CS_MSG_SYNC_RESPONSE;
+  m.sender = 3;
+  m.models = &wm;
+  m.nmodels = 1;
+  CHECK(cs__codec_encode_msg(&b1, &m) == 0, seed, 0, "encode: %s", cs_errmsg());
+  CHECK(cs__codec_decode_msg(&back, (const uint8_t *)b1.ptr, b1.size) == 0, seed, 0, "decode: %s",
+        cs_errmsg());
+  CHECK(msg_equal(&m, &back), seed, 0, "decoded message differs");
+  CHECK(cs__codec_encode_msg(&b2, &back) == 0 && b1.size == b2.size &&
+            memcmp(b1.ptr, b2.ptr, b1.size) == 0,
+        seed, 0, "re-encoding gives other bytes");
+  m.models = NULL;
+  m.nmodels = 0;
+  cs__free(wm.name);
+  for (int i = 0; i < NINST; i++)
+    cs__free(wm.instances[i]);
+  cs__free(wm.instances);
+  for (size_t k = 0; k < nact; k++)
+    cs__wire_action_dispose(&wm.actions[k]);
+  cs__free(wm.actions);
+  cs__sync_msg_dispose(&back);
+  cs_buf_dispose(&b1);
+  cs_buf_dispose(&b2);
+}
+
+/* Every allocation the codec makes may fail: each failure gives CS_ENOMEM,
+ * leaves the output empty (decode) or the buffer as it was (encode), and
+ * leaks nothing (the sanitizer build checks). */
+Test(codec, every_allocation_failure) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  cs_sync_msg m;
+  cs_buf good = CS_BUF_INIT;
+  int fails = 0;
+  do { /* a message with some content */
+    cs_buf_dispose(&good);
+    gen_msg(&r, &m);
+    cr_assert_eq(cs__codec_encode_msg(&good, &m), 0);
+    if (good.size < 300)
+      cs__sync_msg_dispose(&m);
+  } while (good.size < 300);
+  for (unsigned long n = 1;; n++) {
+    cs_sync_msg back;
+    int rc;
+    cs__alloc_fail_after(n);
+    rc = cs__codec_decode_msg(&back, (const uint8_t *)good.ptr, good.size);
+    cs__alloc_fail_after(0);
+    if (rc == 0) {
+      cs__sync_msg_dispose(&back);
+      break;
+    }
+    CHECK(rc == CS_ENOMEM, seed, (int)n, "decode: %d %s", rc, cs_errmsg());
+    CHECK(back.nmodels == 0 && back.models == NULL, seed, (int)n, "decode output not empty");
+    fails++;
+  }
+  for (unsigned long n = 1;; n++) {
+    cs_buf b = CS_BUF_INIT;
+    int rc;
+    cr_assert_eq(cs__buf_put(&b, "xy", 2), 0);
+    cs__alloc_fail_after(n);
+    rc = cs__codec_encode_msg(&b, &m);
+    cs__alloc_fail_after(0);
+    if (rc == 0) {
+      CHECK(b.size == good.size + 2 && memcmp(b.ptr + 2, good.ptr, good.size) == 0, seed, (int)n,
+            "encoding after failures differs");
+      cs_buf_dispose(&b);
+      break;
+    }
+    CHECK(rc == CS_ENOMEM, seed, (int)n, "encode: %d %s", rc, cs_errmsg());
+    CHECK(b.size == 2 && memcmp(b.ptr, "xy", 2) == 0, seed, (int)n, "buffer changed on failure");
+    cs_buf_dispose(&b);
+    fails++;
+  }
+  cr_assert(fails > 10, "only %d allocations were failed", fails);
+  cs__sync_msg_dispose(&m);
+  cs_buf_dispose(&good);
+}
+
+/* The same for the log entry and document decoders. */
+Test(codec, every_allocation_failure_standalone) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  int n_iter = gen_scale(20);
+  for (int it = 0; it < n_iter; it++) {
+    cs_wire_action a;
+    cs_doc d;
+    gen_dots g = {0, 0, 0, false};
+    cs_buf ba = CS_BUF_INIT, bd = CS_BUF_INIT;
+    gen_action(&r, &a, gen_replica(&r), 1 + gen_below(&r, 500));
+    gen_doc(&r, &d, &g);
+    cr_assert_eq(cs__codec_encode_action(&ba, &a, "p"), 0);
+    cr_assert_eq(cs__codec_encode_doc(&bd, &d), 0);
+    for (unsigned long n = 1;; n++) {
+      cs_wire_action back;
+      char *inst = NULL;
+      int rc;
+      cs__alloc_fail_after(n);
+      rc = cs__codec_decode_action(&back, &inst, (const uint8_t *)ba.ptr, ba.size);
+      cs__alloc_fail_after(0);
+      if (rc == 0) {
+        cs__wire_action_dispose(&back);
+        cs__free(inst);
+        break;
+      }
+      CHECK(rc == CS_ENOMEM && inst == NULL && back.doc.nfields == 0 && back.ctx.vv_len == 0, seed,
+            it, "action decode, failing allocation %lu: %d %s", n, rc, cs_errmsg());
+    }
+    for (unsigned long n = 1;; n++) {
+      cs_doc back;
+      int rc;
+      cs__alloc_fail_after(n);
+      rc = cs__codec_decode_doc(&back, (const uint8_t *)bd.ptr, bd.size);
+      cs__alloc_fail_after(0);
+      if (rc == 0) {
+        cs__doc_dispose(&back);
+        break;
+      }
+      CHECK(rc == CS_ENOMEM && back.nfields == 0 && back.fields == NULL, seed, it,
+            "doc decode, failing allocation %lu: %d %s", n, rc, cs_errmsg());
+    }
+    cs__wire_action_dispose(&a);
+    cs__doc_dispose(&d);
+    cs_buf_dispose(&ba);
+    cs_buf_dispose(&bd);
+  }
 }

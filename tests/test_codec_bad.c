@@ -22,7 +22,8 @@ static bool all_zero(const void *p, size_t n) {
     memset(&out_, 0xab, sizeof(out_));                                                             \
     int rc_ = cs__codec_decode_doc(&out_, (bytes), (len));                                         \
     cr_expect_eq(rc_, (code), "rc %d, message: %s", rc_, cs_errmsg());                             \
-    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(), (text)); \
+    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(),         \
+              (text));                                                                             \
     cr_expect(all_zero(&out_, sizeof(out_)), "output not left empty");                             \
   } while (0)
 
@@ -32,7 +33,8 @@ static bool all_zero(const void *p, size_t n) {
     memset(&out_, 0xab, sizeof(out_));                                                             \
     int rc_ = cs__codec_decode_msg(&out_, (bytes), (len));                                         \
     cr_expect_eq(rc_, (code), "rc %d, message: %s", rc_, cs_errmsg());                             \
-    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(), (text)); \
+    cr_expect(strstr(cs_errmsg(), (text)) != NULL, "message '%s' lacks '%s'", cs_errmsg(),         \
+              (text));                                                                             \
     cr_expect(all_zero(&out_, sizeof(out_)), "output not left empty");                             \
   } while (0)
 
@@ -53,16 +55,16 @@ static const uint8_t doc_ok[] = {1,    16,   0x01, 0x07, 0x01, 0xa1, 'a', 0x00,
 /* A valid sync message: model "UserProfile", instance "p1", one action of
  * replica 7 writing field "name" := 5 (the one-byte short form). */
 static const uint8_t msg_ok[] = {
-    1, 1, 0x07, 0x00, 0x00, 0x00,                       /* header: sender, clock, cursor, flags */
-    0x01, 0x07,                                         /* replica table */
-    0x01, 0xa4, 'n', 'a', 'm', 'e',                     /* field table */
-    0x01,                                               /* one model */
-    0xab, 'U', 's', 'e', 'r', 'P', 'r', 'o', 'f', 'i', 'l', 'e', /* its name */
-    0x00,                                               /* knowledge: empty */
-    0x01, 0xa2, 'p', '1',                               /* instance table */
-    0x01, 0x00, 0x01,                                   /* one group: origin 0, one action */
-    0x00, 0x00, 0x00, 0x05, 0x00,                       /* instance, tag, stamp, value, covered */
-    0x00                                                /* no states */
+    1,    1,    0x07, 0x00, 0x00, 0x00, /* header: sender, clock, cursor, flags */
+    0x01, 0x07,                         /* replica table */
+    0x01, 0xa4, 'n',  'a',  'm',  'e',  /* field table */
+    0x01,                               /* one model */
+    0xab, 'U',  's',  'e',  'r',  'P',  'r', 'o', 'f', 'i', 'l', 'e', /* its name */
+    0x00,                                                             /* knowledge: empty */
+    0x01, 0xa2, 'p',  '1',                                            /* instance table */
+    0x01, 0x00, 0x01,             /* one group: origin 0, one action */
+    0x00, 0x00, 0x00, 0x05, 0x00, /* instance, tag, stamp, value, covered */
+    0x00                          /* no states */
 };
 #define MSG_INST_TABLE 28
 #define MSG_TAG 36
@@ -155,8 +157,9 @@ Test(codec_bad, field_index_in_message_names_model_and_action) {
   uint8_t body[sizeof(msg_ok)], buf[256];
   memcpy(body, msg_ok, sizeof(msg_ok));
   body[MSG_TAG] = 9 << 3;
-  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
-             "model 'UserProfile', action 0: field index 9 out of range (table has 1) at offset 36");
+  EXPECT_MSG(
+      buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+      "model 'UserProfile', action 0: field index 9 out of range (table has 1) at offset 36");
 }
 
 Test(codec_bad, replica_index_out_of_range) {
@@ -202,8 +205,8 @@ Test(codec_bad, deep_nesting) {
 
 Test(codec_bad, unsorted_fields) {
   /* fields "a" and "b", written b then a */
-  const uint8_t bad[] = {1, 16, 0x00, 0x02, 0xa1, 'a', 0xa1, 'b', 0x00, 0x02,
-                         0x05, 0x00, 0x01, 0x00};
+  const uint8_t bad[] = {1,   16,   0x00, 0x02, 0xa1, 'a',  0xa1,
+                         'b', 0x00, 0x02, 0x05, 0x00, 0x01, 0x00};
   EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT, "field 'a': fields unsorted or duplicate at offset 12");
 }
 
@@ -279,7 +282,8 @@ Test(codec_bad, bad_kind) {
 
 Test(codec_bad, unused_table_entry) {
   const uint8_t bad[] = {1, 16, 0x01, 0x00, 0x00, 0x00, 0x00};
-  EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT, "replica table entry 0 (0000000000000000) is never used");
+  EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT,
+             "replica table entry 0 (0000000000000000) is never used");
 }
 
 Test(codec_bad, wrong_frame_kind) {
@@ -304,7 +308,8 @@ Test(codec_bad, unknown_message_type_and_flags) {
   EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT, "unknown message type 9 at offset 1");
   memcpy(body, msg_ok, sizeof(msg_ok));
   body[5] = 0x06;
-  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT, "flags: unknown bits 0x6 at offset 5");
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "flags: unknown bits 0x6 at offset 5");
 }
 
 Test(codec_bad, duplicate_instance_names) {
@@ -313,7 +318,8 @@ Test(codec_bad, duplicate_instance_names) {
   memcpy(body, msg_ok, MSG_INST_TABLE);
   body[MSG_INST_TABLE] = 0x02;
   memcpy(body + MSG_INST_TABLE + 1, "\xa2p1\xa2p1", 6);
-  memcpy(body + MSG_INST_TABLE + 7, msg_ok + MSG_INST_TABLE + 4, sizeof(msg_ok) - MSG_INST_TABLE - 4);
+  memcpy(body + MSG_INST_TABLE + 7, msg_ok + MSG_INST_TABLE + 4,
+         sizeof(msg_ok) - MSG_INST_TABLE - 4);
   EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
              "model 'UserProfile': instance table: duplicate name 'p1'");
 }
@@ -386,4 +392,35 @@ Test(codec_bad, action_errors_leave_no_instance) {
   cr_expect(strstr(cs_errmsg(), "action origin: replica index 5 out of range"), "%s", cs_errmsg());
   cr_expect_null(inst);
   cr_expect(all_zero(&a, sizeof(a)));
+}
+
+Test(codec_bad, bad_instance_reference) {
+  uint8_t body[sizeof(msg_ok) + 2], buf[256];
+  /* the instance item (offset 35) replaced by a pair whose low part is 200 */
+  memcpy(body, msg_ok, 35);
+  body[35] = 0x40;
+  body[36] = 0xcc;
+  body[37] = 200;
+  memcpy(body + 38, msg_ok + 36, sizeof(msg_ok) - 36);
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "action 0: instance reference: low part 200 above 127 at offset 36");
+  /* a lead item above the escape */
+  body[35] = 0xcc;
+  body[36] = 0x80;
+  body[37] = 0x00;
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT,
+             "instance reference: bad lead item 128 at offset 35");
+}
+
+/* A few bytes must not make the decoder materialise a huge range of dots. */
+Test(codec_bad, dot_range_beyond_what_the_bytes_carry) {
+  cs_wire_action a;
+  char *inst = NULL;
+  /* action of replica 7, range prefix: gap 0, extent 65535, empty shape */
+  const uint8_t bad[] = {1,    17,   0x01, 0x07, 0x00, 0xa1, 'p',  0x00,
+                         0x07, 0x00, 0xcd, 0xff, 0xff, 0x04, 0x00, 0x00};
+  cr_expect_eq(cs__codec_decode_action(&a, &inst, bad, sizeof(bad)), CS_ECORRUPT);
+  cr_expect(strstr(cs_errmsg(), "actions claim more dots than a message of 16 bytes can carry"),
+            "%s", cs_errmsg());
+  cr_expect_null(inst);
 }

@@ -22,8 +22,12 @@ static inline uint64_t gen_next(gen_rng *r) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-static inline uint64_t gen_below(gen_rng *r, uint64_t n) { return n ? gen_next(r) % n : 0; }
-static inline bool gen_chance(gen_rng *r, unsigned pct) { return gen_below(r, 100) < pct; }
+static inline uint64_t gen_below(gen_rng *r, uint64_t n) {
+  return n ? gen_next(r) % n : 0;
+}
+static inline bool gen_chance(gen_rng *r, unsigned pct) {
+  return gen_below(r, 100) < pct;
+}
 
 /* Seed from CS_SEED when set, else from the clock; printed by the caller. */
 static inline uint64_t gen_seed(void) {
@@ -40,33 +44,45 @@ static inline int gen_scale(int n) {
 }
 
 /* A few replicas, including the extremes of the id range. */
-static const cs_replica gen_replicas[] = {0, 1, 7, 0x1234567890abcdefull, 0xfffffffffffffffeull,
-                                          0xffffffffffffffffull};
+static const cs_replica gen_replicas[] = {
+    0, 1, 7, 0x1234567890abcdefull, 0xfffffffffffffffeull, 0xffffffffffffffffull};
 #define GEN_NREP (sizeof(gen_replicas) / sizeof(gen_replicas[0]))
 
-static const char *const gen_fields[] = {"a",   "age",  "bio", "city", "email", "interests",
-                                         "n",   "name", "tags", "x",   "zz",    "\xc3\xa9t\xc3\xa9"};
+static const char *const gen_fields[] = {"a", "age",  "bio",  "city", "email", "interests",
+                                         "n", "name", "tags", "x",    "zz",    "\xc3\xa9t\xc3\xa9"};
 #define GEN_NFIELDS (sizeof(gen_fields) / sizeof(gen_fields[0]))
 
-static inline cs_replica gen_replica(gen_rng *r) { return gen_replicas[gen_below(r, GEN_NREP)]; }
+static inline cs_replica gen_replica(gen_rng *r) {
+  return gen_replicas[gen_below(r, GEN_NREP)];
+}
 
 static inline uint64_t gen_counter(gen_rng *r) {
   switch (gen_below(r, 6)) {
-  case 0: return 1 + gen_below(r, 3);
-  case 1: return 1 + gen_below(r, 200);
-  case 2: return 1 + gen_below(r, 70000);
-  case 3: return 1 + gen_below(r, 5000000000ull);
-  case 4: return UINT64_MAX - gen_below(r, 3);
-  default: return 1 + gen_below(r, 30);
+  case 0:
+    return 1 + gen_below(r, 3);
+  case 1:
+    return 1 + gen_below(r, 200);
+  case 2:
+    return 1 + gen_below(r, 70000);
+  case 3:
+    return 1 + gen_below(r, 5000000000ull);
+  case 4:
+    return UINT64_MAX - gen_below(r, 3);
+  default:
+    return 1 + gen_below(r, 30);
   }
 }
 
 static inline cs_hlc gen_hlc(gen_rng *r) {
   switch (gen_below(r, 4)) {
-  case 0: return CS_HLC_MAKE(1700000000000ull + gen_below(r, 5000), gen_below(r, 3));
-  case 1: return CS_HLC_MAKE(gen_below(r, 1ull << 48), gen_below(r, 65536));
-  case 2: return gen_below(r, 4);
-  default: return CS_HLC_MAKE(1700000000000ull + gen_below(r, 50), 0);
+  case 0:
+    return CS_HLC_MAKE(1700000000000ull + gen_below(r, 5000), gen_below(r, 3));
+  case 1:
+    return CS_HLC_MAKE(gen_below(r, 1ull << 48), gen_below(r, 65536));
+  case 2:
+    return gen_below(r, 4);
+  default:
+    return CS_HLC_MAKE(1700000000000ull + gen_below(r, 50), 0);
   }
 }
 
@@ -74,12 +90,20 @@ static inline void gen_val(gen_rng *r, cs_val *v) {
   static const char alpha[] = "abcdefghijklmnopqrstuvwxyz";
   memset(v, 0, sizeof(*v));
   switch (gen_below(r, 7)) {
-  case 0: v->type = CS_VAL_NULL; break;
-  case 1: v->type = CS_VAL_BOOL; v->u.b = gen_chance(r, 50); break;
+  case 0:
+    v->type = CS_VAL_NULL;
+    break;
+  case 1:
+    v->type = CS_VAL_BOOL;
+    v->u.b = gen_chance(r, 50);
+    break;
   case 2: {
-    static const int64_t edges[] = {0, 1, -1, 31, -32, -33, 127, 128, 255, 256, -128, -129,
-                                    32767, -32768, -32769, 65535, 65536, INT32_MIN, INT32_MAX,
-                                    (int64_t)INT32_MIN - 1, INT64_MIN, INT64_MAX};
+    static const int64_t edges[] = {0,         1,         -1,        31,
+                                    -32,       -33,       127,       128,
+                                    255,       256,       -128,      -129,
+                                    32767,     -32768,    -32769,    65535,
+                                    65536,     INT32_MIN, INT32_MAX, (int64_t)INT32_MIN - 1,
+                                    INT64_MIN, INT64_MAX};
     v->type = CS_VAL_INT;
     v->u.i = gen_chance(r, 50) ? edges[gen_below(r, sizeof(edges) / sizeof(edges[0]))]
                                : (int64_t)gen_next(r) >> gen_below(r, 64);
@@ -119,7 +143,9 @@ static inline void gen_val(gen_rng *r, cs_val *v) {
   }
 }
 
-static int gen_cmp_dot(const void *a, const void *b) { return cs__dot_cmp(a, b); }
+static int gen_cmp_dot(const void *a, const void *b) {
+  return cs__dot_cmp(a, b);
+}
 
 /* Sorts and dedupes dots[] (n items) in place; returns the new count. */
 static inline size_t gen_sort_dots(cs_dot *dots, size_t n) {
@@ -347,8 +373,8 @@ static inline void gen_action(gen_rng *r, cs_wire_action *a, cs_replica origin, 
   for (uint64_t c = a->first; c <= a->last; c++)
     dots[n++] = (cs_dot){origin, c};
   for (size_t i = 0; i < ncov; i++) {
-    cs_dot d = {gen_replica(r), gen_chance(r, 30) && first > 1 ? 1 + gen_below(r, first - 1)
-                                                               : gen_counter(r)};
+    cs_dot d = {gen_replica(r),
+                gen_chance(r, 30) && first > 1 ? 1 + gen_below(r, first - 1) : gen_counter(r)};
     if (d.replica == origin && d.counter >= first && d.counter <= a->last + 3)
       continue;
     dots[n++] = d;

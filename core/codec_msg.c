@@ -1,0 +1,218 @@
+/* The sync message decoder (docs/wire-format.md section 7): model sections,
+ * instance tables, action groups and states, on top of core/codec_dec.c. */
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "core/codec_dec.h"
+
+#define TRY(x) CS__TRY(x)
+
+static int cmp_str_ptr(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int dec_instances(cs__dec *d, cs_wire_model *m) {
+  size_t n;
+  char **sorted = NULL;
+  int rc = 0;
+  TRY(cs__dec_count(d, &n, 2, "instance table"));
+  if (n && !(m->instances = cs__calloc(n, sizeof(char *)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    TRY(cs__dec_name_dup(d, &m->instances[i], "instance name"));
+    m->ninstances = i + 1;
+  }
+  /* Names must be unique: sort a copy of the pointers and compare neighbours. */
+  if (n > 1) {
+    if (!(sorted = cs__malloc(n * sizeof(char *)))) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    memcpy(sorted, m->instances, n * sizeof(char *));
+    qsort(sorted, n, sizeof(char *), cmp_str_ptr);
+    for (size_t i = 1; i < n; i++)
+      if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+        rc = cs__dec_fail(d, "instance table: duplicate name '%.200s'", sorted[i]);
+        goto done;
+      }
+  }
+done:
+  cs__free(sorted);
+  return rc;
+}
+
+static int dec_actions(cs__dec *d, cs_wire_model *m) {
+  size_t ngroups, cap = 0;
+  uint64_t inst_next = 0;
+  long prev_o = -1;
+  int rc = 0;
+  TRY(cs__dec_count(d, &ngroups, 6, "action groups"));
+  for (size_t g = 0; g < ngroups; g++) {
+    uint32_t oridx = 0;
+    size_t na;
+    uint64_t prev_last = 0;
+    TRY(cs__dec_ridx(d, &oridx, "action group origin"));
+    if ((long)oridx <= prev_o) {
+      rc = cs__dec_fail(d, "action groups: origin index %u not above %ld (unsorted or duplicate)",
+                        oridx, prev_o);
+      goto done;
+    }
+    prev_o = oridx;
+    TRY(cs__dec_count(d, &na, 3, "actions of a group"));
+    if (na == 0) {
+      rc = cs__dec_fail(d, "action group of origin index %u is empty", oridx);
+      goto done;
+    }
+    TRY(cs__array_grow((void **)&m->actions, &cap, m->nactions + na, sizeof(cs_wire_action)));
+    memset(&m->actions[m->nactions], 0, na * sizeof(cs_wire_action));
+    for (size_t k = 0; k < na; k++) {
+      cs_wire_action *a = &m->actions[m->nactions];
+      uint64_t inst;
+      d->action = (long)m->nactions;
+      m->nactions++;
+      TRY(cs__dec_uint(d, &inst, "action instance"));
+      if (inst >= CS__INST_ONE && inst < CS__INST_ESCAPE) {
+        uint64_t lo;
+        TRY(cs__dec_uint(d, &lo, "action instance"));
+        if (lo > 127) {
+          rc = cs__dec_fail(d, "instance reference: low part %llu above 127",
+                            (unsigned long long)lo);
+          goto done;
+        }
+        inst = CS__INST_ONE + ((inst - CS__INST_ONE) << 7) + lo;
+      } else if (inst == CS__INST_ESCAPE) {
+        uint64_t x;
+        TRY(cs__dec_uint(d, &x, "action instance"));
+        if (x > UINT64_MAX - CS__INST_PAIR_END) {
+          rc = cs__dec_fail(d, "instance reference overflows");
+          goto done;
+        }
+        inst = CS__INST_PAIR_END + x;
+      } else if (inst > CS__INST_ESCAPE) {
+        rc = cs__dec_fail(d, "instance reference: bad lead item %llu", (unsigned long long)inst);
+        goto done;
+      }
+      /* first-use order: 0 = the next new index, k <= next = k back, else absolute */
+      inst = inst <= inst_next ? inst_next - inst : inst;
+      if (inst >= m->ninstances) {
+        rc = cs__dec_fail(d, "instance index %llu out of range (table has %zu)",
+                          (unsigned long long)inst, m->ninstances);
+        goto done;
+      }
+      a->instance = (uint32_t)inst;
+      if (inst >= inst_next)
+        inst_next = inst + 1;
+      TRY(cs__dec_action(d, a, prev_last, oridx));
+      prev_last = a->last;
+    }
+  }
+  d->action = -1;
+done:
+  return rc;
+}
+
+static int dec_states(cs__dec *d, cs_wire_model *m) {
+  size_t n;
+  int rc = 0;
+  TRY(cs__dec_count(d, &n, 3, "states"));
+  if (n && !(m->states = cs__calloc(n, sizeof(cs_wire_state)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cs_wire_state *st = &m->states[i];
+    cs__dot_prev pv = {false, 0, 0};
+    uint64_t inst;
+    d->state = (long)i;
+    m->nstates = i + 1;
+    TRY(cs__dec_uint(d, &inst, "state instance"));
+    if (inst >= m->ninstances) {
+      rc = cs__dec_fail(d, "instance index %llu out of range (table has %zu)",
+                        (unsigned long long)inst, m->ninstances);
+      goto done;
+    }
+    st->instance = (uint32_t)inst;
+    if (i && strcmp(m->instances[m->states[i - 1].instance], m->instances[inst]) >= 0) {
+      rc = cs__dec_fail(d, "states unsorted or duplicate at instance '%.200s'", m->instances[inst]);
+      goto done;
+    }
+    TRY(cs__dec_doc(d, &st->doc, &pv));
+  }
+  d->state = -1;
+done:
+  return rc;
+}
+
+int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len) {
+  cs__dec d;
+  uint64_t v;
+  size_t n;
+  int rc;
+  memset(out, 0, sizeof(*out));
+  cs__dec_init(&d, p, len);
+  TRY(cs__dec_frame(&d, len, 0, "sync message"));
+  /* The checksum guards everything else: verify it before reading further. */
+  if (len < 2 + CS__WIRE_SUM_LEN) {
+    rc = cs__error(CS_ECORRUPT,
+                   "truncated: sync message of %zu bytes has no checksum at offset %zu", len, len);
+    goto done;
+  }
+  {
+    uint8_t sum[CS__WIRE_SUM_LEN];
+    crypto_generichash(sum, sizeof(sum), p, len - CS__WIRE_SUM_LEN, NULL, 0);
+    if (sodium_memcmp(sum, p + len - CS__WIRE_SUM_LEN, sizeof(sum)) != 0) {
+      rc = cs__error(CS_ECORRUPT, "sync message checksum mismatch at offset %zu",
+                     len - CS__WIRE_SUM_LEN);
+      goto done;
+    }
+  }
+  d.end = p + len - CS__WIRE_SUM_LEN;
+  d.item = 1;
+  if (p[1] < CS_MSG_SYNC_REQUEST || p[1] > CS_MSG_PULL_RESPONSE) {
+    rc = cs__dec_fail(&d, "unknown message type %u", p[1]);
+    goto done;
+  }
+  out->type = p[1];
+  d.use_cur = true;
+  TRY(cs__dec_uint(&d, &out->sender, "sender"));
+  TRY(cs__dec_uint(&d, &out->clock, "clock"));
+  TRY(cs__dec_uint(&d, &out->cursor, "cursor"));
+  TRY(cs__dec_uint(&d, &v, "flags"));
+  if (v & ~(uint64_t)CS_MSG_F_STATES) {
+    rc = cs__dec_fail(&d, "flags: unknown bits 0x%llx", (unsigned long long)v);
+    goto done;
+  }
+  out->flags = (uint32_t)v;
+  TRY(cs__dec_tables(&d));
+  d.hlc = out->clock;
+  TRY(cs__dec_count(&d, &n, 6, "model sections"));
+  if (n && !(out->models = cs__calloc(n, sizeof(cs_wire_model)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cs_wire_model *m = &out->models[i];
+    out->nmodels = i + 1;
+    d.model = NULL;
+    TRY(cs__dec_name_dup(&d, &m->name, "model name"));
+    if (i && strcmp(out->models[i - 1].name, m->name) >= 0) {
+      rc = cs__dec_fail(&d, "model '%.200s': models unsorted or duplicate", m->name);
+      goto done;
+    }
+    d.model = m->name;
+    TRY(cs__dec_dotset(&d, &m->knowledge, "knowledge"));
+    TRY(dec_instances(&d, m));
+    TRY(dec_actions(&d, m));
+    TRY(dec_states(&d, m));
+    cs__dotcur_dispose(&d.cur);
+  }
+  d.model = NULL;
+  TRY(cs__dec_end(&d));
+done:
+  if (rc)
+    cs__sync_msg_dispose(out);
+  cs__dec_dispose(&d);
+  return rc;
+}
