@@ -87,7 +87,8 @@ Test(engine_forged, an_implausible_dot_range_is_refused_quickly) {
    * beyond what one entry can use. */
   forge(&req, 7, 1, 60000, 1, 0, 60000);
   expect_refused(s, &req, "60000 dots for one entry");
-  cr_expect(strstr(cs_errmsg(), "not plausible") != NULL, "%s", cs_errmsg());
+  /* refused by the codec's own-dot budget or by the engine's bound */
+  cr_expect(strstr(cs_errmsg(), "dots") != NULL, "%s", cs_errmsg());
   cs_buf_dispose(&req);
   cs_store_close(s);
 }
