@@ -103,20 +103,10 @@ done:
   return rc;
 }
 
-/* Reloads what memory holds of the models from the database, after a write
- * failed: the in-memory knowledge and schema must describe what is stored. */
+/* After a failed write, the models' knowledge must again be what is stored. */
 static void local_rollback(cs_local_ctx *lc) {
-  cs_store *s = lc->store;
-  for (size_t i = 0; i < lc->ncaches; i++) {
-    cs_model *m = lc->caches[i].model;
-    cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
-    cs__dotset_dispose(&m->knowledge); /* the decoder starts from empty */
-    if (cs__buf_printf(&key, "knowledge/%s", m->name) == 0 &&
-        cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
-      cs__codec_decode_dotset(&m->knowledge, (const uint8_t *)val.ptr, val.size);
-    cs_buf_dispose(&key);
-    cs_buf_dispose(&val);
-  }
+  for (size_t i = 0; i < lc->ncaches; i++)
+    cs__model_reload(lc->store, lc->caches[i].model);
 }
 
 int cs__local_commit(cs_local_ctx *lc) {

@@ -55,6 +55,9 @@ cs_model *cs__model_find(cs_store *s, const char *name);
 int cs__model_get(cs_model **out, cs_store *s, const char *name); /* creates */
 cs_schema_field *cs__schema_field(cs_model *m, const char *name);
 int cs__schema_field_set(cs_model *m, const char *name, uint8_t kind, uint8_t policy);
+/* Re-reads a model's knowledge and floor from the database, after a write
+ * failed: what memory holds must describe what is stored. */
+void cs__model_reload(cs_store *s, cs_model *m);
 bool cs__field_is_silent(const char *field, void *model);
 /* Adds the store's meta records (clock, cursor, outbox seq, knowledge and
  * schema of the touched models) to a batch. */

@@ -216,15 +216,8 @@ int cs_cleanup(cs_cleanup_stats *out, cs_store *s) {
   rc = cs__db_size(&st.bytes_after, s->db);
 done:
   if (rc) /* the floors grew in memory: re-read what is stored */
-    for (size_t i = 0; i < s->nmodels; i++) {
-      cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
-      cs__dotset_dispose(&s->models[i].floor);
-      if (cs__buf_printf(&key, "floor/%s", s->models[i].name) == 0 &&
-          cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
-        cs__codec_decode_dotset(&s->models[i].floor, (const uint8_t *)val.ptr, val.size);
-      cs_buf_dispose(&key);
-      cs_buf_dispose(&val);
-    }
+    for (size_t i = 0; i < s->nmodels; i++)
+      cs__model_reload(s, &s->models[i]);
   CS_UNLOCK(s);
   cs__wbatch_free(b);
   if (out)

@@ -256,6 +256,20 @@ static int load_models(cs_store *s) {
   return rc;
 }
 
+void cs__model_reload(cs_store *s, cs_model *m) {
+  static const char *const what[] = {"knowledge/", "floor/"};
+  for (int i = 0; i < 2; i++) {
+    cs_dotset *set = i == 0 ? &m->knowledge : &m->floor;
+    cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+    cs__dotset_dispose(set); /* the decoder starts from empty */
+    if (cs__buf_printf(&key, "%s%s", what[i], m->name) == 0 &&
+        cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
+      cs__codec_decode_dotset(set, (const uint8_t *)val.ptr, val.size);
+    cs_buf_dispose(&key);
+    cs_buf_dispose(&val);
+  }
+}
+
 /* A new replica identity: a fresh Ed25519 key pair. Used for new stores and
  * for stores restored from a copy, which must never write under the identity
  * of the replica they were copied from. */

@@ -427,21 +427,6 @@ static int put_floor(cs_wbatch *b, const cs_model *m) {
   return rc;
 }
 
-/* Reloads a model's knowledge and floor from the database after a failure. */
-static void reload_model(cs_store *s, cs_model *m) {
-  static const char *const what[] = {"knowledge/", "floor/"};
-  for (int i = 0; i < 2; i++) {
-    cs_dotset *set = i == 0 ? &m->knowledge : &m->floor;
-    cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
-    cs__dotset_dispose(set);
-    if (cs__buf_printf(&key, "%s%s", what[i], m->name) == 0 &&
-        cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0)
-      cs__codec_decode_dotset(set, (const uint8_t *)val.ptr, val.size);
-    cs_buf_dispose(&key);
-    cs_buf_dispose(&val);
-  }
-}
-
 /*
  * Merges a validated message into the store in one write.
  * `ack_peer` != 0: record each section's knowledge as what that peer has.
@@ -496,7 +481,7 @@ static int merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_repl
   goto done;
 fail:
   for (size_t i = 0; i < ms.ncaches; i++)
-    reload_model(s, ms.models[i]);
+    cs__model_reload(s, ms.models[i]);
 done:
   merge_dispose(&ms);
   return rc;
