@@ -6,7 +6,7 @@
 
 #include <time.h>
 
-#include "base/base.h"
+#include "core/engine.h"
 #include "tests/helpers/testutil.h"
 
 static char *dir;
@@ -596,4 +596,34 @@ Test(engine, scheduler_thread_syncs_in_background) {
   cs_peer_free(p);
   cs_store_close(a);
   cs_store_close(b);
+}
+
+Test(engine, corrupt_document_is_named_and_others_stay_readable) {
+  cs_store *a = tu_open(dir, "a");
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT, out = CS_BUF_INIT, report = CS_BUF_INIT;
+  cs_wbatch *b;
+  tu_act(a, CS_ACTION_CREATE, "M", "good", "{\"x\":1}");
+  tu_act(a, CS_ACTION_CREATE, "M", "bad", "{\"x\":2}");
+  /* flip bytes in the stored state of "bad" */
+  cr_assert_eq(cs__key_doc(&key, "M", "bad"), 0);
+  cr_assert_eq(cs__db_get(&val, a->db, CS_CF_DOCS, key.ptr, key.size), 0);
+  for (size_t i = 9; i < val.size; i += 3)
+    val.ptr[i] ^= 0x5a;
+  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cs__wbatch_put(b, CS_CF_DOCS, key.ptr, key.size, val.ptr, val.size);
+  cr_assert_eq(cs__db_write(a->db, b, true), 0);
+  cs__wbatch_free(b);
+  cr_expect_eq(cs_get_local_data(&out, a, "M", "bad"), CS_ECORRUPT);
+  cr_expect(strstr(cs_errmsg(), "M/bad") != NULL, "names the key: %s", cs_errmsg());
+  char *j = tu_get(a, "M", "good");
+  cr_expect_str_eq(j, "{\"x\":1}", "the other document stays readable");
+  free(j);
+  cr_expect_eq(cs_check(&report, a), CS_ECORRUPT);
+  cr_expect(strstr(report.ptr, "\"ok\":false") != NULL, "%s", report.ptr);
+  cr_expect(strstr(cs_errmsg(), "failed to decode") != NULL, "%s", cs_errmsg());
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&val);
+  cs_buf_dispose(&out);
+  cs_buf_dispose(&report);
+  cs_store_close(a);
 }
