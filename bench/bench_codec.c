@@ -12,7 +12,9 @@
  */
 #include <msgpack.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/codec.h"
@@ -368,8 +370,15 @@ static void msgpack_reference(size_t n, double *pack_mbs, double *unpack_mbs, si
 }
 
 int main(int argc, char **argv) {
-  const char *env = getenv("CS_SEED");
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : env ? strtoull(env, NULL, 0) : 1;
+  const char *env = getenv("CS_SEED"), *seed_arg = NULL;
+  bool json = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = true; /* one JSON object per workload part (cosmicsync bench) */
+    else
+      seed_arg = argv[i];
+  }
+  uint64_t seed = seed_arg ? strtoull(seed_arg, NULL, 0) : env ? strtoull(env, NULL, 0) : 1;
   replica seedr, side[2];
   cs_sync_msg dm[2], sm;
   timing td[2], ts;
@@ -406,6 +415,15 @@ int main(int argc, char **argv) {
   ts = time_codec(&sm);
   msgpack_reference(NEDITS, &pack_mbs, &unpack_mbs, &ref_bytes);
 
+  if (json) {
+    printf("{\"workload\":\"W1-codec\",\"delta_bytes_per_edit\":%.3f,\"full_state_bytes\":%zu,"
+           "\"encode_mbps\":%.1f,\"encode_deltas_per_s\":%.0f,\"decode_mbps\":%.1f,"
+           "\"decode_deltas_per_s\":%.0f,\"msgpack_pack_mbps\":%.1f,\"msgpack_unpack_mbps\":%.1f}\n",
+           (double)td[0].bytes / NEDITS, ts.bytes, td[0].bytes / td[0].enc_s / 1e6,
+           NEDITS / td[0].enc_s, td[0].bytes / td[0].dec_s / 1e6, NEDITS / td[0].dec_s, pack_mbs,
+           unpack_mbs);
+    goto out;
+  }
   printf("codec benchmark, workload W1 (seed %llu): %d docs, %d edits per side, median of %d "
          "(thread CPU time)\n",
          (unsigned long long)seed, NDOCS, NEDITS, RUNS);
@@ -435,6 +453,7 @@ int main(int argc, char **argv) {
          ts.bytes / ts.dec_s / 1e6);
   printf("RESULT bench=codec part=msgpack_reference bytes=%zu pack_mbps=%.1f unpack_mbps=%.1f\n",
          ref_bytes, pack_mbs, unpack_mbs);
+out:
 
   for (int s = 0; s < 2; s++) {
     cs__sync_msg_dispose(&dm[s]);

@@ -175,9 +175,19 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  size_t ndocs = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
-  size_t nedits = argc > 2 ? strtoul(argv[2], NULL, 10) : 50000;
-  int runs = argc > 3 ? atoi(argv[3]) : 5;
+  /* --json anywhere: one JSON object instead of the table (cosmicsync bench). */
+  bool json = false;
+  int nargs = 0;
+  char *args[3] = {NULL, NULL, NULL};
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = true;
+    else if (nargs < 3)
+      args[nargs++] = argv[i];
+  }
+  size_t ndocs = args[0] ? strtoul(args[0], NULL, 10) : 10000;
+  size_t nedits = args[1] ? strtoul(args[1], NULL, 10) : 50000;
+  int runs = args[2] ? atoi(args[2]) : 5;
   replica base = {0}, a, b;
   edit *ea, *eb;
   uint64_t counts[3] = {0, 0, 0};
@@ -227,6 +237,13 @@ int main(int argc, char **argv) {
   qsort(cpu, (size_t)runs, sizeof cpu[0], cmp_double);
   {
     double med = times[runs / 2], cmed = cpu[runs / 2], ops = (double)(2 * nedits);
+    if (json) {
+      printf("{\"workload\":\"W1-merge-in-memory\",\"docs\":%zu,\"edits_per_replica\":%zu,"
+             "\"merge_ops_per_s\":%.0f,\"merge_ops_per_cpu_s\":%.0f,\"runs\":%d,"
+             "\"converged\":%s}\n",
+             ndocs, nedits, ops / med, ops / cmed, runs, converged ? "true" : "false");
+      goto out;
+    }
     printf("crdt merge benchmark (W1-style deltas, in memory)\n");
     printf("  documents            %zu (8 scalar fields + interests set)\n", ndocs);
     printf("  edits per replica    %zu (field set %llu, set add %llu, set remove %llu in total)\n",
@@ -243,6 +260,7 @@ int main(int argc, char **argv) {
            "median_s=%.6f ops_per_s=%.0f cpu_median_s=%.6f ops_per_cpu_s=%.0f converged=%d\n",
            ndocs, nedits, runs, ops, med, ops / med, cmed, ops / cmed, converged ? 1 : 0);
   }
+out:
   for (size_t i = 0; i < nedits; i++) {
     cs__delta_dispose(&ea[i].delta);
     cs__delta_dispose(&eb[i].delta);
