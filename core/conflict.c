@@ -82,6 +82,17 @@ static json_t *conflict_json(const cs_doc *doc, const char *model, const char *i
   return o;
 }
 
+int cs__conflict_render(cs_buf *out, const cs_doc *doc, const char *model, const char *instance,
+                        const cs_conflict *c) {
+  json_t *o = conflict_json(doc, model, instance, c);
+  int rc;
+  if (!o)
+    return cs__error(CS_ENOMEM, "out of memory rendering a conflict of '%s/%s'", model, instance);
+  rc = cs__json_dump(out, o);
+  json_decref(o);
+  return rc;
+}
+
 int cs__conflicts_to_json(json_t *arr, cs_store *s, cs_model *m, const char *instance,
                           const cs_doc *doc, const cs_conflict_list *l) {
   (void)s;
@@ -105,57 +116,46 @@ static int index_read(char **model, char **instance, char **field, cs_bytes v) {
   return 0;
 }
 
+/*
+ * Every open conflict as a JSON array. Each index record carries its
+ * conflict's JSON, rendered when the conflict appeared (it is a function of
+ * the siblings, which the id names), so listing decodes no document: a sync
+ * result lists every open conflict at the cost of one scan.
+ */
 int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s) {
-  json_t *arr = json_array(), *seen = json_object();
   cs_iter *it = NULL;
+  bool first = true;
   int rc;
 
   *out_count = 0;
-  if (!arr || !seen) {
-    rc = cs__error(CS_ENOMEM, "out of memory listing conflicts");
-    goto done;
-  }
-  if ((rc = cs__iter_new(&it, s->db, CS_CF_CONFLICTS, NULL, 0, NULL, 0)) != 0)
+  if ((rc = cs__buf_putc(out, '[')) != 0 ||
+      (rc = cs__iter_new(&it, s->db, CS_CF_CONFLICTS, NULL, 0, NULL, 0)) != 0)
     goto done;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
-    char *model, *instance, *field, *docid = NULL;
-    cs_doc doc = CS_DOC_INIT;
-    cs_conflict_list l = {0};
-    cs_model *m;
-    if ((rc = index_read(&model, &instance, &field, cs__iter_value(it))) != 0)
-      goto next;
-    /* A document with several conflicts is listed once, with all of them. */
-    if ((docid = cs__malloc(strlen(model) + strlen(instance) + 2)) == NULL) {
-      rc = CS_ENOMEM;
-      goto next;
+    cs_bytes v = cs__iter_value(it);
+    size_t pos = 0;
+    char *name = NULL;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+      rc = cs__key_read_name(&name, v.ptr, v.len, &pos);
+      cs__free(name);
+      name = NULL;
     }
-    sprintf(docid, "%s/%s", model, instance);
-    if (json_object_get(seen, docid))
-      goto next;
-    json_object_set_new(seen, docid, json_true());
-    if ((m = cs__model_find(s, model)) == NULL)
-      goto next;
-    if ((rc = cs__doc_read(&doc, NULL, s, model, instance)) != 0 ||
-        (rc = cs__doc_conflicts_of(&l, &doc, m, instance)) != 0 ||
-        (rc = cs__conflicts_to_json(arr, s, m, instance, &doc, &l)) != 0)
-      goto next;
-    *out_count += l.len;
-  next:
-    cs__conflict_list_dispose(&l);
-    cs__doc_dispose(&doc);
-    cs__free(model);
-    cs__free(instance);
-    cs__free(field);
-    cs__free(docid);
-    if (rc)
+    if (rc == 0 && pos >= v.len)
+      rc = cs__error(CS_ECORRUPT, "conflict index record without its JSON");
+    if (rc) {
+      cs__error_wrap(rc, "conflict index: ");
       goto done;
+    }
+    if ((!first && (rc = cs__buf_putc(out, ',')) != 0) ||
+        (rc = cs__buf_put(out, v.ptr + pos, v.len - pos)) != 0)
+      goto done;
+    first = false;
+    (*out_count)++;
   }
   if ((rc = cs__iter_status(it)) == 0)
-    rc = cs__json_dump(out, arr);
+    rc = cs__buf_putc(out, ']');
 done:
   cs__iter_free(it);
-  json_decref(arr);
-  json_decref(seen);
   return rc;
 }
 

@@ -194,6 +194,9 @@ bool cs__doc_may_conflict(const cs_doc *doc);
 int cs__conflicts_to_json(json_t *arr, cs_store *s, cs_model *m, const char *instance,
                           const cs_doc *doc, const cs_conflict_list *l);
 int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s);
+/* One conflict as the JSON object cs_list_conflicts shows (appended to out). */
+int cs__conflict_render(cs_buf *out, const cs_doc *doc, const char *model, const char *instance,
+                        const cs_conflict *c);
 
 #define CS_LOCK(s) pthread_mutex_lock(&(s)->lock)
 #define CS_UNLOCK(s) pthread_mutex_unlock(&(s)->lock)
