@@ -177,7 +177,22 @@ int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model);
 /* Decodes a log record: one model section of one origin's actions. */
 int cs__segment_decode(cs_sync_msg *out, const uint8_t *p, size_t len);
 
-/* ---- sync.c ---- */
+/* ---- merge.c: building and merging messages ---- */
+int cs__peer_ack_get(cs_dotset *out, cs_store *s, cs_replica peer, const char *model);
+int cs__peer_ack_put(cs_wbatch *b, cs_replica peer, const char *model, const cs_dotset *ack);
+/* Adds to wm every logged action of model m that `peer_knows` does not cover. */
+int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model *m,
+                        const cs_dotset *peer_knows);
+/* Adds whole states of model m's documents changed after cursor `since`. */
+int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since);
+int cs__msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, const char *name);
+/* Clocks against ours, dots of every action its own and used once. */
+int cs__validate_msg(cs_store *s, const cs_sync_msg *msg);
+/* Merges a validated message in one write (moves applied actions into the log). */
+int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
+                  bool durable);
+
+/* ---- serve.c / sync.c ---- */
 /* Serves one request (SYNC or PULL) on `s`. sender_key NULL: trusted
  * in-process peer or allow-any. Fills response bytes; on failure sets
  * *http_status and the error. */
