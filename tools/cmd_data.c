@@ -239,6 +239,34 @@ int cmd_store_locally(cli_ctx *ctx, int argc, char **argv) {
   return rc;
 }
 
+/* Prints a JSON array from the library one item per line: strings as they
+ * are, anything else as compact JSON (the format is line-oriented whatever
+ * stdout is). `what` names the array in the error when it is not one. */
+static int print_lines(cli_ctx *ctx, const cs_buf *out, const char *what) {
+  json_t *arr = json_loads(out->ptr ? out->ptr : "[]", 0, NULL);
+  size_t i;
+  json_t *item;
+
+  if (!json_is_array(arr)) {
+    json_decref(arr);
+    return cli_fail(ctx, CLI_EXIT_INTERNAL, "the store returned %s that is not a JSON array",
+                    what);
+  }
+  json_array_foreach(arr, i, item) {
+    if (json_is_string(item)) {
+      printf("%s\n", json_string_value(item));
+      continue;
+    }
+    char *s = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    if (s) {
+      printf("%s\n", s);
+      free(s);
+    }
+  }
+  json_decref(arr);
+  return 0;
+}
+
 int cmd_list(cli_ctx *ctx, int argc, char **argv) {
   const char *pos[1];
   int rc = positionals(ctx, argc, argv, pos, 1, "MODEL");
@@ -249,24 +277,7 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv) {
     return rc;
   cs_buf out = CS_BUF_INIT;
   rc = cs_list_instances(&out, store, pos[0]);
-  if (rc < 0) {
-    rc = cli_lib_error(ctx, rc, NULL);
-    goto done;
-  }
-  json_t *ids = json_loads(out.ptr ? out.ptr : "[]", 0, NULL);
-  if (!json_is_array(ids)) {
-    json_decref(ids);
-    rc = cli_fail(ctx, CLI_EXIT_INTERNAL, "the store returned a list that is not a JSON array");
-    goto done;
-  }
-  size_t i;
-  json_t *id;
-  json_array_foreach(ids, i, id) {
-    if (json_is_string(id))
-      printf("%s\n", json_string_value(id));
-  }
-  json_decref(ids);
-done:
+  rc = rc < 0 ? cli_lib_error(ctx, rc, NULL) : print_lines(ctx, &out, "a list");
   cs_buf_dispose(&out);
   cs_store_close(store);
   return rc;
@@ -282,28 +293,7 @@ int cmd_queue(cli_ctx *ctx, int argc, char **argv) {
     return rc;
   cs_buf out = CS_BUF_INIT;
   rc = cs_get_queued_actions(&out, store);
-  if (rc < 0) {
-    rc = cli_lib_error(ctx, rc, "outbox");
-    goto done;
-  }
-  json_t *actions = json_loads(out.ptr ? out.ptr : "[]", 0, NULL);
-  if (!json_is_array(actions)) {
-    json_decref(actions);
-    rc = cli_fail(ctx, CLI_EXIT_INTERNAL, "the store returned an outbox that is not a JSON array");
-    goto done;
-  }
-  size_t i;
-  json_t *a;
-  json_array_foreach(actions, i, a) {
-    /* One object per line, whatever stdout is: the format is line-oriented. */
-    char *s = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-    if (s) {
-      printf("%s\n", s);
-      free(s);
-    }
-  }
-  json_decref(actions);
-done:
+  rc = rc < 0 ? cli_lib_error(ctx, rc, "outbox") : print_lines(ctx, &out, "an outbox");
   cs_buf_dispose(&out);
   cs_store_close(store);
   return rc;
