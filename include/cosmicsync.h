@@ -132,11 +132,10 @@ typedef struct cs_store_options {
   cs_durability durability;   /* local actions; default CS_DURABILITY_SYNC */
   uint64_t max_clock_skew_ms; /* remote clocks further ahead are refused; default 60000 */
   int create_if_missing;      /* default 1 */
-  size_t doc_cache_entries;   /* decoded documents kept in memory; default 4096 */
 } cs_store_options;
 
 #define CS_STORE_OPTIONS_VERSION 1
-#define CS_STORE_OPTIONS_INIT {CS_STORE_OPTIONS_VERSION, CS_DURABILITY_SYNC, 60000, 1, 4096}
+#define CS_STORE_OPTIONS_INIT {CS_STORE_OPTIONS_VERSION, CS_DURABILITY_SYNC, 60000, 1}
 
 /*
  * Opens the store at `path`, creating it when allowed. A new store (or one
@@ -241,8 +240,10 @@ CS_EXTERN int cs_outbox_count(size_t *out, cs_store *store);
 /*
  * A batch of local actions committed in one write (group commit: one fsync for
  * the whole batch in CS_DURABILITY_SYNC). Each call is one action, visible to
- * reads of the same store only after cs_batch_commit(). Not thread-safe: one
- * batch per thread. Errors of a call leave the batch as it was before it.
+ * reads only after cs_batch_commit(). A batch holds the store's lock from
+ * cs_batch_begin() to cs_batch_commit() / cs_batch_abort(): other threads'
+ * calls on that store wait meanwhile. A call that fails with CS_EINVAL leaves
+ * the batch as it was; after any other error, abort the batch.
  */
 typedef struct cs_batch cs_batch;
 
@@ -342,9 +343,13 @@ CS_EXTERN int cs_partial_sync(cs_sync_result *out, cs_store *store, cs_peer *pee
 /* ------------------------------------------------------------------------ */
 
 /*
- * Open conflicts as a JSON array of {"id", "model", "instance", "field",
- * "kind": "value"|"delete_update", "visible", "siblings": [{"value",
- * "replica", "time"}]}. Every replica names a conflict with the same id.
+ * Open conflicts as a JSON array (into `out`, caller disposes). A value
+ * conflict: {"id", "model", "instance", "field", "kind": "value", "visible",
+ * "siblings": [{"value", "replica", "time"}, ...]}. A delete/update conflict:
+ * {"id", "model", "instance", "field": null, "kind": "delete_update",
+ * "visible": null, "siblings": [{"deleted", "replica", "time"}, ...],
+ * "updated_fields": [names written concurrently with the delete]}.
+ * Every replica names a conflict with the same id.
  */
 CS_EXTERN int cs_list_conflicts(cs_buf *out, cs_store *store);
 
