@@ -58,10 +58,8 @@ static int http_exchange(cs_peer *self, cs_buf *response, const char *path,
                          const uint8_t *request, size_t len) {
   http_peer *hp = (http_peer *)self;
   int status = 0;
-  int rc = cs__http_post(response, &status, hp->client, path, request, len);
-  if (rc)
-    cs__error_wrap(rc, "%s%s: ", hp->url, path);
-  return rc;
+  /* The transport's message already names the method and URL. */
+  return cs__http_post(response, &status, hp->client, path, request, len);
 }
 
 static void http_free(cs_peer *self) {
