@@ -19,7 +19,10 @@
 
 int cs__db_rocks_error(const cs_db *db, const char *op, int cf, char *err) {
   const char *fam = cf < 0 ? "(all)" : cs__cf_name((cs_cf)cf);
-  int rc = cs__error(CS_EIO, "rocksdb %s, family '%s', database '%s': %s", op, fam,
+  /* RocksDB reports damaged files (checksum mismatches) as "Corruption: ...":
+   * callers branch on corrupt data, not on an I/O failure. */
+  int code = err && strncmp(err, "Corruption:", 11) == 0 ? CS_ECORRUPT : CS_EIO;
+  int rc = cs__error(code, "rocksdb %s, family '%s', database '%s': %s", op, fam,
                      db && db->path ? db->path : "?", err ? err : "unknown error");
   rocksdb_free(err);
   return rc;

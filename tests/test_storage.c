@@ -726,3 +726,43 @@ Test(storage_db, delete_range_removes_exactly_the_range) {
   cs__wbatch_free(b);
   cs__db_close(db);
 }
+
+/* A damaged table file is reported as corrupt data, not as an I/O failure. */
+Test(storage_db, damaged_table_file_is_corrupt) {
+  cs_db *db = open_new(NULL);
+  cs_wbatch *b = NULL;
+  char key[32], val[256], cmd[700];
+  cs_buf out = CS_BUF_INIT;
+  int rc = 0;
+
+  memset(val, 'v', sizeof(val));
+  cr_assert_eq(cs__wbatch_new(&b), 0);
+  for (int i = 0; i < 2000; i++) {
+    snprintf(key, sizeof(key), "key%06d", i);
+    cs__wbatch_put(b, CS_CF_DOCS, key, strlen(key), val, sizeof(val));
+  }
+  cr_assert_eq(cs__db_write(db, b, true), 0);
+  cs__wbatch_free(b);
+  cr_assert_eq(cs__db_compact(db, CS_CF_DOCS), 0, "%s", cs_errmsg());
+  cs__db_close(db);
+  /* overwrite a run of bytes in the middle of every table file */
+  snprintf(cmd, sizeof(cmd),
+           "for f in '%s'/*.sst; do s=$(stat -c %%s \"$f\"); "
+           "printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' | dd of=\"$f\" bs=1 seek=$((s/3)) conv=notrunc "
+           "2>/dev/null; done",
+           dbpath);
+  cr_assert_eq(system(cmd), 0);
+  bool moved;
+  rc = cs__db_open(&db, &moved, dbpath, NULL);
+  if (rc == 0) {
+    for (int i = 0; i < 2000 && rc == 0; i++) {
+      snprintf(key, sizeof(key), "key%06d", i);
+      rc = cs__db_get(&out, db, CS_CF_DOCS, key, strlen(key));
+      cs__buf_clear(&out);
+    }
+    cs__db_close(db);
+  }
+  cr_expect_eq(rc, CS_ECORRUPT, "got %d: %s", rc, cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), "Corruption") != NULL, "%s", cs_errmsg());
+  cs_buf_dispose(&out);
+}
