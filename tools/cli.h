@@ -73,6 +73,9 @@ void cli_progress(const cli_ctx *ctx, const char *fmt, ...) __attribute__((forma
 
 /* Opens ctx->db, creating it on first use. */
 int cli_open_store(cs_store **out, const cli_ctx *ctx);
+/* For commands that take no arguments: refuses any, then opens the store
+ * (the caller closes it with cs_store_close). */
+int cli_open_no_args(cs_store **out, cli_ctx *ctx, int argc, char **argv);
 
 /*
  * Opens a peer named on the command line: an http(s):// URL (requests signed

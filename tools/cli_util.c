@@ -434,3 +434,12 @@ int cli_remove_tree(const char *path) {
     rc = -1;
   return rc;
 }
+
+int cli_open_no_args(cs_store **out, cli_ctx *ctx, int argc, char **argv) {
+  const char *pos[1];
+  int n = 0;
+  int rc = cli_parse(ctx, argc, argv, NULL, 0, pos, &n, 0);
+  if (rc != 0)
+    return rc;
+  return cli_open_store(out, ctx);
+}

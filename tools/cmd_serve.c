@@ -216,13 +216,9 @@ int cmd_serve(cli_ctx *ctx, int argc, char **argv) {
 }
 
 int cmd_cleanup(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int n = 0;
-  int rc = cli_parse(ctx, argc, argv, NULL, 0, pos, &n, 0);
-  if (rc != 0)
-    return rc;
   cs_store *store;
-  if ((rc = cli_open_store(&store, ctx)) != 0)
+  int rc = cli_open_no_args(&store, ctx, argc, argv);
+  if (rc != 0)
     return rc;
   cs_cleanup_stats st;
   memset(&st, 0, sizeof(st));
@@ -247,13 +243,9 @@ int cmd_cleanup(cli_ctx *ctx, int argc, char **argv) {
 }
 
 int cmd_check(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int n = 0;
-  int rc = cli_parse(ctx, argc, argv, NULL, 0, pos, &n, 0);
-  if (rc != 0)
-    return rc;
   cs_store *store;
-  if ((rc = cli_open_store(&store, ctx)) != 0)
+  int rc = cli_open_no_args(&store, ctx, argc, argv);
+  if (rc != 0)
     return rc;
   cs_buf report = CS_BUF_INIT;
   rc = cs_check(&report, store);

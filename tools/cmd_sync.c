@@ -142,13 +142,9 @@ int cmd_partial_sync(cli_ctx *ctx, int argc, char **argv) {
 }
 
 int cmd_conflicts(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int n = 0;
-  int rc = cli_parse(ctx, argc, argv, NULL, 0, pos, &n, 0);
-  if (rc != 0)
-    return rc;
   cs_store *store;
-  if ((rc = cli_open_store(&store, ctx)) != 0)
+  int rc = cli_open_no_args(&store, ctx, argc, argv);
+  if (rc != 0)
     return rc;
   cs_buf out = CS_BUF_INIT;
   rc = cs_list_conflicts(&out, store);
@@ -228,13 +224,9 @@ int cmd_resolve(cli_ctx *ctx, int argc, char **argv) {
 }
 
 int cmd_status(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int n = 0;
-  int rc = cli_parse(ctx, argc, argv, NULL, 0, pos, &n, 0);
-  if (rc != 0)
-    return rc;
   cs_store *store;
-  if ((rc = cli_open_store(&store, ctx)) != 0)
+  int rc = cli_open_no_args(&store, ctx, argc, argv);
+  if (rc != 0)
     return rc;
   json_t *st = cli_load_status(ctx);
   json_t *o = json_object();
