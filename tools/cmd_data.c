@@ -40,12 +40,9 @@ static int print_instance(cli_ctx *ctx, cs_store *store, const char *model, cons
 }
 
 int cmd_id(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int rc = positionals(ctx, argc, argv, pos, 0, "no arguments");
-  if (rc != 0)
-    return rc;
   cs_store *store;
-  if ((rc = cli_open_store(&store, ctx)) != 0)
+  int rc = cli_open_no_args(&store, ctx, argc, argv);
+  if (rc != 0)
     return rc;
   char key[65];
   rc = cs_store_public_key(key, store);
@@ -284,12 +281,9 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv) {
 }
 
 int cmd_queue(cli_ctx *ctx, int argc, char **argv) {
-  const char *pos[1];
-  int rc = positionals(ctx, argc, argv, pos, 0, "no arguments");
-  if (rc != 0)
-    return rc;
   cs_store *store;
-  if ((rc = cli_open_store(&store, ctx)) != 0)
+  int rc = cli_open_no_args(&store, ctx, argc, argv);
+  if (rc != 0)
     return rc;
   cs_buf out = CS_BUF_INIT;
   rc = cs_get_queued_actions(&out, store);
