@@ -131,6 +131,7 @@ int cs__local_commit(cs_local_ctx *lc) {
     goto done;
   for (size_t i = 0; i < lc->ncaches; i++)
     models[i]->dirty_schema = false;
+  s->outbox_len += lc->actions;
 done:
   if (rc)
     local_rollback(lc);

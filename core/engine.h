@@ -46,7 +46,16 @@ struct cs_store {
   cs_clock clock;
   uint64_t cursor;     /* last change cursor assigned */
   uint64_t outbox_seq; /* last outbox sequence assigned */
-  cs_model *models;    /* sorted by name */
+  /* Below outbox_head every outbox entry is gone: scans start there, so the
+   * tombstones of acknowledged entries are never walked again. */
+  uint64_t outbox_head;
+  size_t outbox_len; /* live outbox entries */
+  /* Every open conflict as a JSON array, rebuilt after the conflict index
+   * changes (cs__conflicts_changed): a sync result lists them all. */
+  cs_buf conflicts_json;
+  size_t nconflicts;
+  bool conflicts_cached;
+  cs_model *models; /* sorted by name */
   size_t nmodels, models_cap;
 };
 
@@ -126,6 +135,10 @@ int cs__local_commit(cs_local_ctx *lc);
 int cs__local_json_action(cs_local_ctx *lc, const cs_action *a);
 
 /* ---- outbox.c ---- */
+/* An iterator over the live outbox, in sequence order. */
+int cs__outbox_iter(cs_iter **out, cs_store *s);
+/* Finds outbox_head and outbox_len (at open). */
+int cs__outbox_load(cs_store *s);
 typedef struct cs_outbox_rec {
   int type; /* 1 create, 2 update, 3 delete, 4 resolve */
   cs_replica origin;
@@ -209,6 +222,9 @@ bool cs__doc_may_conflict(const cs_doc *doc);
 int cs__conflicts_to_json(json_t *arr, cs_store *s, cs_model *m, const char *instance,
                           const cs_doc *doc, const cs_conflict_list *l);
 int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s);
+/* Drops the cached list: called by whoever puts a change to the conflict
+ * index into a write batch (the list is rebuilt on next use). */
+void cs__conflicts_changed(cs_store *s);
 /* One conflict as the JSON object cs_list_conflicts shows (appended to out). */
 int cs__conflict_render(cs_buf *out, const cs_doc *doc, const char *model, const char *instance,
                         const cs_conflict *c);

@@ -114,3 +114,34 @@ int cs__outbox_json(cs_buf *out, uint64_t seq, const uint8_t *p, size_t len) {
   json_decref(o);
   return rc;
 }
+
+int cs__outbox_iter(cs_iter **out, cs_store *s) {
+  uint8_t lo[8];
+  cs__put_be64(lo, s->outbox_head);
+  return cs__iter_new(out, s->db, CS_CF_OUTBOX, lo, 8, NULL, 0);
+}
+
+int cs__outbox_load(cs_store *s) {
+  cs_iter *it = NULL;
+  int rc;
+
+  s->outbox_head = 0;
+  s->outbox_len = 0;
+  if ((rc = cs__outbox_iter(&it, s)) != 0)
+    return rc;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it);
+    if (k.len != 8) {
+      rc = cs__error(CS_ECORRUPT, "outbox key of %zu bytes (expected 8)", k.len);
+      break;
+    }
+    if (s->outbox_len++ == 0)
+      s->outbox_head = cs__get_be64(k.ptr);
+  }
+  if (rc == 0)
+    rc = cs__iter_status(it);
+  if (rc == 0 && s->outbox_len == 0)
+    s->outbox_head = s->outbox_seq + 1;
+  cs__iter_free(it);
+  return rc;
+}

@@ -110,7 +110,7 @@ int cs_get_queued_actions(cs_buf *out, cs_store *s) {
 
   CS_LOCK(s);
   if ((rc = cs__buf_putc(out, '[')) != 0 ||
-      (rc = cs__iter_new(&it, s->db, CS_CF_OUTBOX, NULL, 0, NULL, 0)) != 0)
+      (rc = cs__outbox_iter(&it, s)) != 0)
     goto done;
   for (bool first = true; cs__iter_valid(it); cs__iter_next(it), first = false) {
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
@@ -131,20 +131,10 @@ done:
 }
 
 int cs_outbox_count(size_t *out, cs_store *s) {
-  cs_iter *it = NULL;
-  size_t n = 0;
-  int rc;
-
   CS_LOCK(s);
-  if ((rc = cs__iter_new(&it, s->db, CS_CF_OUTBOX, NULL, 0, NULL, 0)) == 0) {
-    for (; cs__iter_valid(it); cs__iter_next(it))
-      n++;
-    rc = cs__iter_status(it);
-  }
-  cs__iter_free(it);
+  *out = s->outbox_len;
   CS_UNLOCK(s);
-  *out = n;
-  return rc;
+  return 0;
 }
 
 /* Instances of a model whose keys in `cf` start with the model's prefix. */

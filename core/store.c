@@ -364,7 +364,8 @@ int cs_store_open(cs_store **out, const char *path, const cs_store_options *opts
   s->clock.max_skew_ms = s->opts.max_clock_skew_ms;
   if ((rc = meta_get_u64(&s->clock.last, s, "clock")) != 0 ||
       (rc = meta_get_u64(&s->cursor, s, "cursor")) != 0 ||
-      (rc = meta_get_u64(&s->outbox_seq, s, "outbox_seq")) != 0 || (rc = load_models(s)) != 0)
+      (rc = meta_get_u64(&s->outbox_seq, s, "outbox_seq")) != 0 || (rc = load_models(s)) != 0 ||
+      (rc = cs__outbox_load(s)) != 0)
     goto fail;
   *out = s;
   return 0;
@@ -379,6 +380,7 @@ void cs_store_close(cs_store *s) {
   for (size_t i = 0; i < s->nmodels; i++)
     model_dispose(&s->models[i]);
   cs__free(s->models);
+  cs_buf_dispose(&s->conflicts_json);
   if (s->db)
     cs__db_close(s->db);
   pthread_mutex_destroy(&s->lock);

@@ -87,11 +87,10 @@ static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp)
   cs_iter *it = NULL;
   cs_wbatch *b = NULL;
   size_t dropped = 0;
-  uint64_t run_lo = 0, run_hi = 0;
+  uint64_t run_lo = 0, run_hi = 0, first_kept = 0;
   int rc;
 
-  if ((rc = cs__wbatch_new(&b)) != 0 ||
-      (rc = cs__iter_new(&it, s->db, CS_CF_OUTBOX, NULL, 0, NULL, 0)) != 0)
+  if ((rc = cs__wbatch_new(&b)) != 0 || (rc = cs__outbox_iter(&it, s)) != 0)
     goto done;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
@@ -121,15 +120,22 @@ static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp)
         run_lo = run_hi = seq;
       }
       dropped++;
-    } else if (run_lo) {
-      outbox_drop_run(b, run_lo, run_hi);
+    } else {
+      if (run_lo)
+        outbox_drop_run(b, run_lo, run_hi);
       run_lo = 0;
+      if (!first_kept)
+        first_kept = seq;
     }
   }
   if (run_lo)
     outbox_drop_run(b, run_lo, run_hi);
-  if ((rc = cs__iter_status(it)) == 0 && dropped)
-    rc = cs__db_write(s->db, b, false);
+  if ((rc = cs__iter_status(it)) == 0 && dropped &&
+      (rc = cs__db_write(s->db, b, false)) == 0) {
+    /* The scan saw every live entry: none is left below first_kept. */
+    s->outbox_head = first_kept ? first_kept : s->outbox_seq + 1;
+    s->outbox_len -= dropped;
+  }
 done:
   cs__iter_free(it);
   cs__wbatch_free(b);
