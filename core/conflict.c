@@ -119,10 +119,11 @@ static int index_read(char **model, char **instance, char **field, cs_bytes v) {
 /*
  * Every open conflict as a JSON array. Each index record carries its
  * conflict's JSON, rendered when the conflict appeared (it is a function of
- * the siblings, which the id names), so listing decodes no document: a sync
- * result lists every open conflict at the cost of one scan.
+ * the siblings, which the id names), so listing decodes no document. The
+ * array is kept until the index changes: a sync that opens or closes no
+ * conflict lists them all for the cost of a copy.
  */
-int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s) {
+static int render_list(cs_buf *out, size_t *out_count, cs_store *s) {
   cs_iter *it = NULL;
   bool first = true;
   int rc;
@@ -157,6 +158,25 @@ int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s) {
 done:
   cs__iter_free(it);
   return rc;
+}
+
+void cs__conflicts_changed(cs_store *s) {
+  s->conflicts_cached = false;
+  cs_buf_dispose(&s->conflicts_json);
+}
+
+int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s) {
+  int rc;
+  if (!s->conflicts_cached) {
+    cs_buf_dispose(&s->conflicts_json);
+    if ((rc = render_list(&s->conflicts_json, &s->nconflicts, s)) != 0) {
+      cs_buf_dispose(&s->conflicts_json);
+      return rc;
+    }
+    s->conflicts_cached = true;
+  }
+  *out_count = s->nconflicts;
+  return cs__buf_put(out, s->conflicts_json.ptr, s->conflicts_json.size);
 }
 
 int cs_list_conflicts(cs_buf *out, cs_store *s) {

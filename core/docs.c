@@ -237,7 +237,7 @@ static bool list_has(const cs_conflict_list *l, const uint8_t *id) {
 
 /* Updates the conflict index for one document: ids that appeared are put,
  * ids that disappeared are deleted. */
-static int flush_conflicts(cs_doc_cache *c, cs_doc_slot *sl, cs_wbatch *b) {
+static int flush_conflicts(cs_doc_cache *c, cs_store *s, cs_doc_slot *sl, cs_wbatch *b) {
   cs_conflict_list now = {0};
   cs_buf val = CS_BUF_INIT;
   int rc = 0;
@@ -246,11 +246,14 @@ static int flush_conflicts(cs_doc_cache *c, cs_doc_slot *sl, cs_wbatch *b) {
       (rc = cs__doc_conflicts_of(&now, &sl->doc, c->model, sl->instance)) != 0)
     goto done;
   for (size_t i = 0; i < sl->before.len; i++)
-    if (!list_has(&now, sl->before.items[i].id))
+    if (!list_has(&now, sl->before.items[i].id)) {
       cs__wbatch_delete(b, CS_CF_CONFLICTS, sl->before.items[i].id, CS_CONFLICT_ID_LEN);
+      cs__conflicts_changed(s);
+    }
   for (size_t i = 0; i < now.len; i++) {
     if (list_has(&sl->before, now.items[i].id))
       continue;
+    cs__conflicts_changed(s);
     cs__buf_clear(&val);
     if ((rc = cs__key_name(&val, c->model->name)) != 0 ||
         (rc = cs__key_name(&val, sl->instance)) != 0 ||
@@ -299,7 +302,7 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
       goto done;
     cs__wbatch_put(b, CS_CF_CHANGES, ckey.ptr, ckey.size, sl->instance, strlen(sl->instance));
     if ((sl->had_conflicts || cs__doc_may_conflict(&sl->doc)) &&
-        (rc = flush_conflicts(c, sl, b)) != 0)
+        (rc = flush_conflicts(c, s, sl, b)) != 0)
       goto done;
     sl->had_conflicts = sl->before.len > 0;
     sl->exists = true;

@@ -169,6 +169,7 @@ static int gc_conflicts(cs_cleanup_stats *st, cs_store *s, cs_wbatch *b) {
     }
     if (rc == 0 && !open) {
       cs__wbatch_delete(b, CS_CF_CONFLICTS, k.ptr, k.len);
+      cs__conflicts_changed(s);
       st->conflicts_dropped++;
     }
     cs__conflict_list_dispose(&l);
