@@ -92,7 +92,8 @@ int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_del
   wa.ctx = d->ctx;
   memset(&d->doc, 0, sizeof(d->doc));
   memset(&d->ctx, 0, sizeof(d->ctx));
-  if ((rc = cs__segment_add(&lc->segs[c - lc->caches], &wa, slot->instance)) != 0) {
+  if ((rc = cs__segment_add(&lc->segs[c - lc->caches], lc->batch, m->name, &wa,
+                             slot->instance)) != 0) {
     d->doc = wa.doc;
     d->ctx = wa.ctx;
     goto done;

@@ -183,8 +183,15 @@ typedef struct cs_segment {
 
 void cs__segment_init(cs_segment *seg);
 void cs__segment_dispose(cs_segment *seg);
-/* Moves the action (its document and context) into the segment. */
-int cs__segment_add(cs_segment *seg, cs_wire_action *a, const char *instance);
+/* A run holds at most this many actions: a large batch or merge keeps only
+ * one run decoded at a time, and a peer that lacks the tail of a run
+ * decodes no more than this to find it. */
+#define CS_SEGMENT_MAX_ACTIONS 256
+
+/* Moves the action (its document and context) into the segment; a full run
+ * is put into `b` as a log record of `model`. */
+int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_action *a,
+                    const char *instance);
 /* Puts the run as one log record (model, origin, last dot); empties it. */
 int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model);
 /* Decodes a log record: one model section of one origin's actions. */

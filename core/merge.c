@@ -373,7 +373,7 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
     if (seg.wm.nactions && seg.origin != a->origin &&
         (rc = cs__segment_flush(&seg, ms->batch, m->name)) != 0)
       goto done;
-    if ((rc = cs__segment_add(&seg, a, instance)) != 0)
+    if ((rc = cs__segment_add(&seg, ms->batch, m->name, a, instance)) != 0)
       goto done;
     ms->applied++;
   }

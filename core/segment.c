@@ -87,7 +87,8 @@ void cs__segment_dispose(cs_segment *seg) {
   memset(seg, 0, sizeof(*seg));
 }
 
-int cs__segment_add(cs_segment *seg, cs_wire_action *a, const char *instance) {
+int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_action *a,
+                    const char *instance) {
   cs_wire_action *slot;
   char *name;
   int rc;
@@ -110,7 +111,7 @@ int cs__segment_add(cs_segment *seg, cs_wire_action *a, const char *instance) {
     return rc;
   }
   seg->wm.nactions++;
-  return 0;
+  return seg->wm.nactions < CS_SEGMENT_MAX_ACTIONS ? 0 : cs__segment_flush(seg, b, model);
 }
 
 int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model) {
