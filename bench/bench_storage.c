@@ -102,10 +102,9 @@ static void one_run(double out[M__COUNT]) {
   double t;
   int rc;
 
-  cs__wbatch_new(&b);
-
   /* (a) individual puts, each its own atomic write, WAL on, no fsync. */
   db = fresh_db(dir, sizeof(dir));
+  cs__wbatch_new(&b, db);
   t = now_s();
   for (unsigned i = 0; i < DOCS; i++) {
     key_of(&k, i);
@@ -128,11 +127,13 @@ static void one_run(double out[M__COUNT]) {
       die("sync put", rc);
   }
   out[M_PUT_SYNC] = SYNC_PUTS / (now_s() - t);
+  cs__wbatch_free(b);
   cs__db_close(db);
   nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 
   /* (b) the same documents in one batch, on a fresh database. */
   db = fresh_db(dir, sizeof(dir));
+  cs__wbatch_new(&b, db);
   t = now_s();
   cs__wbatch_clear(b);
   for (unsigned i = 0; i < DOCS; i++) {

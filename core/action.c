@@ -11,7 +11,7 @@
 int cs__local_begin(cs_local_ctx *lc, cs_store *s) {
   memset(lc, 0, sizeof(*lc));
   lc->store = s;
-  return cs__wbatch_new(&lc->batch);
+  return cs__wbatch_new(&lc->batch, s->db);
 }
 
 void cs__local_dispose(cs_local_ctx *lc) {

@@ -192,7 +192,7 @@ int cs_cleanup(cs_cleanup_stats *out, cs_store *s) {
   int rc;
 
   CS_LOCK(s);
-  if ((rc = cs__db_size(&st.bytes_before, s->db)) != 0 || (rc = cs__wbatch_new(&b)) != 0)
+  if ((rc = cs__db_size(&st.bytes_before, s->db)) != 0 || (rc = cs__wbatch_new(&b, s->db)) != 0)
     goto done;
   for (size_t i = 0; i < s->nmodels; i++)
     if ((rc = gc_model(&st, s, &s->models[i], b)) != 0)

@@ -434,7 +434,7 @@ int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica
   int rc;
 
   ms.store = s;
-  if ((rc = cs__wbatch_new(&ms.batch)) != 0)
+  if ((rc = cs__wbatch_new(&ms.batch, s->db)) != 0)
     goto done;
   if ((ms.caches = cs__calloc(nm ? nm : 1, sizeof(cs_doc_cache))) == NULL ||
       (ms.models = cs__calloc(nm ? nm : 1, sizeof(cs_model *))) == NULL) {

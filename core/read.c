@@ -49,7 +49,7 @@ int cs_store_locally(cs_store *s, const char *model, const char *instance, const
   }
   json_decref(obj);
   CS_LOCK(s);
-  if ((rc = cs__key_doc(&key, model, instance)) == 0 && (rc = cs__wbatch_new(&b)) == 0) {
+  if ((rc = cs__key_doc(&key, model, instance)) == 0 && (rc = cs__wbatch_new(&b, s->db)) == 0) {
     cs__wbatch_put(b, CS_CF_BASELINE, key.ptr, key.size, json, strlen(json));
     rc = cs__db_write(s->db, b, s->opts.durability == CS_DURABILITY_SYNC);
   }

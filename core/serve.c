@@ -72,7 +72,7 @@ int cs_trust(cs_store *s, const char *hex, const char *const *read, size_t nread
   }
   CS_LOCK(s);
   if ((rc = cs__buf_printf(&key, "trust/%s", hex)) == 0 && (rc = cs__json_dump(&val, rec)) == 0 &&
-      (rc = cs__wbatch_new(&b)) == 0) {
+      (rc = cs__wbatch_new(&b, s->db)) == 0) {
     cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, val.ptr, val.size);
     rc = cs__db_write(s->db, b, true);
   }

@@ -319,7 +319,7 @@ static int load_identity(cs_store *s, bool moved) {
     memcpy(s->key.sk, v.ptr + CS_PUBKEY_LEN, CS_SECKEY_LEN);
   } else {
     /* New store, or a copy of one restored elsewhere: a new identity. */
-    if ((rc = cs__wbatch_new(&b)) != 0)
+    if ((rc = cs__wbatch_new(&b, s->db)) != 0)
       goto done;
     cs__put_be32(fmt, CS_FORMAT_VERSION);
     cs__wbatch_put(b, CS_CF_META, "format", 6, fmt, 4);
@@ -440,7 +440,7 @@ int cs_define_model(cs_store *s, const char *model, const cs_field_def *fields, 
       goto done;
   }
   m->dirty_schema = true;
-  if ((rc = cs__wbatch_new(&b)) != 0 || (rc = cs__store_put_meta(s, b, &m, 1)) != 0 ||
+  if ((rc = cs__wbatch_new(&b, s->db)) != 0 || (rc = cs__store_put_meta(s, b, &m, 1)) != 0 ||
       (rc = cs__db_write(s->db, b, true)) != 0)
     goto done;
   m->dirty_schema = false;

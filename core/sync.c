@@ -90,7 +90,7 @@ static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp)
   uint64_t run_lo = 0, run_hi = 0, first_kept = 0;
   int rc;
 
-  if ((rc = cs__wbatch_new(&b)) != 0 || (rc = cs__outbox_iter(&it, s)) != 0)
+  if ((rc = cs__wbatch_new(&b, s->db)) != 0 || (rc = cs__outbox_iter(&it, s)) != 0)
     goto done;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
@@ -358,7 +358,7 @@ int cs_partial_sync(cs_sync_result *out, cs_store *s, cs_peer *peer, uint64_t si
     rc = cs__validate_msg(s, &resp);
   if (rc == 0)
     rc = cs__merge_msg(&applied, s, &resp, 0, false);
-  if (rc == 0 && (rc = cs__wbatch_new(&b)) == 0) {
+  if (rc == 0 && (rc = cs__wbatch_new(&b, s->db)) == 0) {
     uint8_t be[8];
     cs__put_be64(be, resp.cursor);
     for (size_t i = 0; i < resp.nmodels && rc == 0; i++) {

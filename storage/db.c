@@ -178,7 +178,7 @@ static int check_format(cs_db *db) {
     /* New database (or one that crashed before its first write finished). */
     cs__put_be32(be, CS_STORAGE_FORMAT);
     cs_wbatch *b = NULL;
-    if ((rc = cs__wbatch_new(&b)) != 0)
+    if ((rc = cs__wbatch_new(&b, db)) != 0)
       goto done;
     cs__wbatch_put(b, CS_CF_META, FORMAT_KEY, strlen(FORMAT_KEY), be, 4);
     rc = cs__db_write(db, b, true);
@@ -245,7 +245,7 @@ int cs__db_mark_home(cs_db *db) {
 
   if ((rc = home_encode(here, db->path)) != 0)
     goto done;
-  if ((rc = cs__wbatch_new(&b)) != 0)
+  if ((rc = cs__wbatch_new(&b, db)) != 0)
     goto done;
   cs__wbatch_put(b, CS_CF_META, HOME_KEY, strlen(HOME_KEY), here, sizeof(here));
   rc = cs__db_write(db, b, true);

@@ -9,9 +9,6 @@
 
 #include "storage/storage_int.h"
 
-enum { OP_PUT = 1, OP_DELETE = 2, OP_DELETE_RANGE = 3 };
-#define OP_HEADER 10 /* u8 kind, u8 family, u32 key length, u32 value length */
-
 static int cf_check(const cs_db *db, cs_cf cf, const char *op) {
   if ((unsigned)cf >= CS_CF__COUNT)
     return cs__error(CS_EINVAL, "%s on database '%s': no column family %d", op, db->path, (int)cf);
@@ -95,11 +92,12 @@ done:
 
 /* ---- write batches ---- */
 
-int cs__wbatch_new(cs_wbatch **out) {
+int cs__wbatch_new(cs_wbatch **out, cs_db *db) {
   cs_wbatch *b = cs__calloc(1, sizeof(*b));
   *out = NULL;
   if (!b)
     return CS_ENOMEM;
+  b->db = db;
   b->rb = rocksdb_writebatch_create();
   *out = b;
   return 0;
@@ -108,14 +106,13 @@ int cs__wbatch_new(cs_wbatch **out) {
 void cs__wbatch_free(cs_wbatch *b) {
   if (!b)
     return;
-  cs_buf_dispose(&b->ops);
   if (b->rb)
     rocksdb_writebatch_destroy(b->rb);
   cs__free(b);
 }
 
 void cs__wbatch_clear(cs_wbatch *b) {
-  cs__buf_clear(&b->ops);
+  rocksdb_writebatch_clear(b->rb);
   b->count = 0;
   b->err = 0;
 }
@@ -124,52 +121,41 @@ size_t cs__wbatch_count(const cs_wbatch *b) {
   return b->count;
 }
 
-static void wbatch_add(cs_wbatch *b, int kind, cs_cf cf, const void *key, size_t klen,
-                       const void *val, size_t vlen) {
-  uint8_t hdr[OP_HEADER];
-  uint32_t k32 = (uint32_t)klen, v32 = (uint32_t)vlen;
-
+/* Checks an op before it joins the batch; a failure sticks to the batch. */
+static bool wbatch_check(cs_wbatch *b, cs_cf cf, size_t klen, size_t vlen) {
   if (b->err)
-    return; /* the batch already failed; cs__db_write reports it */
+    return false; /* the batch already failed; cs__db_write reports it */
   if ((unsigned)cf >= CS_CF__COUNT) {
     b->err = cs__error(CS_EINVAL, "write batch op %zu: no column family %d", b->count, (int)cf);
-    return;
+    return false;
   }
   if (klen > UINT32_MAX || vlen > UINT32_MAX) {
     b->err = cs__error(CS_ETOOBIG, "write batch op %zu, family '%s': key %zu / value %zu bytes",
                        b->count, cs__cf_name(cf), klen, vlen);
-    return;
-  }
-  hdr[0] = (uint8_t)kind;
-  hdr[1] = (uint8_t)cf;
-  memcpy(hdr + 2, &k32, 4);
-  memcpy(hdr + 6, &v32, 4);
-  if (cs__buf_grow(&b->ops, b->ops.size + OP_HEADER + klen + vlen) != 0 ||
-      cs__buf_put(&b->ops, hdr, OP_HEADER) != 0 || cs__buf_put(&b->ops, key, klen) != 0 ||
-      cs__buf_put(&b->ops, val, vlen) != 0) {
-    b->err = CS_ENOMEM;
-    return;
+    return false;
   }
   b->count++;
+  return true;
 }
 
 void cs__wbatch_put(cs_wbatch *b, cs_cf cf, const void *key, size_t klen, const void *val,
                     size_t vlen) {
-  wbatch_add(b, OP_PUT, cf, key, klen, val, vlen);
+  if (wbatch_check(b, cf, klen, vlen))
+    rocksdb_writebatch_put_cf(b->rb, b->db->cf[cf], key, klen, val, vlen);
 }
 
 void cs__wbatch_delete(cs_wbatch *b, cs_cf cf, const void *key, size_t klen) {
-  wbatch_add(b, OP_DELETE, cf, key, klen, NULL, 0);
+  if (wbatch_check(b, cf, klen, 0))
+    rocksdb_writebatch_delete_cf(b->rb, b->db->cf[cf], key, klen);
 }
 
 void cs__wbatch_delete_range(cs_wbatch *b, cs_cf cf, const void *begin, size_t blen,
                              const void *end, size_t elen) {
-  wbatch_add(b, OP_DELETE_RANGE, cf, begin, blen, end, elen);
+  if (wbatch_check(b, cf, blen, elen))
+    rocksdb_writebatch_delete_range_cf(b->rb, b->db->cf[cf], begin, blen, end, elen);
 }
 
 int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
-  /* An empty batch has no buffer: no pointer arithmetic on NULL. */
-  const uint8_t *p = (const uint8_t *)b->ops.ptr, *end = p ? p + b->ops.size : p;
   char *err = NULL;
 
   if (b->err)
@@ -177,24 +163,10 @@ int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
                      "write batch of %zu ops on '%s' not applied: an earlier put or delete "
                      "failed (%s)",
                      b->count, db->path, cs_strerror(b->err));
-  rocksdb_writebatch_clear(b->rb);
-  while (p < end) {
-    uint32_t klen, vlen;
-    memcpy(&klen, p + 2, 4);
-    memcpy(&vlen, p + 6, 4);
-    const char *k = (const char *)p + OP_HEADER, *v = k + klen;
-    rocksdb_column_family_handle_t *h = db->cf[p[1]];
-    if (p[0] == OP_PUT)
-      rocksdb_writebatch_put_cf(b->rb, h, k, klen, v, vlen);
-    else if (p[0] == OP_DELETE_RANGE) /* "value" holds the end key */
-      rocksdb_writebatch_delete_range_cf(b->rb, h, k, klen, v, vlen);
-    else
-      rocksdb_writebatch_delete_cf(b->rb, h, k, klen);
-    p += OP_HEADER + klen + vlen;
-  }
+  if (b->db != db)
+    return cs__error(CS_EINVAL, "write batch made for '%s' written to '%s'", b->db->path,
+                     db->path);
   rocksdb_write(db->rdb, sync ? db->wopts_sync : db->wopts_fast, b->rb, &err);
-  /* Drop the copy now so that a large batch does not hold twice its memory. */
-  rocksdb_writebatch_clear(b->rb);
   if (err)
     return cs__db_rocks_error(db, sync ? "write (sync)" : "write", -1, err);
   return 0;

@@ -61,9 +61,9 @@ int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen);
 int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_bytes *keys,
                      size_t n);
 
-/* An atomic write batch. */
+/* An atomic write batch for database `db` (written only there). */
 typedef struct cs_wbatch cs_wbatch;
-int cs__wbatch_new(cs_wbatch **out);
+int cs__wbatch_new(cs_wbatch **out, cs_db *db);
 void cs__wbatch_free(cs_wbatch *b);
 void cs__wbatch_clear(cs_wbatch *b);
 void cs__wbatch_put(cs_wbatch *b, cs_cf cf, const void *key, size_t klen, const void *val,

@@ -26,15 +26,12 @@ struct cs_db {
 };
 
 /*
- * A write batch is recorded as our own op list, not a rocksdb_writebatch_t:
- * RocksDB's batch needs column family handles, which belong to one open
- * database, and cs__wbatch_new() is given none. cs__db_write() replays the
- * list into `rb` (kept to reuse its memory). Op layout, native byte order,
- * in memory only: u8 kind, u8 family, u32 key length, u32 value length, key,
- * value.
+ * A write batch is RocksDB's own, built against the column family handles of
+ * the database it was made for (a copy of the ops would hold a large
+ * batch's bytes twice while it is written).
  */
 struct cs_wbatch {
-  cs_buf ops;
+  cs_db *db;
   size_t count;
   int err; /* sticky: first failure of a void put/delete, reported by cs__db_write */
   rocksdb_writebatch_t *rb;

@@ -659,7 +659,7 @@ Test(engine, corrupt_document_is_named_and_others_stay_readable) {
   cr_assert_eq(cs__db_get(&val, a->db, CS_CF_DOCS, key.ptr, key.size), 0);
   for (size_t i = 9; i < val.size; i += 3)
     val.ptr[i] ^= 0x5a;
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, a->db), 0);
   cs__wbatch_put(b, CS_CF_DOCS, key.ptr, key.size, val.ptr, val.size);
   cr_assert_eq(cs__db_write(a->db, b, true), 0);
   cs__wbatch_free(b);

@@ -28,7 +28,7 @@ static cs_db *open_new(bool *moved) {
 
 static void put1(cs_db *db, cs_cf cf, const char *k, const char *v) {
   cs_wbatch *b = NULL;
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   cs__wbatch_put(b, cf, k, strlen(k), v, strlen(v));
   cr_assert_eq(cs__db_write(db, b, false), 0, "%s", cs_errmsg());
   cs__wbatch_free(b);
@@ -132,7 +132,7 @@ Test(storage_db, put_get_delete) {
   put1(db, CS_CF_DOCS, "alpha", "two");
   expect_value(db, CS_CF_DOCS, "alpha", "two");
 
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   cs__wbatch_delete(b, CS_CF_DOCS, "alpha", 5);
   cr_expect_eq(cs__wbatch_count(b), 1);
   cr_assert_eq(cs__db_write(db, b, true), 0, "%s", cs_errmsg());
@@ -162,7 +162,7 @@ Test(storage_db, failed_batch_applies_nothing) {
   cs_wbatch *b = NULL;
   cs_buf out = CS_BUF_INIT;
 
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   cs__wbatch_put(b, CS_CF_DOCS, "a", 1, "1", 1);
   cs__wbatch_put(b, (cs_cf)99, "b", 1, "2", 1);
   cs__wbatch_put(b, CS_CF_DOCS, "c", 1, "3", 1);
@@ -178,6 +178,29 @@ Test(storage_db, failed_batch_applies_nothing) {
   cs_buf_dispose(&out);
   cs__wbatch_free(b);
   cs__db_close(db);
+}
+
+Test(storage_db, batch_is_written_only_to_its_own_database) {
+  cs_db *db = open_new(NULL), *other = NULL;
+  cs_wbatch *b = NULL;
+  cs_buf out = CS_BUF_INIT;
+  char path2[600];
+  bool moved;
+
+  snprintf(path2, sizeof(path2), "%s-other", dbpath);
+  cr_assert_eq(cs__db_open(&other, &moved, path2, NULL), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cs__wbatch_put(b, CS_CF_DOCS, "a", 1, "1", 1);
+  cr_expect_eq(cs__db_write(other, b, false), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "made for") != NULL, "message: %s", cs_errmsg());
+  cr_expect_eq(cs__db_get(&out, other, CS_CF_DOCS, "a", 1), CS_ENOTFOUND);
+  cr_expect_eq(cs__db_write(db, b, false), 0);
+  expect_value(db, CS_CF_DOCS, "a", "1");
+  cs_buf_dispose(&out);
+  cs__wbatch_free(b);
+  cs__db_close(other);
+  cs__db_close(db);
+  st_rmtree(path2);
 }
 
 /* ---- batch atomicity seen by a concurrent reader ---- */
@@ -196,7 +219,7 @@ static void *atom_writer(void *p) {
   cs_wbatch *b = NULL;
   char key[16], val[24];
 
-  if ((c->rc = cs__wbatch_new(&b)) != 0)
+  if ((c->rc = cs__wbatch_new(&b, c->db)) != 0)
     goto done;
   for (unsigned n = 1; n <= c->rounds && c->rc == 0; n++) {
     cs__wbatch_clear(b);
@@ -253,7 +276,7 @@ Test(storage_db, large_batch_visible_only_after_write) {
   cs_buf out = CS_BUF_INIT, key = CS_BUF_INIT;
   unsigned n = st_scale(20000);
 
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   for (unsigned i = 0; i < n; i++) {
     cs__buf_clear(&key);
     cr_assert_eq(cs__key_u64(&key, i), 0);
@@ -317,7 +340,7 @@ Test(storage_db, iteration_orders_big_endian_keys_within_bounds) {
   uint64_t *cur = calloc(n, sizeof(*cur));
   const char *models[] = {"Profile", "Post", "Profile2", "P"};
 
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   for (unsigned i = 0; i < n; i++) {
     /* Mix magnitudes so byte-order bugs (little-endian, text) show. */
     uint64_t c = st_rand(&rs) >> (st_rand(&rs) % 64);
@@ -384,7 +407,7 @@ Test(storage_db, iteration_orders_big_endian_keys_within_bounds) {
     cr_expect_not(cs__iter_valid(it), "empty family");
     cs__iter_free(it);
     cs_wbatch *b2 = NULL;
-    cs__wbatch_new(&b2);
+    cs__wbatch_new(&b2, db);
     for (uint64_t i = 10; i <= 100; i += 10) {
       cs__buf_clear(&k2);
       cs__key_u64(&k2, i);
@@ -491,7 +514,7 @@ Test(storage_db, newer_format_is_refused) {
   uint8_t be[4];
   cs__put_be32(be, CS_STORAGE_FORMAT + 1);
   cs_wbatch *b = NULL;
-  cs__wbatch_new(&b);
+  cs__wbatch_new(&b, db);
   cs__wbatch_put(b, CS_CF_META, "format", 6, be, 4);
   cr_assert_eq(cs__db_write(db, b, true), 0);
   cs__db_close(db);
@@ -554,7 +577,7 @@ Test(storage_db, compaction_returns_space_of_deleted_keys) {
   uint8_t val[200];
 
   cr_assert_eq(cs__db_size(&empty0, db), 0, "%s", cs_errmsg());
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   for (unsigned i = 0; i < n; i++) {
     for (size_t j = 0; j < sizeof(val); j++)
       val[j] = (uint8_t)st_rand(&rs); /* incompressible */
@@ -637,7 +660,7 @@ static void *mt_worker(void *p) {
   cs_buf k = CS_BUF_INIT, v = CS_BUF_INIT;
   char val[32];
 
-  if ((c->rc = cs__wbatch_new(&b)) != 0)
+  if ((c->rc = cs__wbatch_new(&b, c->db)) != 0)
     return NULL;
   for (unsigned i = 0; i < c->n && c->rc == 0; i++) {
     cs__buf_clear(&k);
@@ -705,7 +728,7 @@ Test(storage_db, delete_range_removes_exactly_the_range) {
   cs_buf out = CS_BUF_INIT;
   uint8_t k[8], lo[8], hi[8];
 
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   for (uint64_t i = 1; i <= 100; i++) {
     cs__put_be64(k, i);
     cs__wbatch_put(b, CS_CF_OUTBOX, k, 8, "v", 1);
@@ -736,7 +759,7 @@ Test(storage_db, damaged_table_file_is_corrupt) {
   int rc = 0;
 
   memset(val, 'v', sizeof(val));
-  cr_assert_eq(cs__wbatch_new(&b), 0);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
   for (int i = 0; i < 2000; i++) {
     snprintf(key, sizeof(key), "key%06d", i);
     cs__wbatch_put(b, CS_CF_DOCS, key, strlen(key), val, sizeof(val));

@@ -102,7 +102,7 @@ static void child_run(const char *path, bool sync, uint64_t seed, int fd) {
   rc = cs__db_get(&cur, db, CS_CF_META, "counter", 7);
   if (rc == 0 && cur.size == 8)
     n = cs__get_be64((const uint8_t *)cur.ptr);
-  cs__wbatch_new(&b);
+  cs__wbatch_new(&b, db);
   for (;;) {
     n++;
     batch_fill(b, &key, &val, seed, n);
