@@ -176,7 +176,7 @@ static void raw_rocksdb(figures *f, const char *dir, int docs, size_t avg, int r
 
   memset(val, 'x', avg);
   snprintf(path, sizeof(path), "%s/raw", dir);
-  if (cs__db_open(&db, &moved, path, &o) || cs__wbatch_new(&b))
+  if (cs__db_open(&db, &moved, path, &o) || cs__wbatch_new(&b, db))
     die("raw open");
   t0 = now_s();
   for (int d = 0; d < docs; d++) {
