@@ -104,4 +104,11 @@ void cs__hex_encode(char *out, const uint8_t *in, size_t len);
 /* Decodes exactly 2*len hex digits; 0 or CS_EINVAL. */
 int cs__hex_decode(uint8_t *out, size_t len, const char *hex);
 
+/* ---- text ---- */
+
+/* The offset of the first byte that is not part of well-formed UTF-8 (no
+ * overlong forms, surrogates or code points above U+10FFFF; NUL counts as
+ * invalid since names and strings are C strings), or len when all is. */
+size_t cs__utf8_check(const char *p, size_t len);
+
 #endif /* CS_BASE_H */

@@ -45,3 +45,36 @@ int cs__hex_decode(uint8_t *out, size_t len, const char *hex) {
   }
   return 0;
 }
+
+size_t cs__utf8_check(const char *p, size_t len) {
+  const uint8_t *s = (const uint8_t *)p;
+  size_t i = 0;
+  while (i < len) {
+    uint8_t c = s[i];
+    size_t n;
+    uint32_t cp, min;
+    if (c >= 0x01 && c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xc2 && c <= 0xdf)
+      n = 1, cp = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+      n = 2, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+      n = 3, cp = c & 0x07, min = 0x10000;
+    else
+      return i; /* NUL, a continuation byte, 0xc0/0xc1 or 0xf5.. */
+    if (len - i <= n)
+      return i;
+    for (size_t k = 1; k <= n; k++) {
+      if ((s[i + k] & 0xc0) != 0x80)
+        return i;
+      cp = cp << 6 | (s[i + k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return i;
+    i += n + 1;
+  }
+  return len;
+}

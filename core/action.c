@@ -143,10 +143,13 @@ done:
 /* -------------------------------------------------------- JSON actions */
 
 static int check_name(const char *what, const char *name) {
+  size_t len, bad;
   if (!name || !*name)
     return cs__error(CS_EINVAL, "%s is empty", what);
-  if (strlen(name) > CS_WIRE_MAX_NAME)
+  if ((len = strlen(name)) > CS_WIRE_MAX_NAME)
     return cs__error(CS_EINVAL, "%s is longer than %d bytes", what, CS_WIRE_MAX_NAME);
+  if ((bad = cs__utf8_check(name, len)) < len)
+    return cs__error(CS_EINVAL, "%s is not UTF-8 (byte %zu)", what, bad);
   return 0;
 }
 
@@ -469,9 +472,14 @@ static int batch_str(cs_batch *b, const char *model, const char *instance, const
                      uint8_t kind, int op, const char *str) {
   cs_val v;
   int rc;
+  size_t len, bad;
   if (!str)
     return cs__error(CS_EINVAL, "field '%s': value is NULL", field ? field : "");
-  if ((rc = cs__val_str(&v, str, strlen(str))) != 0)
+  len = strlen(str);
+  if ((bad = cs__utf8_check(str, len)) < len)
+    return cs__error(CS_EINVAL, "field '%s': value is not UTF-8 (byte %zu)", field ? field : "",
+                     bad);
+  if ((rc = cs__val_str(&v, str, len)) != 0)
     return rc;
   rc = batch_one(b, model, instance, field, kind, op, &v, 0);
   cs__val_dispose(&v);

@@ -30,6 +30,8 @@ int cs__model_get(cs_model **out, cs_store *s, const char *name) {
     return cs__error(CS_EINVAL, "model name is empty");
   if (strlen(name) > CS_WIRE_MAX_NAME)
     return cs__error(CS_EINVAL, "model name is longer than %d bytes", CS_WIRE_MAX_NAME);
+  if (cs__utf8_check(name, strlen(name)) < strlen(name))
+    return cs__error(CS_EINVAL, "model name '%s' is not UTF-8", name);
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
     if (strcmp(s->models[mid].name, name) < 0)
@@ -412,6 +414,10 @@ int cs_define_model(cs_store *s, const char *model, const cs_field_def *fields, 
     cs_schema_field *old;
     if (!f->name || !*f->name) {
       rc = cs__error(CS_EINVAL, "model '%s': field %zu has no name", model, i);
+      goto done;
+    }
+    if (cs__utf8_check(f->name, strlen(f->name)) < strlen(f->name)) {
+      rc = cs__error(CS_EINVAL, "model '%s': the name of field %zu is not UTF-8", model, i);
       goto done;
     }
     if (f->type < CS_FIELD_AUTO || f->type > CS_FIELD_COUNTER) {

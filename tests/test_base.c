@@ -64,3 +64,25 @@ Test(base_bytes, big_endian_orders_numerically) {
   cs__put_be32(a, 0xdeadbeef);
   cr_expect_eq(cs__get_be32(a), 0xdeadbeef);
 }
+
+Test(base, utf8_check) {
+  static const struct {
+    const char *s;
+    size_t len, bad;
+  } cases[] = {
+      {"", 0, 0},
+      {"plain", 5, 5},
+      {"caf\xc3\xa9", 5, 5},
+      {"\xe2\x82\xac \xf0\x9f\x98\x80", 8, 8}, /* euro sign, emoji */
+      {"a\xff" "b", 3, 1},                       /* never valid */
+      {"\xc0\x80", 2, 0},                         /* overlong NUL */
+      {"\xe0\x80\xaf", 3, 0},                     /* overlong '/' */
+      {"\xed\xa0\x80", 3, 0},                     /* surrogate U+D800 */
+      {"\xf4\x90\x80\x80", 4, 0},                 /* above U+10FFFF */
+      {"ab\xe2\x82", 4, 2},                       /* truncated sequence */
+      {"a\x80", 2, 1},                            /* lone continuation byte */
+      {"a\0b", 3, 1},                             /* NUL */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    cr_expect_eq(cs__utf8_check(cases[i].s, cases[i].len), cases[i].bad, "case %zu", i);
+}

@@ -416,6 +416,23 @@ Test(engine, bad_input_changes_nothing) {
   cr_expect_eq(cs_define_model(a, "UserProfile", bad, 1), CS_EINVAL);
   cr_expect(strstr(cs_errmsg(), "already a set") != NULL, "%s", cs_errmsg());
   cr_expect_eq(cs_store_locally(a, "UserProfile", "p", "{oops"), CS_EINVAL);
+  /* Text that is not UTF-8, through every door that takes a C string. */
+  cs_action bad_inst = {CS_ACTION_UPDATE, "UserProfile", "p\xff", "{\"x\":1}"};
+  cr_expect_eq(cs_queue_offline_action(a, &bad_inst), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "instance id is not UTF-8") != NULL, "%s", cs_errmsg());
+  cs_action bad_model = {CS_ACTION_UPDATE, "User\xc0\x80", "p", "{\"x\":1}"};
+  cr_expect_eq(cs_queue_offline_action(a, &bad_model), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "model name is not UTF-8") != NULL, "%s", cs_errmsg());
+  cs_batch *bt;
+  cr_assert_eq(cs_batch_begin(&bt, a), 0);
+  cr_expect_eq(cs_batch_set_str(bt, "UserProfile", "p", "name", "bad\xfe"), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "value is not UTF-8") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(cs_batch_set_add(bt, "UserProfile", "p", "tags\xed\xa0\x80", "x"), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "field name is not UTF-8") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(cs_batch_commit(bt), 0);
+  cs_field_def bad_def[] = {{"f\xff", CS_FIELD_SET, CS_POLICY_SURFACE}};
+  cr_expect_eq(cs_define_model(a, "UserProfile", bad_def, 1), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "not UTF-8") != NULL, "%s", cs_errmsg());
   cr_expect_eq(cs_resolve_conflict(a, "00112233445566778899aabbccddeeff",
                                    &(cs_resolution){CS_RESOLVE_PICK, 0, NULL}),
                CS_ENOTFOUND);
