@@ -8,8 +8,6 @@
 #include <stdlib.h>
 
 #include "core/engine.h"
-#include <stdlib.h>
-#include "/tmp/prof.h"
 
 /* ------------------------------------------------------------ peer records */
 
@@ -455,11 +453,9 @@ int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica
       goto fail;
     ms.ncaches++;
   }
-  double t0 = pf_now();
   for (size_t i = 0; i < nm; i++)
     if ((rc = merge_section(&ms, &msg->models[i], &ms.caches[i])) != 0)
       goto fail;
-  double t1 = pf_now();
   for (size_t i = 0; i < nm; i++) {
     if ((rc = cs__cache_flush(&ms.caches[i], s, ms.batch)) != 0)
       goto fail;
@@ -469,12 +465,9 @@ int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica
     if (ms.floor_dirty && (rc = put_floor(ms.batch, ms.models[i])) != 0)
       goto fail;
   }
-  double t2 = pf_now();
   if ((rc = cs__store_put_meta(s, ms.batch, ms.models, nm)) != 0 ||
       (rc = cs__db_write(s->db, ms.batch, durable)) != 0)
     goto fail;
-  double t3 = pf_now();
-  if (getenv("CS_PF")) fprintf(stderr, "    merge: sections %.1f flush %.1f write %.1f ms\n", (t1-t0)*1000, (t2-t1)*1000, (t3-t2)*1000);
   if (out_applied)
     *out_applied = ms.applied;
   goto done;

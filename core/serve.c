@@ -7,8 +7,6 @@
 #include <stdlib.h>
 
 #include "core/engine.h"
-#include <stdlib.h>
-#include "/tmp/prof.h"
 
 /* ----------------------------------------------------------- authorization */
 
@@ -124,7 +122,6 @@ static int serve_sync(cs_buf *response, cs_store *s, cs_sync_msg *req, const acc
       return cs__error(CS_EAUTH, "this key may not write model '%s'", req->models[i].name);
   if ((rc = cs__merge_msg(NULL, s, req, req->sender, s->opts.durability == CS_DURABILITY_SYNC)) != 0)
     return rc;
-  PF_MARK("B merge");
   resp.type = CS_MSG_SYNC_RESPONSE;
   resp.sender = s->self;
   resp.clock = cs__clock_tick(&s->clock, cs__now_ms());
@@ -152,12 +149,9 @@ static int serve_sync(cs_buf *response, cs_store *s, cs_sync_msg *req, const acc
     if (rc)
       goto done;
   }
-  PF_MARK("B collect");
   rc = cs__codec_encode_msg(response, &resp);
-  PF_MARK("B encode");
 done:
   cs__sync_msg_dispose(&resp);
-  PF_MARK("B dispose resp");
   return rc;
 }
 
@@ -202,10 +196,8 @@ int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char 
   int rc;
 
   *http_status = 200;
-  PF_START();
   if ((rc = cs__codec_decode_msg(&req, reqb, len)) != 0)
     goto done;
-  PF_MARK("B decode request");
   if (sender_key && req.sender != cs__replica_id(sender_key)) {
     rc = cs__error(CS_EAUTH, "message claims sender %016llx but is signed by another key",
                    (unsigned long long)req.sender);
@@ -216,7 +208,6 @@ int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char 
     rc = access_load(&ac, s, sender_key);
   if (rc == 0)
     rc = cs__validate_msg(s, &req);
-  PF_MARK("B validate");
   if (rc == 0) {
     if (strcmp(path, "/v1/sync") == 0 && req.type == CS_MSG_SYNC_REQUEST)
       rc = serve_sync(response, s, &req, &ac);
@@ -231,7 +222,6 @@ done:
     *http_status = status_of(rc);
   json_decref(ac.rights);
   cs__sync_msg_dispose(&req);
-  PF_MARK("B dispose req");
   return rc;
 }
 

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 
 #include "core/engine.h"
-#include <stdlib.h>
-#include "/tmp/prof.h"
 
 /* ------------------------------------------------------------ the client */
 
@@ -243,29 +241,23 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
   for (int round = 0; round < 3; round++) {
     size_t sent = 0, applied = 0, dropped = 0;
     cs__buf_clear(&req);
-    PF_START();
     CS_LOCK(s);
     rc = build_request(&req, &sent, s, have_prev ? 0 : memo_get(peer), have_prev ? &prev : NULL);
     CS_UNLOCK(s);
     if (rc)
       goto done;
-    PF_MARK("A build+encode request");
     out->bytes_sent += req.size;
     cs__sync_msg_dispose(&resp);
     memset(&resp, 0, sizeof(resp));
     if ((rc = exchange(&resp, &out->bytes_received, peer, "/v1/sync", &req,
                        CS_MSG_SYNC_RESPONSE)) != 0)
       goto done;
-    PF_MARK("A exchange+decode");
     CS_LOCK(s);
     rc = cs__validate_msg(s, &resp);
-    PF_MARK("A validate");
     if (rc == 0)
       rc = cs__merge_msg(&applied, s, &resp, resp.sender, false);
-    PF_MARK("A merge");
     if (rc == 0)
       rc = outbox_ack(&dropped, s, &resp);
-    PF_MARK("A outbox ack");
     bool again = rc == 0 && peer_lacks_ours(s, &resp);
     CS_UNLOCK(s);
     if (rc)
@@ -284,11 +276,9 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
   CS_LOCK(s);
   rc = finish_result(out, s);
   CS_UNLOCK(s);
-  PF_MARK("A finish result");
 done:
   cs__sync_msg_dispose(&resp);
   cs__sync_msg_dispose(&prev);
-  PF_MARK("A dispose");
   cs_buf_dispose(&req);
   cs_sync_result_dispose(&local);
   return rc;
