@@ -26,80 +26,109 @@ int cs__doc_conflicts_of(cs_conflict_list *out, const cs_doc *doc, cs_model *m,
   return cs__doc_conflicts(out, doc, m->name, instance, cs__field_is_silent, m, cs__blake2b);
 }
 
-static json_t *replica_json(cs_replica r) {
-  char hex[17];
-  snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)r);
-  return json_string(hex);
+/* `"key":` with the separator before it unless first. */
+static int put_key(cs_buf *out, const char *key, bool first) {
+  int rc = first ? 0 : cs__buf_putc(out, ',');
+  if (rc == 0)
+    rc = cs__json_put_str(out, key, strlen(key));
+  return rc ? rc : cs__buf_putc(out, ':');
 }
 
-static json_t *conflict_json(const cs_doc *doc, const char *model, const char *instance,
-                             const cs_conflict *c) {
+static int put_name(cs_buf *out, const char *key, const char *name) {
+  int rc = put_key(out, key, false);
+  return rc ? rc : cs__json_put_str(out, name, strlen(name));
+}
+
+/* One sibling: {"deleted"?, "replica", "time", "value"?} in key order. */
+static int put_sibling(cs_buf *out, int deleted, cs_dot dot, cs_hlc hlc, const cs_val *val) {
+  int rc = cs__buf_putc(out, '{');
+  if (rc == 0 && deleted >= 0)
+    rc = cs__buf_printf(out, "\"deleted\":%s,", deleted ? "true" : "false");
+  if (rc == 0)
+    rc = cs__buf_printf(out, "\"replica\":\"%016llx\",\"time\":%llu",
+                        (unsigned long long)dot.replica, (unsigned long long)CS_HLC_MS(hlc));
+  if (rc == 0 && val && (rc = put_key(out, "value", false)) == 0)
+    rc = cs__json_put_val(out, val);
+  return rc ? rc : cs__buf_putc(out, '}');
+}
+
+/* Did the delete of conflict c miss a write to field f (a dot of c's list)? */
+static bool field_updated(const cs_field *f, const cs_conflict *c) {
+  for (size_t k = 0; k < c->ndots; k++) {
+    if (f->kind == CS_KIND_REG) {
+      for (size_t e = 0; e < f->u.reg.len; e++)
+        if (cs__dot_cmp(&f->u.reg.entries[e].dot, &c->dots[k]) == 0)
+          return true;
+    } else if (f->kind == CS_KIND_SET) {
+      for (size_t e = 0; e < f->u.set.len; e++)
+        for (size_t d = 0; d < f->u.set.elems[e].ndots; d++)
+          if (cs__dot_cmp(&f->u.set.elems[e].dots[d], &c->dots[k]) == 0)
+            return true;
+    }
+  }
+  return false;
+}
+
+/*
+ * One conflict as the JSON object cs_list_conflicts shows, keys in order:
+ * written directly rather than built as a jansson tree and dumped, since a
+ * merge that opens thousands of conflicts renders each one.
+ */
+int cs__conflict_render(cs_buf *out, const cs_doc *doc, const char *model, const char *instance,
+                        const cs_conflict *c) {
   char id[2 * CS_CONFLICT_ID_LEN + 1];
-  json_t *o, *sibs = json_array();
+  size_t start = out->size;
+  bool value = c->kind == CS_CONFLICT_VALUE;
+  const cs_field *f = value && c->field ? cs__doc_field(doc, c->field) : NULL;
+  int rc;
 
   cs__hex_encode(id, c->id, CS_CONFLICT_ID_LEN);
-  if (c->kind == CS_CONFLICT_VALUE) {
-    const cs_field *f = cs__doc_field(doc, c->field);
+  if ((rc = cs__buf_puts(out, "{\"field\":")) != 0 ||
+      (rc = value ? cs__json_put_str(out, c->field, strlen(c->field))
+                  : cs__buf_puts(out, "null")) != 0 ||
+      (rc = put_name(out, "id", id)) != 0 || (rc = put_name(out, "instance", instance)) != 0 ||
+      (rc = put_name(out, "kind", value ? "value" : "delete_update")) != 0 ||
+      (rc = put_name(out, "model", model)) != 0 || (rc = put_key(out, "siblings", false)) != 0 ||
+      (rc = cs__buf_putc(out, '[')) != 0)
+    goto done;
+  if (value) {
     const cs_reg_entry *vis = f ? cs__reg_visible(&f->u.reg) : NULL;
-    for (size_t i = 0; f && i < f->u.reg.len; i++) {
+    for (size_t i = 0; f && i < f->u.reg.len && rc == 0; i++) {
       const cs_reg_entry *e = &f->u.reg.entries[i];
-      json_array_append_new(sibs, json_pack("{s:o, s:o, s:I}", "value", cs__val_to_json(&e->val),
-                                            "replica", replica_json(e->dot.replica), "time",
-                                            (json_int_t)CS_HLC_MS(e->hlc)));
+      if (i == 0 || (rc = cs__buf_putc(out, ',')) == 0)
+        rc = put_sibling(out, -1, e->dot, e->hlc, &e->val);
     }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "id", id, "model", model, "instance",
-                  instance, "field", c->field, "kind", "value", "visible",
-                  vis ? cs__val_to_json(&vis->val) : json_null(), "siblings", sibs);
+    if (rc == 0 && (rc = cs__buf_puts(out, "],\"visible\":")) == 0)
+      rc = vis ? cs__json_put_val(out, &vis->val) : cs__buf_puts(out, "null");
   } else {
-    json_t *fields = json_array();
-    for (size_t i = 0; i < doc->nexist; i++) {
+    bool first = true;
+    for (size_t i = 0; i < doc->nexist && rc == 0; i++) {
       const cs_exist_entry *e = &doc->exist[i];
-      json_array_append_new(sibs, json_pack("{s:b, s:o, s:I}", "deleted", !e->alive, "replica",
-                                            replica_json(e->dot.replica), "time",
-                                            (json_int_t)CS_HLC_MS(e->hlc)));
+      if (i == 0 || (rc = cs__buf_putc(out, ',')) == 0)
+        rc = put_sibling(out, !e->alive, e->dot, e->hlc, NULL);
     }
     /* The fields written concurrently with the delete (dots past the
      * existence entries in the conflict's dot list). */
-    for (size_t i = 0; i < doc->nfields; i++) {
-      const cs_field *f = &doc->fields[i];
-      bool hit = false;
-      for (size_t k = 0; k < c->ndots && !hit; k++) {
-        if (f->kind == CS_KIND_REG)
-          for (size_t e = 0; e < f->u.reg.len && !hit; e++)
-            hit = cs__dot_cmp(&f->u.reg.entries[e].dot, &c->dots[k]) == 0;
-        else if (f->kind == CS_KIND_SET)
-          for (size_t e = 0; e < f->u.set.len && !hit; e++)
-            for (size_t d = 0; d < f->u.set.elems[e].ndots && !hit; d++)
-              hit = cs__dot_cmp(&f->u.set.elems[e].dots[d], &c->dots[k]) == 0;
-      }
-      if (hit)
-        json_array_append_new(fields, json_string(f->name));
+    if (rc == 0)
+      rc = cs__buf_puts(out, "],\"updated_fields\":[");
+    for (size_t i = 0; i < doc->nfields && rc == 0; i++) {
+      if (!field_updated(&doc->fields[i], c))
+        continue;
+      if (first || (rc = cs__buf_putc(out, ',')) == 0)
+        rc = cs__json_put_str(out, doc->fields[i].name, strlen(doc->fields[i].name));
+      first = false;
     }
-    o = json_pack("{s:s, s:s, s:s, s:n, s:s, s:n, s:o, s:o}", "id", id, "model", model,
-                  "instance", instance, "field", "kind", "delete_update", "visible", "siblings",
-                  sibs, "updated_fields", fields);
+    if (rc == 0)
+      rc = cs__buf_puts(out, "],\"visible\":null");
   }
-  return o;
-}
-
-int cs__conflict_render(cs_buf *out, const cs_doc *doc, const char *model, const char *instance,
-                        const cs_conflict *c) {
-  json_t *o = conflict_json(doc, model, instance, c);
-  int rc;
-  if (!o)
-    return cs__error(CS_ENOMEM, "out of memory rendering a conflict of '%s/%s'", model, instance);
-  rc = cs__json_dump(out, o);
-  json_decref(o);
-  return rc;
-}
-
-int cs__conflicts_to_json(json_t *arr, cs_store *s, cs_model *m, const char *instance,
-                          const cs_doc *doc, const cs_conflict_list *l) {
-  (void)s;
-  for (size_t i = 0; i < l->len; i++) {
-    json_t *o = conflict_json(doc, m->name, instance, &l->items[i]);
-    if (!o || json_array_append_new(arr, o) != 0)
-      return cs__error(CS_ENOMEM, "out of memory listing conflicts");
+  if (rc == 0)
+    rc = cs__buf_putc(out, '}');
+done:
+  if (rc) {
+    out->size = start;
+    if (out->ptr)
+      out->ptr[start] = '\0';
+    return cs__error(rc, "rendering a conflict of '%s/%s'", model, instance);
   }
   return 0;
 }

@@ -112,6 +112,10 @@ json_t *cs__val_to_json(const cs_val *v);
 /* The JSON view of a document (visible values), or NULL on ENOMEM. */
 json_t *cs__doc_to_json(const cs_doc *doc);
 int cs__json_dump(cs_buf *out, const json_t *j);
+/* Appends a JSON string (len bytes of UTF-8) or a value, written as
+ * cs__json_dump writes the same thing. */
+int cs__json_put_str(cs_buf *out, const char *s, size_t len);
+int cs__json_put_val(cs_buf *out, const cs_val *v);
 
 /* ---- action.c ---- */
 /* Applies one JSON action to the cache as a delta, logs it and queues it. */
@@ -226,8 +230,6 @@ void cs__peer_forget(const cs_peer *p);
 int cs__doc_conflicts_of(cs_conflict_list *out, const cs_doc *doc, cs_model *m,
                          const char *instance);
 bool cs__doc_may_conflict(const cs_doc *doc);
-int cs__conflicts_to_json(json_t *arr, cs_store *s, cs_model *m, const char *instance,
-                          const cs_doc *doc, const cs_conflict_list *l);
 int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s);
 /* Drops the cached list: called by whoever puts a change to the conflict
  * index into a write batch (the list is rebuilt on next use). */

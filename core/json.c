@@ -1,4 +1,9 @@
-/* The JSON boundary: values in, documents out (jansson). */
+/*
+ * The JSON boundary: values in and documents out through jansson, plus a
+ * direct writer for the hot path (conflict records rendered at every merge)
+ * whose output is byte for byte what jansson's compact, key-sorted dump of
+ * the same value would be (tests/test_engine.c checks it on random values).
+ */
 #include <jansson.h>
 #include <math.h>
 
@@ -130,4 +135,103 @@ json_t *cs__doc_to_json(const cs_doc *doc) {
   if (!obj)
     cs__error(CS_ENOMEM, "out of memory building JSON");
   return obj;
+}
+
+/* ------------------------------------------------------- direct writer */
+
+int cs__json_put_str(cs_buf *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
+  size_t run = 0;
+  int rc = cs__buf_putc(out, '"');
+  for (size_t i = 0; i < len && rc == 0; i++) {
+    uint8_t c = (uint8_t)s[i];
+    char esc[7] = {'\\', 0};
+    size_t n = 2;
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    switch (c) {
+    case '"':
+    case '\\':
+      esc[1] = (char)c;
+      break;
+    case '\b':
+      esc[1] = 'b';
+      break;
+    case '\f':
+      esc[1] = 'f';
+      break;
+    case '\n':
+      esc[1] = 'n';
+      break;
+    case '\r':
+      esc[1] = 'r';
+      break;
+    case '\t':
+      esc[1] = 't';
+      break;
+    default:
+      memcpy(esc + 1, "u00", 3);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      n = 6;
+    }
+    if ((rc = cs__buf_put(out, s + run, i - run)) == 0)
+      rc = cs__buf_put(out, esc, n);
+    run = i + 1;
+  }
+  if (rc == 0 && (rc = cs__buf_put(out, s + run, len - run)) == 0)
+    rc = cs__buf_putc(out, '"');
+  return rc;
+}
+
+/* A double as jansson writes it: %.17g, ".0" when it would read back as an
+ * integer, the exponent without '+' or leading zeros. */
+static int put_double(cs_buf *out, double d) {
+  char buf[40], *e;
+  int n;
+  if (!isfinite(d))
+    return cs__buf_puts(out, "null");
+  n = snprintf(buf, sizeof(buf) - 2, "%.17g", d);
+  if (n < 0 || (size_t)n >= sizeof(buf) - 2)
+    return cs__error(CS_EINTERNAL, "formatting a double");
+  if (!strchr(buf, '.') && !strchr(buf, 'e'))
+    memcpy(buf + n, ".0", 3);
+  if ((e = strchr(buf, 'e')) != NULL) {
+    char *from = e + 1, *to = e + 1;
+    if (*from == '+')
+      from++;
+    else if (*from == '-')
+      from++, to++;
+    while (*from == '0' && from[1])
+      from++;
+    memmove(to, from, strlen(from) + 1);
+  }
+  return cs__buf_puts(out, buf);
+}
+
+int cs__json_put_val(cs_buf *out, const cs_val *v) {
+  switch (v->type) {
+  case CS_VAL_NULL:
+    return cs__buf_puts(out, "null");
+  case CS_VAL_BOOL:
+    return cs__buf_puts(out, v->u.b ? "true" : "false");
+  case CS_VAL_INT:
+    return cs__buf_printf(out, "%lld", (long long)v->u.i);
+  case CS_VAL_DOUBLE:
+    return put_double(out, v->u.d);
+  case CS_VAL_STR:
+    return cs__json_put_str(out, v->u.s.ptr, v->u.s.len);
+  case CS_VAL_BYTES: {
+    char *hex = cs__malloc((size_t)v->u.s.len * 2 + 1);
+    int rc;
+    if (!hex)
+      return CS_ENOMEM;
+    cs__hex_encode(hex, (const uint8_t *)v->u.s.ptr, v->u.s.len);
+    if ((rc = cs__buf_puts(out, "{\"$bytes\":\"")) == 0 && (rc = cs__buf_puts(out, hex)) == 0)
+      rc = cs__buf_puts(out, "\"}");
+    cs__free(hex);
+    return rc;
+  }
+  }
+  return cs__buf_puts(out, "null");
 }
