@@ -228,6 +228,17 @@ done:
   return rc;
 }
 
+int cs__cache_slots(cs_doc_slot **out, cs_doc_cache *c, char *const *instances, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    bool found;
+    cs_doc_slot *sl = slot_find(c, instances[i], &found);
+    if (!found || !sl->loaded)
+      return cs__error(CS_EINTERNAL, "instance '%s' was not read before use", instances[i]);
+    out[i] = sl;
+  }
+  return 0;
+}
+
 static bool list_has(const cs_conflict_list *l, const uint8_t *id) {
   for (size_t i = 0; i < l->len; i++)
     if (memcmp(l->items[i].id, id, CS_CONFLICT_ID_LEN) == 0)

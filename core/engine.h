@@ -95,6 +95,9 @@ void cs__cache_dispose(cs_doc_cache *c);
 int cs__cache_get(cs_doc_slot **out, cs_doc_cache *c, cs_store *s, const char *instance);
 /* Reads many instances at once (RocksDB multi-get) into the cache. */
 int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, size_t n);
+/* The slots of instances already read, in order: out[i] stays valid until
+ * the cache gets another instance. */
+int cs__cache_slots(cs_doc_slot **out, cs_doc_cache *c, char *const *instances, size_t n);
 /* Writes every dirty document, its change-index entry and conflict index
  * changes into the batch. Assigns new change cursors. */
 int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b);
