@@ -339,6 +339,7 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
   cs_store *s = ms->store;
   cs_model *m = c->model;
   cs_dotset before = CS_DOTSET_INIT;
+  cs_doc_slot **slots = NULL;
   cs_segment seg;
   int rc;
 
@@ -355,6 +356,14 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
   if ((rc = cs__dotset_copy(&before, &m->knowledge)) != 0 ||
       (rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
     goto done;
+  /* Every instance of the section is in the cache now, and nothing else
+   * joins it: look each one up once, not once per action. */
+  if (wm->ninstances && (slots = cs__calloc(wm->ninstances, sizeof(*slots))) == NULL) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  if ((rc = cs__cache_slots(slots, c, wm->instances, wm->ninstances)) != 0)
+    goto done;
   for (size_t j = 0; j < wm->nactions; j++) {
     cs_wire_action *a = &wm->actions[j];
     const char *instance = wm->instances[a->instance];
@@ -364,8 +373,8 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
       all_known = cs__dotset_contains(&before, (cs_dot){a->origin, k});
     if (all_known)
       continue; /* a duplicate: joins are idempotent, skip the work */
-    if ((rc = cs__cache_get(&slot, c, s, instance)) != 0 ||
-        (rc = cs__doc_join(&slot->doc, &m->knowledge, &a->doc, &a->ctx)) != 0 ||
+    slot = slots[a->instance];
+    if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &a->doc, &a->ctx)) != 0 ||
         (rc = cs__dotset_join(&m->knowledge, &a->ctx)) != 0)
       goto done;
     slot->dirty = true;
@@ -383,9 +392,8 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
     /* Whole states join against the sender's knowledge, all against our
      * context from before them; the contexts are joined afterwards. */
     for (size_t j = 0; j < wm->nstates; j++) {
-      cs_doc_slot *slot;
-      if ((rc = cs__cache_get(&slot, c, s, wm->instances[wm->states[j].instance])) != 0 ||
-          (rc = cs__doc_join(&slot->doc, &m->knowledge, &wm->states[j].doc, &wm->knowledge)) != 0)
+      cs_doc_slot *slot = slots[wm->states[j].instance];
+      if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &wm->states[j].doc, &wm->knowledge)) != 0)
         goto done;
       slot->dirty = true;
       ms->applied++;
@@ -403,6 +411,7 @@ static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
     }
   }
 done:
+  cs__free(slots);
   cs__segment_dispose(&seg);
   cs__dotset_dispose(&before);
   return rc;
