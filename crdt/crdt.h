@@ -176,6 +176,9 @@ typedef struct cs_set_elem {
 typedef struct cs_set {
   cs_set_elem *elems; /* sorted by val */
   size_t len, cap;
+  /* dot -> element, built by the join for large sets and kept with the set
+   * in memory (never encoded or copied): see crdt/setindex.c. */
+  struct cs_set_index *index;
 } cs_set;
 
 /* PN-counter: per replica, the totals of its increments and decrements. */

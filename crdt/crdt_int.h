@@ -24,4 +24,21 @@ bool cs__field_is_empty(const cs_field *f);
 void cs__exist_entry_dispose(cs_exist_entry *e);
 int cs__exist_entry_copy(cs_exist_entry *dst, const cs_exist_entry *src);
 
+/* ---- setindex.c: which element of a large set holds a dot ---- */
+
+/* Sets smaller than this are searched by walking them (256; tests move it
+ * to run the same joins both ways). */
+extern size_t cs__set_index_min;
+
+/* Builds s->index over every dot of s (replacing any). 0 or CS_ENOMEM. */
+int cs__set_index_build(cs_set *s);
+/* Records that element `val` holds dot d (the index keeps its own copy of
+ * the value). A failure drops the index: it is only ever a shortcut. */
+void cs__set_index_add(cs_set *s, cs_dot d, const cs_val *val);
+/* The position of the element that holds d, or s->len when none does.
+ * Exact when every dot added to s since the index was built went through
+ * cs__set_index_add: a dot, once gone from a set, never returns to it. */
+size_t cs__set_index_find(const cs_set *s, cs_dot d);
+void cs__set_index_free(cs_set *s);
+
 #endif /* CS_CRDT_INT_H */

@@ -13,6 +13,7 @@ static void set_dispose(cs_set *s) {
     cs__free(s->elems[i].dots);
   }
   cs__free(s->elems);
+  cs__set_index_free(s);
 }
 
 void cs__field_dispose(cs_field *f) {

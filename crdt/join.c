@@ -138,6 +138,26 @@ fail:
   return rc;
 }
 
+/* ---- what a join may remove ---- */
+
+/* Contexts of up to this many dots are listed dot by dot. */
+#define REMOVAL_LIST_MAX 64
+
+/*
+ * The local entries a join may remove: budget counts them (UINT64_MAX when
+ * unknown); when `listed`, dots[] are the candidates themselves: the dots of
+ * from's context that the local context has seen and from does not hold.
+ * Only an entry with one of those dots can go (a dot names one entry), so a
+ * join stops looking once `budget` entries are gone, and a large set finds
+ * the candidates through its index instead of walking every element.
+ */
+typedef struct removal {
+  uint64_t budget;
+  bool listed;
+  size_t n;
+  cs_dot dots[REMOVAL_LIST_MAX];
+} removal;
+
 /* ---- sets ---- */
 
 static void elem_dispose(cs_set_elem *x) {
@@ -173,76 +193,150 @@ static int elem_import(cs_set_elem *out, bool *ok, const cs_set_elem *s, const c
   return 0;
 }
 
+/* The first element of e[lo, hi) whose value is >= v. */
+static size_t elem_lower(const cs_set_elem *e, size_t lo, size_t hi, const cs_val *v) {
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (cs__val_cmp(&e[mid].val, v) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static bool sorted_has(const size_t *a, size_t n, size_t v) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (a[mid] < v)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && a[lo] == v;
+}
+
+/*
+ * Sets join per element. from's elements (a delta names few) are found by
+ * binary search; the local-only elements lose the dots fctx removes, looked
+ * for only while the removal budget is not spent: through the set's dot
+ * index when the set is large and the candidates are listed, else by a walk
+ * that stops once the budget is spent. Whole states (unknown budget) walk
+ * every element, as they must.
+ */
 static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from, const cs_dotset *fctx,
-                    size_t *dropped) {
-  size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
+                    size_t *dropped, const removal *rm) {
+  size_t j, nnew = 0, npaired = 0, old = into->len, keep = 0, staged = 0, lo = 0;
   size_t fn = from ? from->len : 0;
-  cs_set_elem *e, *t = NULL;
+  size_t *paired = NULL; /* positions of the local elements from pairs, ascending */
+  bool *is_new = NULL;
+  cs_set_elem *e = into->elems, *t = NULL;
+  size_t first_empty = SIZE_MAX; /* the lowest element left without dots */
   int rc = 0;
 
-  /* count from-only elements: an upper bound, some may bring no unseen dot */
-  for (i = 0, j = 0; j < fn; j++) {
-    int c = 1;
-    while (i < old && (c = cs__val_cmp(&into->elems[i].val, &from->elems[j].val)) < 0)
-      i++;
-    if (i < old && c == 0)
-      continue;
-    nnew++;
+  if (fn && (!(paired = cs__malloc(fn * sizeof *paired)) ||
+             !(is_new = cs__malloc(fn * sizeof *is_new)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  /* Pair from's elements with ours (both sorted); count the others, an
+   * upper bound: some may bring no unseen dot. */
+  for (j = 0; j < fn; j++) {
+    size_t i = elem_lower(e, lo, old, &from->elems[j].val);
+    is_new[j] = !(i < old && cs__val_cmp(&e[i].val, &from->elems[j].val) == 0);
+    if (is_new[j]) {
+      nnew++;
+      lo = i;
+    } else {
+      paired[npaired++] = i;
+      lo = i + 1;
+    }
   }
   if (nnew &&
       (rc = cs__array_grow((void **)&into->elems, &into->cap, old + 2 * nnew, sizeof *into->elems)))
-    return rc;
+    goto done;
   e = into->elems;
   t = e + old + nnew;
-  for (i = 0, j = 0; j < fn; j++) {
-    int c = 1;
+  for (j = 0; j < fn; j++) {
     bool ok;
-    while (i < old && (c = cs__val_cmp(&e[i].val, &from->elems[j].val)) < 0)
-      i++;
-    if (i < old && c == 0)
+    if (!is_new[j])
       continue;
     if ((rc = elem_import(&t[staged], &ok, &from->elems[j], ictx)))
       goto fail;
     if (ok)
       staged++;
   }
-  /* Join the shared elements and filter the local-only ones. A failure here
-   * leaves a valid, partially joined set. */
-  for (i = 0, j = 0; i < old; i++) {
-    int c = 1;
-    while (j < fn && (c = cs__val_cmp(&from->elems[j].val, &e[i].val)) < 0)
-      j++;
-    if (j < fn && c == 0)
-      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, from->elems[j].dots, from->elems[j].ndots,
-                     ictx, fctx, dropped);
-    else
-      rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, NULL, 0, ictx, fctx, dropped);
-    if (rc)
-      goto fail;
-  }
-  for (i = 0; i < old; i++) {
-    if (e[i].ndots == 0) {
-      elem_dispose(&e[i]);
+  /* Join the paired elements, then take fctx's dots out of the local-only
+   * ones. A failure here leaves a valid, partially joined set. */
+  for (j = 0, npaired = 0; j < fn; j++) {
+    size_t i;
+    if (is_new[j])
       continue;
-    }
-    if (keep != i)
-      e[keep] = e[i];
-    keep++;
+    i = paired[npaired++];
+    if ((rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, from->elems[j].dots,
+                        from->elems[j].ndots, ictx, fctx, dropped)))
+      goto fail;
+    if (e[i].ndots == 0 && i < first_empty)
+      first_empty = i;
   }
-  {
-    size_t a = keep, b = staged, w = keep + staged;
-    while (b > 0) {
-      if (a > 0 && cs__val_cmp(&e[a - 1].val, &t[b - 1].val) > 0)
-        e[--w] = e[--a];
-      else
-        e[--w] = t[--b];
+  if (*dropped < rm->budget && rm->listed && old >= cs__set_index_min) {
+    if (!into->index && (rc = cs__set_index_build(into)) != 0)
+      goto fail;
+    for (size_t k = 0; k < rm->n && *dropped < rm->budget; k++) {
+      size_t i = cs__set_index_find(into, rm->dots[k]);
+      if (i == old || sorted_has(paired, npaired, i))
+        continue; /* nobody holds it here, or joined above */
+      if ((rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, NULL, 0, ictx, fctx, dropped)))
+        goto fail;
+      if (e[i].ndots == 0 && i < first_empty)
+        first_empty = i;
     }
+  } else if (*dropped < rm->budget) {
+    for (size_t i = 0; i < old && *dropped < rm->budget; i++) {
+      if (sorted_has(paired, npaired, i))
+        continue;
+      if ((rc = dots_join(&e[i].dots, &e[i].ndots, &e[i].cap, NULL, 0, ictx, fctx, dropped)))
+        goto fail;
+      if (e[i].ndots == 0 && i < first_empty)
+        first_empty = i;
+    }
+  }
+  /* The index learns every dot from brings (those it did not add are
+   * answered "nobody" by the holder check). */
+  for (j = 0; into->index && j < fn; j++)
+    for (size_t k = 0; k < from->elems[j].ndots; k++)
+      cs__set_index_add(into, from->elems[j].dots[k], &from->elems[j].val);
+  keep = old;
+  if (first_empty != SIZE_MAX) {
+    keep = first_empty;
+    for (size_t i = first_empty; i < old; i++) {
+      if (e[i].ndots == 0) {
+        elem_dispose(&e[i]);
+        continue;
+      }
+      if (keep != i)
+        e[keep] = e[i];
+      keep++;
+    }
+  }
+  /* Insert the staged elements from the back: each one's place by binary
+   * search, the run after it moved in one block (it never reaches the
+   * staging area, which lies past keep + staged). */
+  for (size_t a = keep, b = staged; b > 0; b--) {
+    size_t p = elem_lower(e, 0, a, &t[b - 1].val);
+    memmove(&e[p + b], &e[p], (a - p) * sizeof *e);
+    e[p + b - 1] = t[b - 1];
+    a = p;
   }
   into->len = keep + staged;
-  return 0;
+  goto done;
 fail:
   while (staged > 0)
     elem_dispose(&t[--staged]);
+done:
+  cs__free(paired);
+  cs__free(is_new);
   return rc;
 }
 
@@ -301,7 +395,7 @@ static void field_reset(cs_field *f, uint8_t kind) {
 
 /* Joins `from` (NULL: an empty field of into's kind) into `into`. */
 static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *from,
-                      const cs_dotset *fctx, size_t *dropped) {
+                      const cs_dotset *fctx, size_t *dropped, const removal *rm) {
   if (from && from->kind != into->kind) {
     /* Deterministic: the lower kind number wins; the other side counts as an
      * empty field of the winning kind. */
@@ -314,7 +408,7 @@ static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *fro
   case CS_KIND_REG:
     return reg_join(&into->u.reg, ictx, from ? &from->u.reg : NULL, fctx, dropped);
   case CS_KIND_SET:
-    return set_join(&into->u.set, ictx, from ? &from->u.set : NULL, fctx, dropped);
+    return set_join(&into->u.set, ictx, from ? &from->u.set : NULL, fctx, dropped, rm);
   case CS_KIND_CTR:
     return ctr_join(&into->u.ctr, from ? &from->u.ctr : NULL);
   default:
@@ -326,7 +420,8 @@ static int exist_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
                       const cs_dotset *fctx, size_t *dropped);
 
 static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
-                       const cs_dotset *fctx, uint64_t budget) {
+                       const cs_dotset *fctx, const removal *rm) {
+  static const removal unknown = {UINT64_MAX, false, 0, {{0, 0}}};
   size_t dropped = 0, ignored = 0;
   cs_field *staged = NULL;
   size_t nstaged = 0, staged_cap = 0, old = into->nfields, keep = 0;
@@ -341,7 +436,7 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
       continue;
     memset(&nf, 0, sizeof nf);
     nf.kind = from->fields[j].kind;
-    if ((rc = field_join(&nf, ictx, &from->fields[j], fctx, &ignored))) {
+    if ((rc = field_join(&nf, ictx, &from->fields[j], fctx, &ignored, &unknown))) {
       cs__field_dispose(&nf);
       goto done;
     }
@@ -389,7 +484,7 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
           }
         }
       }
-      if (pair && (rc = field_join(&into->fields[i], ictx, pair, fctx, &dropped)))
+      if (pair && (rc = field_join(&into->fields[i], ictx, pair, fctx, &dropped, rm)))
         goto done;
     }
   }
@@ -399,16 +494,16 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
    * names without holding them. Once that many entries are gone, no other
    * entry can match (a dot names one entry), so a delta that overwrote one
    * register entry skips the other fields entirely. */
-  if (dropped < budget) {
+  if (dropped < rm->budget) {
     size_t jm = 0;
-    for (i = 0; i < old && dropped < budget; i++) {
+    for (i = 0; i < old && dropped < rm->budget; i++) {
       int c = 1;
       /* skip the paired fields, already joined */
       while (jm < from->nfields && (c = strcmp(from->fields[jm].name, into->fields[i].name)) < 0)
         jm++;
       if (jm < from->nfields && c == 0)
         continue;
-      if ((rc = field_join(&into->fields[i], ictx, NULL, fctx, &dropped)))
+      if ((rc = field_join(&into->fields[i], ictx, NULL, fctx, &dropped, rm)))
         goto done;
     }
   }
@@ -546,16 +641,59 @@ static uint64_t dotset_size(const cs_dotset *s) {
   return n;
 }
 
+/* Is dot d an entry of `from`? */
+static bool doc_holds(const cs_doc *from, cs_dot d) {
+  for (size_t i = 0; i < from->nfields; i++) {
+    const cs_field *f = &from->fields[i];
+    if (f->kind == CS_KIND_REG) {
+      for (size_t k = 0; k < f->u.reg.len; k++)
+        if (cs__dot_cmp(&f->u.reg.entries[k].dot, &d) == 0)
+          return true;
+    } else if (f->kind == CS_KIND_SET) {
+      for (size_t k = 0; k < f->u.set.len; k++)
+        for (size_t q = 0; q < f->u.set.elems[k].ndots; q++)
+          if (cs__dot_cmp(&f->u.set.elems[k].dots[q], &d) == 0)
+            return true;
+    }
+  }
+  for (size_t i = 0; i < from->nexist; i++)
+    if (cs__dot_cmp(&from->exist[i].dot, &d) == 0)
+      return true;
+  return false;
+}
+
 /*
- * How many local entries `from` can remove at most: the dots of its context
- * that are not entries of its own store. Entries outside the context are
- * not counted, so such a store only costs speed. The count relies on dots
- * being unique within a document (one dot, one entry), which decoders check.
+ * What `from` can remove locally (see `removal`). A small context is listed
+ * dot by dot, keeping the dots the local context has seen (a local entry
+ * carries only such dots) that from does not hold: an action's own dot that
+ * names no entry, or a dot the local replica never saw, costs no search. A
+ * larger one gives the count of its dots that from does not hold. Both rely
+ * on dots being unique within a document (one dot, one entry), which
+ * decoders check.
  */
-static uint64_t removal_budget(const cs_doc *from, const cs_dotset *fctx) {
+static void removal_of(removal *rm, const cs_doc *from, const cs_dotset *fctx,
+                       const cs_dotset *ictx) {
   uint64_t total = dotset_size(fctx), held = 0;
+
+  rm->listed = false;
+  rm->n = 0;
+  if (total <= REMOVAL_LIST_MAX) {
+    rm->listed = true;
+    for (size_t i = 0; i < fctx->vv_len; i++)
+      for (uint64_t c = 1; c <= fctx->vv[i].max; c++) {
+        cs_dot d = {fctx->vv[i].replica, c};
+        if (cs__dotset_contains(ictx, d) && !doc_holds(from, d))
+          rm->dots[rm->n++] = d;
+      }
+    for (size_t i = 0; i < fctx->extra_len; i++)
+      if (cs__dotset_contains(ictx, fctx->extra[i]) && !doc_holds(from, fctx->extra[i]))
+        rm->dots[rm->n++] = fctx->extra[i];
+    rm->budget = rm->n;
+    return;
+  }
+  rm->budget = total;
   if (total == UINT64_MAX)
-    return total;
+    return;
   for (size_t i = 0; i < from->nfields; i++) {
     const cs_field *f = &from->fields[i];
     if (f->kind == CS_KIND_REG) {
@@ -569,10 +707,12 @@ static uint64_t removal_budget(const cs_doc *from, const cs_dotset *fctx) {
   }
   for (size_t i = 0; i < from->nexist; i++)
     held += cs__dotset_contains(fctx, from->exist[i].dot);
-  return total - held;
+  rm->budget = total - held;
 }
 
 int cs__doc_join(cs_doc *into, const cs_dotset *into_ctx, const cs_doc *from,
                  const cs_dotset *from_ctx) {
-  return fields_join(into, into_ctx, from, from_ctx, removal_budget(from, from_ctx));
+  removal rm;
+  removal_of(&rm, from, from_ctx, into_ctx);
+  return fields_join(into, into_ctx, from, from_ctx, &rm);
 }
