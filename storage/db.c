@@ -44,7 +44,7 @@ static rocksdb_options_t *family_options(cs_db *db, int bloom, int compression) 
   db->table_opts[bloom] = t;
   rocksdb_options_set_compression(o, compression);
   /* Small memtables: an embedded store has eight families and little RAM. */
-  rocksdb_options_set_write_buffer_size(o, 8u << 20);
+  rocksdb_options_set_write_buffer_size(o, 4u << 20);
   return o;
 }
 
@@ -64,7 +64,7 @@ static void db_options_set(cs_db *db, const cs_db_options *opts, int compression
   rocksdb_options_set_wal_recovery_mode(db->opts, 2);
   /* Rarely written families (meta, peers) would otherwise pin old WAL files. */
   rocksdb_options_set_max_total_wal_size(db->opts, 64u << 20);
-  rocksdb_options_set_db_write_buffer_size(db->opts, 64u << 20);
+  rocksdb_options_set_db_write_buffer_size(db->opts, 16u << 20);
   rocksdb_options_set_keep_log_file_num(db->opts, 4);
   rocksdb_options_set_max_log_file_size(db->opts, 1u << 20);
 }
