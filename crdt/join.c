@@ -73,71 +73,6 @@ static int dots_join(cs_dot **dots, size_t *n, size_t *cap, const cs_dot *f, siz
   return 0;
 }
 
-/* ---- registers ---- */
-
-static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, const cs_dotset *fctx,
-                    size_t *dropped) {
-  size_t i, j, nnew = 0, old = into->len, keep = 0, staged = 0;
-  size_t fn = from ? from->len : 0;
-  cs_reg_entry *e, *t = NULL;
-  int rc = 0;
-
-  for (i = 0, j = 0; j < fn; j++) {
-    while (i < old && cs__dot_cmp(&into->entries[i].dot, &from->entries[j].dot) < 0)
-      i++;
-    if (i < old && cs__dot_cmp(&into->entries[i].dot, &from->entries[j].dot) == 0)
-      continue;
-    if (!cs__dotset_contains(ictx, from->entries[j].dot))
-      nnew++;
-  }
-  if (nnew && (rc = cs__array_grow((void **)&into->entries, &into->cap, old + 2 * nnew,
-                                   sizeof *into->entries)))
-    return rc;
-  e = into->entries;
-  t = e + old + nnew;
-  for (i = 0, j = 0; j < fn && staged < nnew; j++) {
-    const cs_reg_entry *s = &from->entries[j];
-    while (i < old && cs__dot_cmp(&e[i].dot, &s->dot) < 0)
-      i++;
-    if ((i < old && cs__dot_cmp(&e[i].dot, &s->dot) == 0) || cs__dotset_contains(ictx, s->dot))
-      continue;
-    t[staged].dot = s->dot;
-    t[staged].hlc = s->hlc;
-    if ((rc = cs__val_copy(&t[staged].val, &s->val)))
-      goto fail;
-    staged++;
-  }
-  for (i = 0, j = 0; i < old; i++) {
-    bool both;
-    while (j < fn && cs__dot_cmp(&from->entries[j].dot, &e[i].dot) < 0)
-      j++;
-    both = j < fn && cs__dot_cmp(&from->entries[j].dot, &e[i].dot) == 0;
-    if (both || !cs__dotset_contains(fctx, e[i].dot)) {
-      if (keep != i)
-        e[keep] = e[i];
-      keep++;
-    } else {
-      cs__val_dispose(&e[i].val);
-      (*dropped)++;
-    }
-  }
-  {
-    size_t a = keep, b = nnew, w = keep + nnew;
-    while (b > 0) {
-      if (a > 0 && cs__dot_cmp(&e[a - 1].dot, &t[b - 1].dot) > 0)
-        e[--w] = e[--a];
-      else
-        e[--w] = t[--b];
-    }
-  }
-  into->len = keep + nnew;
-  return 0;
-fail:
-  while (staged > 0)
-    cs__val_dispose(&t[--staged].val);
-  return rc;
-}
-
 /* ---- what a join may remove ---- */
 
 /* Contexts of up to this many dots are listed dot by dot. */
@@ -157,6 +92,110 @@ typedef struct removal {
   size_t n;
   cs_dot dots[REMOVAL_LIST_MAX];
 } removal;
+
+/* ---- registers ---- */
+
+/* The first entry of e[lo, hi) whose dot is >= d. */
+static size_t entry_lower(const cs_reg_entry *e, size_t lo, size_t hi, cs_dot d) {
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (cs__dot_cmp(&e[mid].dot, &d) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/*
+ * Registers join as dot stores. Entries are sorted by dot, so from's few
+ * entries and the listed removal candidates are found by binary search: a
+ * register with many siblings (a value written by many replicas at once)
+ * takes each new write in O(log n) plus one block move. Unlisted contexts
+ * (whole states) walk every local entry.
+ */
+static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, const cs_dotset *fctx,
+                    size_t *dropped, const removal *rm) {
+  size_t j, nnew = 0, old = into->len, keep, staged = 0, lo = 0, first_gone = SIZE_MAX;
+  size_t fn = from ? from->len : 0;
+  cs_reg_entry *e = into->entries, *t = NULL;
+  int rc = 0;
+
+  /* count from's entries that are new here (not ours, not seen) */
+  for (j = 0; j < fn; j++) {
+    size_t i = entry_lower(e, lo, old, from->entries[j].dot);
+    lo = i;
+    if (i < old && cs__dot_cmp(&e[i].dot, &from->entries[j].dot) == 0)
+      continue;
+    if (!cs__dotset_contains(ictx, from->entries[j].dot))
+      nnew++;
+  }
+  if (nnew && (rc = cs__array_grow((void **)&into->entries, &into->cap, old + 2 * nnew,
+                                   sizeof *into->entries)))
+    return rc;
+  e = into->entries;
+  t = e + old + nnew;
+  for (j = 0, lo = 0; j < fn && staged < nnew; j++) {
+    const cs_reg_entry *s = &from->entries[j];
+    size_t i = entry_lower(e, lo, old, s->dot);
+    lo = i;
+    if ((i < old && cs__dot_cmp(&e[i].dot, &s->dot) == 0) || cs__dotset_contains(ictx, s->dot))
+      continue;
+    t[staged].dot = s->dot;
+    t[staged].hlc = s->hlc;
+    if ((rc = cs__val_copy(&t[staged].val, &s->val)))
+      goto fail;
+    staged++;
+  }
+  /* Local entries whose dot fctx has seen and from lacks go; an entry from
+   * also holds stays. Gone entries get counter 0 until compaction. */
+  if (*dropped < rm->budget && rm->listed) {
+    for (size_t k = 0; k < rm->n && *dropped < rm->budget; k++) {
+      size_t i = entry_lower(e, 0, old, rm->dots[k]);
+      if (i == old || cs__dot_cmp(&e[i].dot, &rm->dots[k]) != 0)
+        continue; /* listed dots are never from's: no pairing to check */
+      cs__val_dispose(&e[i].val);
+      e[i].dot.counter = 0;
+      (*dropped)++;
+      if (i < first_gone)
+        first_gone = i;
+    }
+  } else if (*dropped < rm->budget) {
+    for (size_t i = 0, jm = 0; i < old; i++) {
+      bool both;
+      while (jm < fn && cs__dot_cmp(&from->entries[jm].dot, &e[i].dot) < 0)
+        jm++;
+      both = jm < fn && cs__dot_cmp(&from->entries[jm].dot, &e[i].dot) == 0;
+      if (both || !cs__dotset_contains(fctx, e[i].dot))
+        continue;
+      cs__val_dispose(&e[i].val);
+      e[i].dot.counter = 0;
+      (*dropped)++;
+      if (i < first_gone)
+        first_gone = i;
+    }
+  }
+  keep = old;
+  if (first_gone != SIZE_MAX) {
+    keep = first_gone;
+    for (size_t i = first_gone; i < old; i++)
+      if (e[i].dot.counter)
+        e[keep++] = e[i];
+  }
+  /* new entries in from the back: binary search, one block move each */
+  for (size_t a = keep, b = staged; b > 0; b--) {
+    size_t p = entry_lower(e, 0, a, t[b - 1].dot);
+    memmove(&e[p + b], &e[p], (a - p) * sizeof *e);
+    e[p + b - 1] = t[b - 1];
+    a = p;
+  }
+  into->len = keep + staged;
+  return 0;
+fail:
+  while (staged > 0)
+    cs__val_dispose(&t[--staged].val);
+  return rc;
+}
 
 /* ---- sets ---- */
 
@@ -406,7 +445,7 @@ static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *fro
   }
   switch (into->kind) {
   case CS_KIND_REG:
-    return reg_join(&into->u.reg, ictx, from ? &from->u.reg : NULL, fctx, dropped);
+    return reg_join(&into->u.reg, ictx, from ? &from->u.reg : NULL, fctx, dropped, rm);
   case CS_KIND_SET:
     return set_join(&into->u.set, ictx, from ? &from->u.set : NULL, fctx, dropped, rm);
   case CS_KIND_CTR:
