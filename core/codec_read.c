@@ -167,9 +167,6 @@ int cs__dec_name(cs__dec *d, const uint8_t **ptr, uint32_t *len, const char *wha
     return cs__dec_fail(d, "%s: empty name", what);
   if (memchr(d->p, 0, *len))
     return cs__dec_fail(d, "%s: name contains a NUL byte", what);
-  size_t bad = cs__utf8_check((const char *)d->p, *len);
-  if (bad < *len)
-    return cs__dec_fail(d, "%s: name is not UTF-8 (byte %zu of %u)", what, bad, *len);
   *ptr = d->p;
   d->p += *len;
   return 0;
@@ -259,9 +256,6 @@ int cs__dec_val(cs__dec *d, cs_val *out, const char *what) {
     char *s;
     if ((rc = raw_header(d, &len, bin, CS_WIRE_MAX_VALUE, what)) != 0)
       return rc;
-    size_t bad = bin ? len : cs__utf8_check((const char *)d->p, len);
-    if (bad < len)
-      return cs__dec_fail(d, "%s: string is not UTF-8 (byte %zu of %u)", what, bad, len);
     if (!(s = cs__malloc((size_t)len + 1)))
       return CS_ENOMEM;
     memcpy(s, d->p, len);

@@ -236,10 +236,86 @@ static size_t count_entries(const cs_doc *d) {
   return n;
 }
 
-/* Checks what the codec cannot: clocks against ours, and that every action
- * only writes entries under its own dots. Runs before anything changes. */
+static bool text_ok(const char *p, size_t len) {
+  return cs__utf8_check(p, len) == len;
+}
+
+/* The first name or string of a document that is not UTF-8, or NULL. */
+static const char *doc_bad_text(const cs_doc *d) {
+  for (size_t f = 0; f < d->nfields; f++) {
+    const cs_field *fl = &d->fields[f];
+    if (!text_ok(fl->name, strlen(fl->name)))
+      return "a field name";
+    if (fl->kind == CS_KIND_REG) {
+      for (size_t e = 0; e < fl->u.reg.len; e++)
+        if (fl->u.reg.entries[e].val.type == CS_VAL_STR &&
+            !text_ok(fl->u.reg.entries[e].val.u.s.ptr, fl->u.reg.entries[e].val.u.s.len))
+          return "a string value";
+    } else if (fl->kind == CS_KIND_SET) {
+      for (size_t e = 0; e < fl->u.set.len; e++)
+        if (fl->u.set.elems[e].val.type == CS_VAL_STR &&
+            !text_ok(fl->u.set.elems[e].val.u.s.ptr, fl->u.set.elems[e].val.u.s.len))
+          return "a string element";
+    }
+  }
+  return NULL;
+}
+
+/* Is every entry of a whole state under a dot its sender's knowledge has?
+ * The join relies on it: a local entry's dot is always in the local
+ * context, which is how a small delta knows which entries it can remove. */
+static bool state_within(const cs_doc *d, const cs_dotset *k) {
+  for (size_t i = 0; i < d->nexist; i++)
+    if (!cs__dotset_contains(k, d->exist[i].dot))
+      return false;
+  for (size_t f = 0; f < d->nfields; f++) {
+    const cs_field *fl = &d->fields[f];
+    if (fl->kind == CS_KIND_REG) {
+      for (size_t e = 0; e < fl->u.reg.len; e++)
+        if (!cs__dotset_contains(k, fl->u.reg.entries[e].dot))
+          return false;
+    } else if (fl->kind == CS_KIND_SET) {
+      for (size_t e = 0; e < fl->u.set.len; e++)
+        for (size_t q = 0; q < fl->u.set.elems[e].ndots; q++)
+          if (!cs__dotset_contains(k, fl->u.set.elems[e].dots[q]))
+            return false;
+    }
+  }
+  return true;
+}
+
+/* Names and strings are UTF-8 (a document shown as JSON could not hold
+ * them otherwise); whole states stay within their sender's knowledge. */
+static int validate_section(const cs_wire_model *wm) {
+  const char *bad;
+  if (!text_ok(wm->name, strlen(wm->name)))
+    return cs__error(CS_ECORRUPT, "a model name is not UTF-8");
+  for (size_t i = 0; i < wm->ninstances; i++)
+    if (!text_ok(wm->instances[i], strlen(wm->instances[i])))
+      return cs__error(CS_ECORRUPT, "model '%s': instance %zu's name is not UTF-8", wm->name, i);
+  for (size_t j = 0; j < wm->nactions; j++)
+    if ((bad = doc_bad_text(&wm->actions[j].doc)) != NULL)
+      return cs__error(CS_ECORRUPT, "model '%s', action %zu: %s is not UTF-8", wm->name, j, bad);
+  for (size_t j = 0; j < wm->nstates; j++) {
+    const char *inst = wm->instances[wm->states[j].instance];
+    if ((bad = doc_bad_text(&wm->states[j].doc)) != NULL)
+      return cs__error(CS_ECORRUPT, "model '%s', state of '%s': %s is not UTF-8", wm->name, inst,
+                       bad);
+    if (!state_within(&wm->states[j].doc, &wm->knowledge))
+      return cs__error(CS_ECORRUPT,
+                       "model '%s', state of '%s': an entry under a dot the sender's knowledge "
+                       "lacks",
+                       wm->name, inst);
+  }
+  return 0;
+}
+
+/* Checks what the codec cannot: text, clocks against ours, that every
+ * action only writes entries under its own dots and every state stays
+ * within its sender's knowledge. Runs before anything changes. */
 int cs__validate_msg(cs_store *s, const cs_sync_msg *msg) {
   uint64_t now = cs__now_ms(), limit = now + s->opts.max_clock_skew_ms;
+  int rc;
 
   if (CS_HLC_MS(msg->clock) > limit)
     return cs__error(CS_ECLOCK,
@@ -249,6 +325,8 @@ int cs__validate_msg(cs_store *s, const cs_sync_msg *msg) {
                      (unsigned long long)s->opts.max_clock_skew_ms);
   for (size_t i = 0; i < msg->nmodels; i++) {
     const cs_wire_model *wm = &msg->models[i];
+    if ((rc = validate_section(wm)) != 0)
+      return rc;
     for (size_t j = 0; j < wm->nactions; j++) {
       const cs_wire_action *a = &wm->actions[j];
       const cs_doc *d = &a->doc;

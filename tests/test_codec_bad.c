@@ -251,24 +251,6 @@ Test(codec_bad, over_long_name) {
   EXPECT_DOC(bad, 1034, CS_ECORRUPT, "field name: 1025 bytes exceed the limit of 1024 at offset 4");
 }
 
-Test(codec_bad, names_and_strings_must_be_utf8) {
-  uint8_t bad[sizeof(doc_ok) + 2];
-  memcpy(bad, doc_ok, sizeof(doc_ok));
-  bad[6] = 0xff; /* the field name "a" */
-  EXPECT_DOC(bad, sizeof(doc_ok), CS_ECORRUPT, "field name: name is not UTF-8 (byte 0 of 1)");
-  /* The value 5 becomes the two-byte string C0 80, an overlong NUL. */
-  memcpy(bad, doc_ok, DOC_VALUE);
-  bad[DOC_VALUE] = 0xa2;
-  bad[DOC_VALUE + 1] = 0xc0;
-  bad[DOC_VALUE + 2] = 0x80;
-  EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT, "string is not UTF-8 (byte 0 of 2)");
-  bad[DOC_VALUE + 1] = 0xc3; /* U+00E9: well formed */
-  bad[DOC_VALUE + 2] = 0xa9;
-  cs_doc d;
-  cr_expect_eq(cs__codec_decode_doc(&d, bad, sizeof(bad)), 0, "%s", cs_errmsg());
-  cs__doc_dispose(&d);
-}
-
 Test(codec_bad, bad_value_type) {
   uint8_t bad[sizeof(doc_ok) + 1];
   memcpy(bad, doc_ok, sizeof(doc_ok));

@@ -102,6 +102,112 @@ Test(engine_forged, an_entry_under_a_foreign_dot_is_refused) {
   cs_store_close(s);
 }
 
+/* One message section, encoded (the encoder takes any bytes: it is the
+ * receiver that must refuse them). */
+static void encode_section(cs_buf *out, cs_wire_model *wm) {
+  cs_sync_msg msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.type = CS_MSG_SYNC_REQUEST;
+  msg.sender = 42;
+  msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
+  msg.models = wm;
+  msg.nmodels = 1;
+  cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
+}
+
+Test(engine_forged, text_that_is_not_utf8_is_refused) {
+  cs_store *s = tu_open(dir, "s");
+  static const struct {
+    const char *inst, *field, *value;
+  } cases[] = {
+      {"x\xff", "v", "ok"},          /* instance name */
+      {"x", "v\xc0\x80", "ok"},      /* field name: overlong NUL */
+      {"x", "v", "bad\xed\xa0\x80"}, /* value: a surrogate */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    cs_buf req = CS_BUF_INIT;
+    cs_wire_model wm;
+    cs_wire_action a;
+    cs_field f;
+    char *inst = (char *)cases[i].inst;
+    cs_reg_entry e = {{7, 1}, CS_HLC_MAKE(cs__now_ms(), 0), {CS_VAL_STR, {.i = 0}}};
+    e.val.u.s.ptr = (char *)cases[i].value;
+    e.val.u.s.len = (uint32_t)strlen(cases[i].value);
+    memset(&wm, 0, sizeof(wm));
+    memset(&a, 0, sizeof(a));
+    memset(&f, 0, sizeof(f));
+    f.name = (char *)cases[i].field;
+    f.kind = CS_KIND_REG;
+    f.u.reg.entries = &e;
+    f.u.reg.len = 1;
+    a.origin = 7;
+    a.first = a.last = 1;
+    a.hlc = e.hlc;
+    a.doc.fields = &f;
+    a.doc.nfields = 1;
+    cs_vv_entry vv = {7, 1};
+    a.ctx.vv = &vv;
+    a.ctx.vv_len = 1;
+    wm.name = "M";
+    wm.instances = &inst;
+    wm.ninstances = 1;
+    wm.actions = &a;
+    wm.nactions = 1;
+    encode_section(&req, &wm);
+    expect_refused(s, &req, cases[i].inst);
+    cr_expect(strstr(cs_errmsg(), "not UTF-8") != NULL, "case %zu: %s", i, cs_errmsg());
+    cs_buf_dispose(&req);
+  }
+  cs_store_close(s);
+}
+
+Test(engine_forged, a_state_beyond_its_senders_knowledge_is_refused) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT;
+  cs_wire_model wm;
+  cs_wire_state st;
+  cs_field f;
+  char *inst = "x";
+  /* The entry is dot (7, 5); the knowledge claims only 7:1..3. */
+  cs_reg_entry e = {{7, 5}, CS_HLC_MAKE(cs__now_ms(), 0), cs__val_int(1)};
+  cs_exist_entry x = {{7, 1}, CS_HLC_MAKE(cs__now_ms(), 0), true, CS_DOTSET_INIT};
+  cs_vv_entry vv = {7, 3};
+  memset(&wm, 0, sizeof(wm));
+  memset(&st, 0, sizeof(st));
+  memset(&f, 0, sizeof(f));
+  f.name = "v";
+  f.kind = CS_KIND_REG;
+  f.u.reg.entries = &e;
+  f.u.reg.len = 1;
+  st.instance = 0;
+  st.doc.fields = &f;
+  st.doc.nfields = 1;
+  st.doc.exist = &x;
+  st.doc.nexist = 1;
+  wm.name = "M";
+  wm.instances = &inst;
+  wm.ninstances = 1;
+  wm.states = &st;
+  wm.nstates = 1;
+  wm.knowledge.vv = &vv;
+  wm.knowledge.vv_len = 1;
+  encode_section(&req, &wm);
+  expect_refused(s, &req, "state entry outside the knowledge");
+  cr_expect(strstr(cs_errmsg(), "knowledge lacks") != NULL, "%s", cs_errmsg());
+  cs_buf_dispose(&req);
+  /* The same state within its knowledge is taken. */
+  vv.max = 5;
+  encode_section(&req, &wm);
+  cs_buf resp = CS_BUF_INIT;
+  int status = 0;
+  cr_expect_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size,
+                               NULL, true),
+               0, "%s", cs_errmsg());
+  cs_buf_dispose(&resp);
+  cs_buf_dispose(&req);
+  cs_store_close(s);
+}
+
 /* A context without the action's own dots never gets this far: the codec
  * refuses it (tests/test_codec_bad.c). */
 
