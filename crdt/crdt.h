@@ -177,8 +177,10 @@ typedef struct cs_set {
   cs_set_elem *elems; /* sorted by val */
   size_t len, cap;
   /* dot -> element, built by the join for large sets and kept with the set
-   * in memory (never encoded or copied): see crdt/setindex.c. */
+   * in memory (never encoded or copied): see crdt/setindex.c. Only the join
+   * adds dots to a set that has one. */
   struct cs_set_index *index;
+  unsigned walks; /* searches made by walking, before an index pays */
 } cs_set;
 
 /* PN-counter: per replica, the totals of its increments and decrements. */

@@ -11,10 +11,16 @@
  *  1. count the n entries `from` brings (read-only), grow the array to
  *     old + 2n and copy them to [old + n, old + 2n) (failure here leaves
  *     `into` untouched);
- *  2. compact the surviving local entries to the front (forward pass);
- *  3. merge the two sorted runs backwards into [0, kept + n). The staged run
- *     lies past that range, so it is never overwritten before it is read, and
- *     writing from the end never overtakes an unread local entry.
+ *  2. drop the local entries the join removes and compact the rest to the
+ *     front;
+ *  3. put the staged entries in place: dot lists merge the two sorted runs
+ *     backwards into [0, kept + n); registers and sets, whose arrays may be
+ *     long while a delta brings one or two entries, find each staged entry's
+ *     place by binary search and move the run after it once. The staged run
+ *     lies past [0, kept + n), so it is never overwritten before it is read.
+ *
+ * Registers and sets look for what a small delta removes instead of walking
+ * every entry (see `removal` below and crdt/setindex.c).
  */
 #include "crdt/crdt_int.h"
 
@@ -95,6 +101,9 @@ typedef struct removal {
 
 /* ---- registers ---- */
 
+/* The value type of a register entry the join has just removed. */
+#define REG_GONE 0xff
+
 /* The first entry of e[lo, hi) whose dot is >= d. */
 static size_t entry_lower(const cs_reg_entry *e, size_t lo, size_t hi, cs_dot d) {
   while (lo < hi) {
@@ -148,14 +157,18 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
     staged++;
   }
   /* Local entries whose dot fctx has seen and from lacks go; an entry from
-   * also holds stays. Gone entries get counter 0 until compaction. */
+   * also holds stays. A gone entry keeps its dot (the array stays sorted for
+   * the searches that follow) and gets the value type GONE until
+   * compaction. */
   if (*dropped < rm->budget && rm->listed) {
     for (size_t k = 0; k < rm->n && *dropped < rm->budget; k++) {
       size_t i = entry_lower(e, 0, old, rm->dots[k]);
       if (i == old || cs__dot_cmp(&e[i].dot, &rm->dots[k]) != 0)
         continue; /* listed dots are never from's: no pairing to check */
+      if (e[i].val.type == REG_GONE)
+        continue;
       cs__val_dispose(&e[i].val);
-      e[i].dot.counter = 0;
+      e[i].val.type = REG_GONE;
       (*dropped)++;
       if (i < first_gone)
         first_gone = i;
@@ -169,7 +182,7 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
       if (both || !cs__dotset_contains(fctx, e[i].dot))
         continue;
       cs__val_dispose(&e[i].val);
-      e[i].dot.counter = 0;
+      e[i].val.type = REG_GONE;
       (*dropped)++;
       if (i < first_gone)
         first_gone = i;
@@ -179,7 +192,7 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
   if (first_gone != SIZE_MAX) {
     keep = first_gone;
     for (size_t i = first_gone; i < old; i++)
-      if (e[i].dot.counter)
+      if (e[i].val.type != REG_GONE)
         e[keep++] = e[i];
   }
   /* new entries in from the back: binary search, one block move each */
@@ -256,6 +269,23 @@ static bool sorted_has(const size_t *a, size_t n, size_t v) {
   return lo < n && a[lo] == v;
 }
 
+/* Drops the elements of e[first, old) left without dots; the new length. */
+static size_t compact_elems(cs_set_elem *e, size_t first, size_t old) {
+  size_t keep = first;
+  if (first == SIZE_MAX)
+    return old;
+  for (size_t i = first; i < old; i++) {
+    if (e[i].ndots == 0) {
+      elem_dispose(&e[i]);
+      continue;
+    }
+    if (keep != i)
+      e[keep] = e[i];
+    keep++;
+  }
+  return keep;
+}
+
 /*
  * Sets join per element. from's elements (a delta names few) are found by
  * binary search; the local-only elements lose the dots fctx removes, looked
@@ -268,14 +298,14 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from, con
                     size_t *dropped, const removal *rm) {
   size_t j, nnew = 0, npaired = 0, old = into->len, keep = 0, staged = 0, lo = 0;
   size_t fn = from ? from->len : 0;
-  size_t *paired = NULL; /* positions of the local elements from pairs, ascending */
-  bool *is_new = NULL;
+  size_t paired_small[8], *paired = paired_small; /* local elements from pairs, ascending */
+  bool new_small[8], *is_new = new_small;
   cs_set_elem *e = into->elems, *t = NULL;
   size_t first_empty = SIZE_MAX; /* the lowest element left without dots */
   int rc = 0;
 
-  if (fn && (!(paired = cs__malloc(fn * sizeof *paired)) ||
-             !(is_new = cs__malloc(fn * sizeof *is_new)))) {
+  if (fn > 8 && (!(paired = cs__malloc(fn * sizeof *paired)) ||
+                 !(is_new = cs__malloc(fn * sizeof *is_new)))) {
     rc = CS_ENOMEM;
     goto done;
   }
@@ -319,9 +349,12 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from, con
     if (e[i].ndots == 0 && i < first_empty)
       first_empty = i;
   }
-  if (*dropped < rm->budget && rm->listed && old >= cs__set_index_min) {
-    if (!into->index && (rc = cs__set_index_build(into)) != 0)
-      goto fail;
+  /* An index costs a pass and a copy of every value: the first searches of
+   * a freshly loaded set walk it, and a failed build is only a walk too. */
+  if (*dropped < rm->budget && rm->listed && old >= cs__set_index_min && !into->index &&
+      into->walks++ >= 2)
+    (void)cs__set_index_build(into);
+  if (*dropped < rm->budget && rm->listed && into->index) {
     for (size_t k = 0; k < rm->n && *dropped < rm->budget; k++) {
       size_t i = cs__set_index_find(into, rm->dots[k]);
       if (i == old || sorted_has(paired, npaired, i))
@@ -346,19 +379,7 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from, con
   for (j = 0; into->index && j < fn; j++)
     for (size_t k = 0; k < from->elems[j].ndots; k++)
       cs__set_index_add(into, from->elems[j].dots[k], &from->elems[j].val);
-  keep = old;
-  if (first_empty != SIZE_MAX) {
-    keep = first_empty;
-    for (size_t i = first_empty; i < old; i++) {
-      if (e[i].ndots == 0) {
-        elem_dispose(&e[i]);
-        continue;
-      }
-      if (keep != i)
-        e[keep] = e[i];
-      keep++;
-    }
-  }
+  keep = compact_elems(e, first_empty, old);
   /* Insert the staged elements from the back: each one's place by binary
    * search, the run after it moved in one block (it never reaches the
    * staging area, which lies past keep + staged). */
@@ -371,11 +392,17 @@ static int set_join(cs_set *into, const cs_dotset *ictx, const cs_set *from, con
   into->len = keep + staged;
   goto done;
 fail:
+  /* What was joined stays (minus elements left empty); the index may lack
+   * dots joined before the failure, so it goes. */
   while (staged > 0)
     elem_dispose(&t[--staged]);
+  into->len = compact_elems(e, first_empty, old);
+  cs__set_index_free(into);
 done:
-  cs__free(paired);
-  cs__free(is_new);
+  if (paired != paired_small)
+    cs__free(paired);
+  if (is_new != new_small)
+    cs__free(is_new);
   return rc;
 }
 
