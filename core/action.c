@@ -98,8 +98,8 @@ int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_del
     d->ctx = wa.ctx;
     goto done;
   }
-  rc = outbox_put(lc, m->name, slot->instance, type, data_json, first, last, d->hlc);
-  lc->actions++;
+  if ((rc = outbox_put(lc, m->name, slot->instance, type, data_json, first, last, d->hlc)) == 0)
+    lc->actions++;
 done:
   return rc;
 }
