@@ -5,6 +5,7 @@
  * the same value would be (tests/test_engine.c checks it on random values).
  */
 #include <jansson.h>
+#include <locale.h>
 #include <math.h>
 
 #include "core/engine.h"
@@ -194,6 +195,16 @@ static int put_double(cs_buf *out, double d) {
   n = snprintf(buf, sizeof(buf) - 2, "%.17g", d);
   if (n < 0 || (size_t)n >= sizeof(buf) - 2)
     return cs__error(CS_EINTERNAL, "formatting a double");
+  /* An app may have set a locale whose decimal point is not '.'. */
+  const char *point = localeconv()->decimal_point;
+  if (point && point[0] && (point[0] != '.' || point[1])) {
+    char *p = strstr(buf, point);
+    if (p) {
+      size_t plen = strlen(point);
+      *p = '.';
+      memmove(p + 1, p + plen, strlen(p + plen) + 1);
+    }
+  }
   if (!strchr(buf, '.') && !strchr(buf, 'e'))
     memcpy(buf + n, ".0", 3);
   if ((e = strchr(buf, 'e')) != NULL) {
