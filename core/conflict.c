@@ -128,7 +128,7 @@ done:
     out->size = start;
     if (out->ptr)
       out->ptr[start] = '\0';
-    return cs__error(rc, "rendering a conflict of '%s/%s'", model, instance);
+    return cs__error_wrap(rc, "rendering a conflict of '%s/%s': ", model, instance);
   }
   return 0;
 }

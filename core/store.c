@@ -28,10 +28,11 @@ int cs__model_get(cs_model **out, cs_store *s, const char *name) {
   }
   if (name[0] == '\0')
     return cs__error(CS_EINVAL, "model name is empty");
-  if (strlen(name) > CS_WIRE_MAX_NAME)
+  size_t len = strlen(name), bad;
+  if (len > CS_WIRE_MAX_NAME)
     return cs__error(CS_EINVAL, "model name is longer than %d bytes", CS_WIRE_MAX_NAME);
-  if (cs__utf8_check(name, strlen(name)) < strlen(name))
-    return cs__error(CS_EINVAL, "model name '%s' is not UTF-8", name);
+  if ((bad = cs__utf8_check(name, len)) < len)
+    return cs__error(CS_EINVAL, "model name is not UTF-8 (byte %zu)", bad);
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
     if (strcmp(s->models[mid].name, name) < 0)
