@@ -104,6 +104,15 @@ typedef struct removal {
 /* The value type of a register entry the join has just removed. */
 #define REG_GONE 0xff
 
+/* Marks entry i removed (until compaction) and counts it. */
+static void reg_drop(cs_reg_entry *e, size_t i, size_t *dropped, size_t *first_gone) {
+  cs__val_dispose(&e[i].val);
+  e[i].val.type = REG_GONE;
+  (*dropped)++;
+  if (i < *first_gone)
+    *first_gone = i;
+}
+
 /* The first entry of e[lo, hi) whose dot is >= d. */
 static size_t entry_lower(const cs_reg_entry *e, size_t lo, size_t hi, cs_dot d) {
   while (lo < hi) {
@@ -165,13 +174,8 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
       size_t i = entry_lower(e, 0, old, rm->dots[k]);
       if (i == old || cs__dot_cmp(&e[i].dot, &rm->dots[k]) != 0)
         continue; /* listed dots are never from's: no pairing to check */
-      if (e[i].val.type == REG_GONE)
-        continue;
-      cs__val_dispose(&e[i].val);
-      e[i].val.type = REG_GONE;
-      (*dropped)++;
-      if (i < first_gone)
-        first_gone = i;
+      if (e[i].val.type != REG_GONE)
+        reg_drop(e, i, dropped, &first_gone);
     }
   } else if (*dropped < rm->budget) {
     for (size_t i = 0, jm = 0; i < old; i++) {
@@ -179,13 +183,8 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
       while (jm < fn && cs__dot_cmp(&from->entries[jm].dot, &e[i].dot) < 0)
         jm++;
       both = jm < fn && cs__dot_cmp(&from->entries[jm].dot, &e[i].dot) == 0;
-      if (both || !cs__dotset_contains(fctx, e[i].dot))
-        continue;
-      cs__val_dispose(&e[i].val);
-      e[i].val.type = REG_GONE;
-      (*dropped)++;
-      if (i < first_gone)
-        first_gone = i;
+      if (!both && cs__dotset_contains(fctx, e[i].dot))
+        reg_drop(e, i, dropped, &first_gone);
     }
   }
   keep = old;
