@@ -14,16 +14,27 @@ static void teardown(void) {
 }
 TestSuite(engine_forged, .init = setup, .fini = teardown);
 
+/* One message section, encoded (the encoder takes any bytes: it is the
+ * receiver that must refuse them). */
+static void encode_section(cs_buf *out, cs_wire_model *wm) {
+  cs_sync_msg msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.type = CS_MSG_SYNC_REQUEST;
+  msg.sender = 42;
+  msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
+  msg.models = wm;
+  msg.nmodels = 1;
+  cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
+}
+
 /* A message with one action on instance "x" by `origin` with dots first..last,
  * writing register "v" under `entry_dot` (and "w" under `second_dot` if set). */
 static void forge(cs_buf *out, cs_replica origin, uint64_t first, uint64_t last, uint64_t entry_dot,
                   uint64_t second_dot, uint64_t ctx_upto) {
-  cs_sync_msg msg;
   cs_wire_model wm;
   cs_wire_action a;
   char *inst = "x";
   cs_field f[2];
-  memset(&msg, 0, sizeof(msg));
   memset(&wm, 0, sizeof(wm));
   memset(&a, 0, sizeof(a));
   memset(f, 0, sizeof(f));
@@ -51,12 +62,7 @@ static void forge(cs_buf *out, cs_replica origin, uint64_t first, uint64_t last,
   wm.ninstances = 1;
   wm.actions = &a;
   wm.nactions = 1;
-  msg.type = CS_MSG_SYNC_REQUEST;
-  msg.sender = 42;
-  msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
-  msg.models = &wm;
-  msg.nmodels = 1;
-  cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
+  encode_section(out, &wm);
 }
 
 static void expect_refused(cs_store *s, const cs_buf *req, const char *why) {
@@ -100,19 +106,6 @@ Test(engine_forged, an_entry_under_a_foreign_dot_is_refused) {
   expect_refused(s, &req, "entry outside the action's dots");
   cs_buf_dispose(&req);
   cs_store_close(s);
-}
-
-/* One message section, encoded (the encoder takes any bytes: it is the
- * receiver that must refuse them). */
-static void encode_section(cs_buf *out, cs_wire_model *wm) {
-  cs_sync_msg msg;
-  memset(&msg, 0, sizeof(msg));
-  msg.type = CS_MSG_SYNC_REQUEST;
-  msg.sender = 42;
-  msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
-  msg.models = wm;
-  msg.nmodels = 1;
-  cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
 }
 
 Test(engine_forged, text_that_is_not_utf8_is_refused) {
