@@ -44,7 +44,7 @@ static rocksdb_options_t *family_options(cs_db *db, int bloom, int compression) 
   db->table_opts[bloom] = t;
   rocksdb_options_set_compression(o, compression);
   /* Small memtables: an embedded store has eight families and little RAM. */
-  rocksdb_options_set_write_buffer_size(o, 4u << 20);
+  rocksdb_options_set_write_buffer_size(o, CS_MEMTABLE_BYTES);
   return o;
 }
 

@@ -30,9 +30,13 @@ struct cs_db {
  * the database it was made for (a copy of the ops would hold a large
  * batch's bytes twice while it is written).
  */
+/* The memtable size of each family. */
+#define CS_MEMTABLE_BYTES (4u << 20)
+
 struct cs_wbatch {
   cs_db *db;
   size_t count;
+  size_t bytes[CS_CF__COUNT]; /* key and value bytes put per family */
   int err; /* sticky: first failure of a void put/delete, reported by cs__db_write */
   rocksdb_writebatch_t *rb;
 };
