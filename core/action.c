@@ -19,6 +19,9 @@ void cs__local_dispose(cs_local_ctx *lc) {
     cs__cache_dispose(&lc->caches[i]);
     cs__segment_dispose(&lc->segs[i]);
   }
+  if (lc->outbox)
+    cs__outbox_run_dispose(lc->outbox);
+  cs__free(lc->outbox);
   cs__free(lc->caches);
   cs__free(lc->segs);
   cs__wbatch_free(lc->batch);
@@ -56,17 +59,17 @@ static int outbox_put(cs_local_ctx *lc, const char *model, const char *instance,
   cs_store *s = lc->store;
   cs_outbox_rec r = {cs__outbox_type(type), s->self, first, last, CS_HLC_MS(hlc),
                      model, instance, data_json};
-  cs_buf val = CS_BUF_INIT;
-  uint8_t key[8];
   int rc;
 
-  if ((rc = cs__outbox_encode(&val, &r)) == 0) {
-    s->outbox_seq++;
-    cs__put_be64(key, s->outbox_seq);
-    cs__wbatch_put(lc->batch, CS_CF_OUTBOX, key, 8, val.ptr, val.size);
-  }
-  cs_buf_dispose(&val);
-  return rc;
+  if (!lc->outbox && (lc->outbox = cs__calloc(1, sizeof(*lc->outbox))) == NULL)
+    return CS_ENOMEM;
+  if ((rc = cs__outbox_run_add(lc->outbox, s->outbox_seq + 1, &r)) != 0)
+    return rc;
+  s->outbox_seq++;
+  /* A full run is put now; the rest at commit. */
+  if (lc->outbox->n == CS_OUTBOX_RUN_MAX)
+    cs__outbox_run_put(lc->outbox, lc->batch, lc->outbox->first);
+  return 0;
 }
 
 int cs__local_apply(cs_local_ctx *lc, cs_doc_cache *c, cs_doc_slot *slot, cs_delta *d,
@@ -127,6 +130,8 @@ int cs__local_commit(cs_local_ctx *lc) {
         (rc = cs__segment_flush(&lc->segs[i], lc->batch, models[i]->name)) != 0)
       goto done;
   }
+  if (lc->outbox)
+    cs__outbox_run_put(lc->outbox, lc->batch, lc->outbox->first);
   if ((rc = cs__store_put_meta(s, lc->batch, models, lc->ncaches)) != 0 ||
       (rc = cs__db_write(s->db, lc->batch, s->opts.durability == CS_DURABILITY_SYNC)) != 0)
     goto done;

@@ -129,6 +129,7 @@ typedef struct cs_local_ctx {
   struct cs_segment *segs; /* the log run of each cache's model */
   size_t ncaches, caches_cap, segs_cap;
   size_t actions;
+  struct cs_outbox_run *outbox; /* the outbox entries not yet put */
 } cs_local_ctx;
 
 int cs__local_begin(cs_local_ctx *lc, cs_store *s);
@@ -142,7 +143,7 @@ int cs__local_commit(cs_local_ctx *lc);
 int cs__local_json_action(cs_local_ctx *lc, const cs_action *a);
 
 /* ---- outbox.c ---- */
-/* An iterator over the live outbox, in sequence order. */
+/* An iterator over the live outbox records, in key order. */
 int cs__outbox_iter(cs_iter **out, cs_store *s);
 /* Finds outbox_head and outbox_len (at open). */
 int cs__outbox_load(cs_store *s);
@@ -163,6 +164,33 @@ typedef struct cs_outbox_view {
 } cs_outbox_view;
 
 int cs__outbox_type(const char *name);
+
+/* A run of outbox entries being built, put as one record (see outbox.c). */
+#define CS_OUTBOX_RUN_MAX 256
+typedef struct cs_outbox_run {
+  cs_buf buf;
+  uint32_t n;
+  uint64_t first; /* the first entry's sequence number: the record's key */
+} cs_outbox_run;
+
+/* Appends entry `seq` (a record encoded, or to encode from rec). */
+int cs__outbox_run_add(cs_outbox_run *run, uint64_t seq, const cs_outbox_rec *rec);
+int cs__outbox_run_add_raw(cs_outbox_run *run, uint64_t seq, const uint8_t *p, size_t len);
+/* Puts the run (if it has entries) under `key` and empties it. */
+void cs__outbox_run_put(cs_outbox_run *run, cs_wbatch *b, uint64_t key);
+void cs__outbox_run_dispose(cs_outbox_run *run);
+
+/* Reads the entries of one stored record (a run, or a single record as
+ * earlier builds wrote them, whose sequence number is its key). */
+typedef struct cs_outbox_cursor {
+  const uint8_t *p, *end;
+  uint64_t key;
+  uint32_t left;
+  bool single;
+} cs_outbox_cursor;
+int cs__outbox_cursor(cs_outbox_cursor *c, uint64_t key, const uint8_t *p, size_t len);
+/* 1 with the next entry, 0 at the end, or an error code. */
+int cs__outbox_next(cs_outbox_cursor *c, uint64_t *seq, const uint8_t **rec, size_t *len);
 int cs__outbox_encode(cs_buf *out, const cs_outbox_rec *r);
 int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len);
 int cs__outbox_json(cs_buf *out, uint64_t seq, const uint8_t *p, size_t len);

@@ -268,8 +268,15 @@ int cs_check(cs_buf *report, cs_store *s) {
         if ((bad = cs__segment_decode(&seg, v.ptr, v.len)) == 0)
           cs__sync_msg_dispose(&seg);
       } else {
+        cs_outbox_cursor c;
         cs_outbox_view ov;
-        bad = cs__outbox_decode(&ov, v.ptr, v.len);
+        const uint8_t *rec;
+        uint64_t seq;
+        size_t len;
+        bad = k.len != 8 ||
+              cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len) != 0;
+        while (!bad && (bad = cs__outbox_next(&c, &seq, &rec, &len)) == 1)
+          bad = cs__outbox_decode(&ov, rec, len);
       }
       if (bad)
         report_bad(errors, cs__cf_name((cs_cf)cf), k);

@@ -1,8 +1,23 @@
 /*
- * Outbox records: one per local action not yet acknowledged upstream.
+ * The outbox: one entry per local action not yet acknowledged upstream,
+ * stored as runs. A record holds up to CS_OUTBOX_RUN_MAX entries of one
+ * commit (a batch of 50,000 actions writes ~200 records, not 50,000), keyed
+ * by its first entry's sequence number (u64 BE):
  *
- * Binary, because sync scans the outbox after every exchange to drop what the
- * peer acknowledged and JSON parsing there dominated a sync's cost:
+ *   offset  size  field
+ *   0       1     run version (2)
+ *   1       4     entry count N (BE), 1..CS_OUTBOX_RUN_MAX
+ *   then N times: u64 sequence number (BE, ascending), u32 length L (BE),
+ *                 L bytes of one entry record (below)
+ *
+ * An acknowledgement deletes a record whose entries are all acknowledged and
+ * rewrites, under the same key, one that keeps some. A value whose first
+ * byte is 1 is a single entry record as earlier builds stored it; its
+ * sequence number is its key.
+ *
+ * Entry records are binary, because sync scans the outbox after every
+ * exchange to drop what the peer acknowledged and JSON parsing there
+ * dominated a sync's cost:
  *
  *   offset  size  field
  *   0       1     record version (1)
@@ -130,13 +145,17 @@ int cs__outbox_load(cs_store *s) {
   if ((rc = cs__outbox_iter(&it, s)) != 0)
     return rc;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
-    cs_bytes k = cs__iter_key(it);
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    cs_outbox_cursor c;
     if (k.len != 8) {
       rc = cs__error(CS_ECORRUPT, "outbox key of %zu bytes (expected 8)", k.len);
       break;
     }
-    if (s->outbox_len++ == 0)
-      s->outbox_head = cs__get_be64(k.ptr);
+    if ((rc = cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len)) != 0)
+      break;
+    if (s->outbox_len == 0)
+      s->outbox_head = c.key;
+    s->outbox_len += c.left;
   }
   if (rc == 0)
     rc = cs__iter_status(it);
@@ -144,4 +163,125 @@ int cs__outbox_load(cs_store *s) {
     s->outbox_head = s->outbox_seq + 1;
   cs__iter_free(it);
   return rc;
+}
+
+/* ------------------------------------------------------------------ runs */
+
+static int run_start(cs_outbox_run *run, uint64_t seq) {
+  static const uint8_t head[5] = {2, 0, 0, 0, 0};
+  if (run->n)
+    return 0;
+  cs__buf_clear(&run->buf);
+  run->first = seq;
+  return cs__buf_put(&run->buf, head, sizeof(head));
+}
+
+/* Appends the entry header; the caller appends the record and then calls
+ * run_end with the header's offset. */
+static int run_entry(cs_outbox_run *run, uint64_t seq, size_t *at) {
+  uint8_t h[12] = {0};
+  int rc;
+  if ((rc = run_start(run, seq)) != 0)
+    return rc;
+  cs__put_be64(h, seq);
+  *at = run->buf.size;
+  return cs__buf_put(&run->buf, h, sizeof(h));
+}
+
+static void run_end(cs_outbox_run *run, size_t at) {
+  cs__put_be32((uint8_t *)run->buf.ptr + at + 8, (uint32_t)(run->buf.size - at - 12));
+  run->n++;
+}
+
+int cs__outbox_run_add(cs_outbox_run *run, uint64_t seq, const cs_outbox_rec *rec) {
+  size_t at;
+  int rc;
+  if ((rc = run_entry(run, seq, &at)) != 0)
+    return rc;
+  if ((rc = cs__outbox_encode(&run->buf, rec)) != 0) {
+    run->buf.size = at; /* the entry is not there */
+    return rc;
+  }
+  run_end(run, at);
+  return 0;
+}
+
+int cs__outbox_run_add_raw(cs_outbox_run *run, uint64_t seq, const uint8_t *p, size_t len) {
+  size_t at;
+  int rc;
+  if ((rc = run_entry(run, seq, &at)) != 0)
+    return rc;
+  if ((rc = cs__buf_put(&run->buf, p, len)) != 0) {
+    run->buf.size = at;
+    return rc;
+  }
+  run_end(run, at);
+  return 0;
+}
+
+void cs__outbox_run_put(cs_outbox_run *run, cs_wbatch *b, uint64_t key) {
+  uint8_t k[8];
+  if (!run->n)
+    return;
+  cs__put_be32((uint8_t *)run->buf.ptr + 1, run->n);
+  cs__put_be64(k, key);
+  cs__wbatch_put(b, CS_CF_OUTBOX, k, 8, run->buf.ptr, run->buf.size);
+  run->n = 0;
+}
+
+void cs__outbox_run_dispose(cs_outbox_run *run) {
+  cs_buf_dispose(&run->buf);
+  memset(run, 0, sizeof(*run));
+}
+
+int cs__outbox_cursor(cs_outbox_cursor *c, uint64_t key, const uint8_t *p, size_t len) {
+  memset(c, 0, sizeof(*c));
+  c->key = key;
+  c->p = p;
+  c->end = p + len;
+  if (len >= 1 && p[0] == 1) {
+    c->single = true;
+    c->left = 1;
+    return 0;
+  }
+  if (len < 5 || p[0] != 2)
+    return cs__error(CS_ECORRUPT, "outbox record %llu: bad run header (%zu bytes, version %d)",
+                     (unsigned long long)key, len, len ? p[0] : -1);
+  c->left = cs__get_be32(p + 1);
+  if (c->left == 0 || c->left > CS_OUTBOX_RUN_MAX)
+    return cs__error(CS_ECORRUPT, "outbox record %llu: run of %u entries",
+                     (unsigned long long)key, c->left);
+  c->p += 5;
+  return 0;
+}
+
+int cs__outbox_next(cs_outbox_cursor *c, uint64_t *seq, const uint8_t **rec, size_t *len) {
+  size_t n;
+  uint64_t s;
+  if (c->left == 0) {
+    if (c->p != c->end)
+      return cs__error(CS_ECORRUPT, "outbox record %llu: %zu bytes after its entries",
+                       (unsigned long long)c->key, (size_t)(c->end - c->p));
+    return 0;
+  }
+  c->left--;
+  if (c->single) {
+    *seq = c->key;
+    *rec = c->p;
+    *len = (size_t)(c->end - c->p);
+    c->p = c->end;
+    return 1;
+  }
+  if ((size_t)(c->end - c->p) < 12 || (n = cs__get_be32(c->p + 8)) > (size_t)(c->end - c->p) - 12)
+    return cs__error(CS_ECORRUPT, "outbox record %llu: an entry runs past the record",
+                     (unsigned long long)c->key);
+  s = cs__get_be64(c->p);
+  if (s < c->key)
+    return cs__error(CS_ECORRUPT, "outbox record %llu: entry %llu below its key",
+                     (unsigned long long)c->key, (unsigned long long)s);
+  *seq = s;
+  *rec = c->p + 12;
+  *len = n;
+  c->p += 12 + n;
+  return 1;
 }

@@ -112,14 +112,25 @@ int cs_get_queued_actions(cs_buf *out, cs_store *s) {
   if ((rc = cs__buf_putc(out, '[')) != 0 ||
       (rc = cs__outbox_iter(&it, s)) != 0)
     goto done;
-  for (bool first = true; cs__iter_valid(it); cs__iter_next(it), first = false) {
+  for (bool first = true; cs__iter_valid(it); cs__iter_next(it)) {
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    cs_outbox_cursor c;
+    const uint8_t *rec;
+    uint64_t seq;
+    size_t len;
     if (k.len != 8) {
       rc = cs__error(CS_ECORRUPT, "outbox key of %zu bytes (expected 8)", k.len);
       goto done;
     }
-    if ((!first && (rc = cs__buf_putc(out, ',')) != 0) ||
-        (rc = cs__outbox_json(out, cs__get_be64(k.ptr), v.ptr, v.len)) != 0)
+    if ((rc = cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len)) != 0)
+      goto done;
+    while ((rc = cs__outbox_next(&c, &seq, &rec, &len)) == 1) {
+      if ((!first && (rc = cs__buf_putc(out, ',')) != 0) ||
+          (rc = cs__outbox_json(out, seq, rec, len)) != 0)
+        goto done;
+      first = false;
+    }
+    if (rc)
       goto done;
   }
   if ((rc = cs__iter_status(it)) == 0)

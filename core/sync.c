@@ -70,73 +70,76 @@ done:
   return rc;
 }
 
-/* Flushes a run [lo, hi] of acknowledged outbox sequence numbers: one
- * range tombstone instead of a delete per entry. */
-static void outbox_drop_run(cs_wbatch *b, uint64_t lo, uint64_t hi) {
-  uint8_t begin[8], end[8];
-  cs__put_be64(begin, lo);
-  cs__put_be64(end, hi + 1);
-  if (hi == lo)
-    cs__wbatch_delete(b, CS_CF_OUTBOX, begin, 8);
-  else
-    cs__wbatch_delete_range(b, CS_CF_OUTBOX, begin, 8, end, 8);
+/* Has the peer (per its answer) every dot of this outbox entry? */
+static bool entry_acked(const cs_outbox_view *ov, const cs_sync_msg *resp) {
+  for (size_t i = 0; i < resp->nmodels; i++) {
+    const char *name = resp->models[i].name;
+    if (strlen(name) != ov->model_len || memcmp(name, ov->model, ov->model_len) != 0)
+      continue;
+    for (uint64_t c = ov->first; c <= ov->last; c++)
+      if (!cs__dotset_contains(&resp->models[i].knowledge, (cs_dot){ov->origin, c}))
+        return false;
+    return true;
+  }
+  return false;
 }
 
-/* Drops outbox entries that the peer's answer says it has. */
+/* Drops outbox entries that the peer's answer says it has: a record whose
+ * entries all go is deleted, one that keeps some is rewritten. */
 static int outbox_ack(size_t *out_dropped, cs_store *s, const cs_sync_msg *resp) {
+  cs_outbox_run keep = {0};
   cs_iter *it = NULL;
   cs_wbatch *b = NULL;
   size_t dropped = 0;
-  uint64_t run_lo = 0, run_hi = 0, first_kept = 0;
+  uint64_t first_kept = 0; /* the key of the first record left with entries */
   int rc;
 
   if ((rc = cs__wbatch_new(&b, s->db)) != 0 || (rc = cs__outbox_iter(&it, s)) != 0)
     goto done;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
-    cs_outbox_view ov;
-    bool acked = false;
+    cs_outbox_cursor c;
+    const uint8_t *rec;
+    uint64_t seq;
+    size_t len, total = 0;
     if (k.len != 8) {
       rc = cs__error(CS_ECORRUPT, "outbox key of %zu bytes (expected 8)", k.len);
       goto done;
     }
-    if ((rc = cs__outbox_decode(&ov, v.ptr, v.len)) != 0)
+    if ((rc = cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len)) != 0)
       goto done;
-    for (size_t i = 0; i < resp->nmodels && !acked; i++) {
-      const char *name = resp->models[i].name;
-      if (strlen(name) != ov.model_len || memcmp(name, ov.model, ov.model_len) != 0)
-        continue;
-      acked = true;
-      for (uint64_t c = ov.first; c <= ov.last && acked; c++)
-        acked = cs__dotset_contains(&resp->models[i].knowledge, (cs_dot){ov.origin, c});
-    }
-    uint64_t seq = cs__get_be64(k.ptr);
-    if (acked) {
-      if (run_lo && seq == run_hi + 1)
-        run_hi = seq;
-      else {
-        if (run_lo)
-          outbox_drop_run(b, run_lo, run_hi);
-        run_lo = run_hi = seq;
+    keep.n = 0;
+    while ((rc = cs__outbox_next(&c, &seq, &rec, &len)) == 1) {
+      cs_outbox_view ov;
+      total++;
+      if ((rc = cs__outbox_decode(&ov, rec, len)) != 0) {
+        cs__error_wrap(rc, "outbox entry %llu: ", (unsigned long long)seq);
+        goto done;
       }
-      dropped++;
-    } else {
-      if (run_lo)
-        outbox_drop_run(b, run_lo, run_hi);
-      run_lo = 0;
+      if (entry_acked(&ov, resp))
+        dropped++;
+      else if ((rc = cs__outbox_run_add_raw(&keep, seq, rec, len)) != 0)
+        goto done;
+    }
+    if (rc)
+      goto done;
+    if (keep.n == 0)
+      cs__wbatch_delete(b, CS_CF_OUTBOX, k.ptr, 8);
+    else {
       if (!first_kept)
-        first_kept = seq;
+        first_kept = c.key;
+      if (keep.n < total)
+        cs__outbox_run_put(&keep, b, c.key);
     }
   }
-  if (run_lo)
-    outbox_drop_run(b, run_lo, run_hi);
   if ((rc = cs__iter_status(it)) == 0 && dropped &&
       (rc = cs__db_write(s->db, b, false)) == 0) {
-    /* The scan saw every live entry: none is left below first_kept. */
+    /* The scan saw every live record: none is left below first_kept. */
     s->outbox_head = first_kept ? first_kept : s->outbox_seq + 1;
     s->outbox_len -= dropped;
   }
 done:
+  cs__outbox_run_dispose(&keep);
   cs__iter_free(it);
   cs__wbatch_free(b);
   *out_dropped = dropped;
