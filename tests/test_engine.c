@@ -18,20 +18,12 @@ static void teardown(void) {
 
 TestSuite(engine, .init = setup, .fini = teardown);
 
-static json_t *get_json(cs_store *s, const char *model, const char *inst) {
-  char *t = tu_get(s, model, inst);
-  json_t *j = json_loads(t, 0, NULL);
-  free(t);
-  cr_assert_not_null(j);
-  return j;
-}
-
 Test(engine, create_get_update_delete) {
   cs_store *a = tu_open(dir, "a");
   cs_buf b = CS_BUF_INIT;
   tu_act(a, CS_ACTION_CREATE, "UserProfile", "profile_123",
          "{\"name\":\"Ada\",\"age\":36,\"interests\":[\"hiking\",\"chess\"],\"visits\":{\"$inc\":2}}");
-  json_t *j = get_json(a, "UserProfile", "profile_123");
+  json_t *j = tu_get_json(a, "UserProfile", "profile_123");
   cr_expect_str_eq(json_string_value(json_object_get(j, "name")), "Ada");
   cr_expect_eq(json_integer_value(json_object_get(j, "age")), 36);
   cr_expect_eq(json_array_size(json_object_get(j, "interests")), 2);
@@ -39,7 +31,7 @@ Test(engine, create_get_update_delete) {
   json_decref(j);
   tu_act(a, CS_ACTION_UPDATE, "UserProfile", "profile_123",
          "{\"interests\":{\"$add\":[\"photography\"],\"$remove\":[\"chess\"]},\"visits\":{\"$inc\":-1}}");
-  j = get_json(a, "UserProfile", "profile_123");
+  j = tu_get_json(a, "UserProfile", "profile_123");
   json_t *in = json_object_get(j, "interests");
   cr_expect_eq(json_array_size(in), 2);
   cr_expect_str_eq(json_string_value(json_array_get(in, 0)), "hiking");

@@ -17,14 +17,6 @@ static void teardown(void) {
 
 TestSuite(engine_outbox, .init = setup, .fini = teardown);
 
-static json_t *get_json(cs_store *s, const char *model, const char *inst) {
-  char *t = tu_get(s, model, inst);
-  json_t *j = json_loads(t, 0, NULL);
-  free(t);
-  cr_assert_not_null(j);
-  return j;
-}
-
 Test(engine_outbox, queued_actions_until_acknowledged) {
   cs_store *a = tu_open(dir, "a"), *hub = tu_open(dir, "hub");
   cs_buf q = CS_BUF_INIT;
@@ -40,7 +32,7 @@ Test(engine_outbox, queued_actions_until_acknowledged) {
   tu_sync(a, hub);
   cr_assert_eq(cs_outbox_count(&n, a), 0);
   cr_expect_eq(n, 0, "the hub acknowledged both actions");
-  json_t *j = get_json(hub, "UserProfile", "p1");
+  json_t *j = tu_get_json(hub, "UserProfile", "p1");
   cr_expect_str_eq(json_string_value(json_object_get(j, "city")), "Rome");
   json_decref(j);
   cs_buf_dispose(&q);

@@ -40,6 +40,14 @@ char *tu_get(cs_store *s, const char *model, const char *instance) {
   return b.ptr;
 }
 
+json_t *tu_get_json(cs_store *s, const char *model, const char *instance) {
+  char *t = tu_get(s, model, instance);
+  json_t *j = json_loads(t, 0, NULL);
+  cr_assert_not_null(j, "get %s/%s: not JSON: %s", model, instance, t);
+  free(t);
+  return j;
+}
+
 void tu_act(cs_store *s, cs_action_type t, const char *model, const char *instance,
             const char *json) {
   cs_action a = {t, model, instance, json};

@@ -12,6 +12,8 @@ void tu_rmrf(const char *path);
 cs_store *tu_open(const char *dir, const char *name);
 /* getLocalData as a malloc'd string (caller frees); asserts success. */
 char *tu_get(cs_store *s, const char *model, const char *instance);
+/* The same parsed (caller json_decref()s). */
+json_t *tu_get_json(cs_store *s, const char *model, const char *instance);
 void tu_act(cs_store *s, cs_action_type t, const char *model, const char *instance,
             const char *json);
 /* One cs_sync of a with b over an in-process peer; asserts success. */
