@@ -37,11 +37,25 @@ int cs__local_cache(cs_doc_cache **out, cs_local_ctx *lc, const char *model) {
       *out = &lc->caches[i];
       return 0;
     }
-  if ((rc = cs__model_get(&m, lc->store, model)) != 0)
-    return rc;
-  /* Models may move when a new one is inserted: re-point the caches. */
+  /* Models may move when a new one is inserted: remember where the caches'
+   * models are, and re-point the caches afterwards. */
+  size_t *at = cs__calloc(lc->ncaches ? lc->ncaches : 1, sizeof(size_t));
+  if (!at)
+    return CS_ENOMEM;
+  size_t before = lc->store->nmodels;
   for (size_t i = 0; i < lc->ncaches; i++)
-    lc->caches[i].model = cs__model_find(lc->store, lc->caches[i].model->name);
+    at[i] = (size_t)(lc->caches[i].model - lc->store->models);
+  if ((rc = cs__model_get(&m, lc->store, model)) != 0) {
+    cs__free(at);
+    return rc;
+  }
+  for (size_t i = 0; i < lc->ncaches; i++) {
+    size_t k = at[i], added = (size_t)(m - lc->store->models);
+    if (lc->store->nmodels > before && k >= added)
+      k++; /* inserted before it */
+    lc->caches[i].model = &lc->store->models[k];
+  }
+  cs__free(at);
   if ((rc = cs__array_grow((void **)&lc->caches, &lc->caches_cap, lc->ncaches + 1,
                            sizeof(cs_doc_cache))) != 0 ||
       (rc = cs__array_grow((void **)&lc->segs, &lc->segs_cap, lc->ncaches + 1,

@@ -491,6 +491,33 @@ Test(engine, typed_batch_commits_many_actions_at_once) {
   cs_store_close(a);
 }
 
+/* Each new model a batch touches is inserted in name order, which moves the
+ * store's models (and the models of the batch's earlier caches) in memory. */
+Test(engine, batch_over_many_new_models_keeps_each_models_changes) {
+  cs_store *a = tu_open(dir, "a");
+  cs_batch *bt;
+  char model[16], inst[16];
+  cr_assert_eq(cs_batch_begin(&bt, a), 0);
+  for (int round = 0; round < 2; round++)
+    for (int i = 11; i >= 0; i--) {
+      snprintf(model, sizeof(model), "M%02d", i);
+      snprintf(inst, sizeof(inst), "p%d", round);
+      cr_assert_eq(cs_batch_set_int(bt, model, inst, "n", i * 10 + round), 0, "%s", cs_errmsg());
+    }
+  cr_assert_eq(cs_batch_commit(bt), 0, "%s", cs_errmsg());
+  for (int i = 0; i < 12; i++)
+    for (int round = 0; round < 2; round++) {
+      char want[32], *j;
+      snprintf(model, sizeof(model), "M%02d", i);
+      snprintf(inst, sizeof(inst), "p%d", round);
+      snprintf(want, sizeof(want), "{\"n\":%d}", i * 10 + round);
+      j = tu_get(a, model, inst);
+      cr_expect_str_eq(j, want, "%s/%s", model, inst);
+      free(j);
+    }
+  cs_store_close(a);
+}
+
 Test(engine, reopen_keeps_identity_and_data) {
   cs_store *a = tu_open(dir, "a");
   char k1[65], k2[65];
