@@ -41,12 +41,16 @@ int cs__array_grow(void **ptr, size_t *cap, size_t need, size_t item) {
 
   if (need <= *cap)
     return 0;
-  ncap = *cap ? *cap : 4;
-  while (ncap < need) {
-    if (ncap > SIZE_MAX / 2 / item)
-      return cs__error(CS_ENOMEM, "array of %zu items of %zu bytes is too large", need, item);
-    ncap *= 2;
-  }
+  /* A first allocation takes what is asked (most arrays of a document hold
+   * one or two items for good); later ones grow by half, so a grown array
+   * wastes at most a third of its room. */
+  ncap = *cap;
+  if (need > SIZE_MAX / 2 / item)
+    return cs__error(CS_ENOMEM, "array of %zu items of %zu bytes is too large", need, item);
+  if (ncap == 0)
+    ncap = need;
+  while (ncap < need)
+    ncap += ncap / 2 + 1;
   p = cs__realloc(*ptr, ncap * item);
   if (!p)
     return CS_ENOMEM;

@@ -136,7 +136,7 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
                     size_t *dropped, const removal *rm) {
   size_t j, nnew = 0, old = into->len, keep, staged = 0, lo = 0, first_gone = SIZE_MAX;
   size_t fn = from ? from->len : 0;
-  cs_reg_entry *e = into->entries, *t = NULL;
+  cs_reg_entry *e = into->entries, *t = NULL, few[4];
   int rc = 0;
 
   /* count from's entries that are new here (not ours, not seen) */
@@ -148,11 +148,16 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
     if (!cs__dotset_contains(ictx, from->entries[j].dot))
       nnew++;
   }
-  if (nnew && (rc = cs__array_grow((void **)&into->entries, &into->cap, old + 2 * nnew,
+  /* New entries are staged beside the array (on the stack for the usual one
+   * or two), so that the register keeps no room it will not use. */
+  if (nnew <= sizeof few / sizeof few[0])
+    t = few;
+  else if ((t = cs__calloc(nnew, sizeof *t)) == NULL)
+    return CS_ENOMEM;
+  if (nnew && (rc = cs__array_grow((void **)&into->entries, &into->cap, old + nnew,
                                    sizeof *into->entries)))
-    return rc;
+    goto fail;
   e = into->entries;
-  t = e + old + nnew;
   for (j = 0, lo = 0; j < fn && staged < nnew; j++) {
     const cs_reg_entry *s = &from->entries[j];
     size_t i = entry_lower(e, lo, old, s->dot);
@@ -202,10 +207,14 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
     a = p;
   }
   into->len = keep + staged;
+  if (t != few)
+    cs__free(t);
   return 0;
 fail:
   while (staged > 0)
     cs__val_dispose(&t[--staged].val);
+  if (t != few)
+    cs__free(t);
   return rc;
 }
 
