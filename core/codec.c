@@ -15,7 +15,7 @@ static void wire_model_dispose(cs_wire_model *m) {
   for (size_t i = 0; i < m->ninstances; i++)
     cs__free(m->instances[i]);
   cs__free(m->instances);
-  for (size_t i = 0; i < m->nactions; i++)
+  for (size_t i = 0; m->actions && i < m->nactions; i++) /* none kept when streamed */
     cs__wire_action_dispose(&m->actions[i]);
   cs__free(m->actions);
   for (size_t i = 0; i < m->nstates; i++)

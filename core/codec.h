@@ -77,6 +77,32 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg);
 /* Strict decode of untrusted bytes. On failure *out is zeroed. */
 int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len);
 
+/*
+ * Where a streamed decode hands what it reads, in input order. A nonzero
+ * return stops the decode with that code. Each callback may be NULL.
+ *   header:      the message's type, sender, clock, cursor and flags are set;
+ *   section:     a model section's name, knowledge and instance table are;
+ *   action:      one action of that section (the callback may move its
+ *                document and context out, leaving them zeroed; whatever is
+ *                left is disposed after the call);
+ *   section_end: the section's states are decoded (wm->states).
+ * The message keeps everything but the actions: wm->actions stays empty and
+ * wm->nactions counts the actions handed over.
+ */
+typedef struct cs_msg_sink {
+  int (*header)(void *arg, const cs_sync_msg *msg);
+  int (*section)(void *arg, cs_wire_model *wm);
+  int (*action)(void *arg, cs_wire_model *wm, size_t index, cs_wire_action *a);
+  int (*section_end)(void *arg, cs_wire_model *wm);
+  void *arg;
+} cs_msg_sink;
+
+/* cs__codec_decode_msg, handing actions to `sink` instead of keeping them:
+ * a message of any size is decoded in the memory of one action. The
+ * checksum is verified before any callback runs. */
+int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
+                              const cs_msg_sink *sink);
+
 /* A document state alone (the documents column family). Versioned, no checksum
  * beyond RocksDB's own block checksums. */
 int cs__codec_encode_doc(cs_buf *out, const cs_doc *doc);

@@ -43,8 +43,9 @@ done:
   return rc;
 }
 
-static int dec_actions(cs__dec *d, cs_wire_model *m) {
+static int dec_actions(cs__dec *d, cs_wire_model *m, const cs_msg_sink *sink) {
   size_t ngroups, cap = 0;
+  cs_wire_action one;
   uint64_t inst_next = 0;
   long prev_o = -1;
   int rc = 0;
@@ -65,11 +66,15 @@ static int dec_actions(cs__dec *d, cs_wire_model *m) {
       rc = cs__dec_fail(d, "action group of origin index %u is empty", oridx);
       goto done;
     }
-    TRY(cs__array_grow((void **)&m->actions, &cap, m->nactions + na, sizeof(cs_wire_action)));
-    memset(&m->actions[m->nactions], 0, na * sizeof(cs_wire_action));
+    if (!sink) {
+      TRY(cs__array_grow((void **)&m->actions, &cap, m->nactions + na, sizeof(cs_wire_action)));
+      memset(&m->actions[m->nactions], 0, na * sizeof(cs_wire_action));
+    }
     for (size_t k = 0; k < na; k++) {
-      cs_wire_action *a = &m->actions[m->nactions];
+      cs_wire_action *a = sink ? &one : &m->actions[m->nactions];
       uint64_t inst;
+      if (sink)
+        memset(&one, 0, sizeof(one));
       d->action = (long)m->nactions;
       m->nactions++;
       TRY(cs__dec_uint(d, &inst, "action instance"));
@@ -104,8 +109,15 @@ static int dec_actions(cs__dec *d, cs_wire_model *m) {
       a->instance = (uint32_t)inst;
       if (inst >= inst_next)
         inst_next = inst + 1;
-      TRY(cs__dec_action(d, a, prev_last, oridx));
+      rc = cs__dec_action(d, a, prev_last, oridx);
       prev_last = a->last;
+      if (sink) {
+        if (rc == 0 && sink->action)
+          rc = sink->action(sink->arg, m, m->nactions - 1, a);
+        cs__wire_action_dispose(a);
+      }
+      if (rc)
+        goto done;
     }
   }
   d->action = -1;
@@ -146,6 +158,11 @@ done:
 }
 
 int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len) {
+  return cs__codec_decode_msg_sink(out, p, len, NULL);
+}
+
+int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
+                              const cs_msg_sink *sink) {
   cs__dec d;
   uint64_t v;
   size_t n;
@@ -186,6 +203,8 @@ int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len) {
   }
   out->flags = (uint32_t)v;
   TRY(cs__dec_tables(&d));
+  if (sink && sink->header)
+    TRY(sink->header(sink->arg, out));
   d.hlc = out->clock;
   TRY(cs__dec_count(&d, &n, 6, "model sections"));
   if (n && !(out->models = cs__calloc(n, sizeof(cs_wire_model)))) {
@@ -204,8 +223,12 @@ int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len) {
     d.model = m->name;
     TRY(cs__dec_dotset(&d, &m->knowledge, "knowledge"));
     TRY(dec_instances(&d, m));
-    TRY(dec_actions(&d, m));
+    if (sink && sink->section)
+      TRY(sink->section(sink->arg, m));
+    TRY(dec_actions(&d, m, sink));
     TRY(dec_states(&d, m));
+    if (sink && sink->section_end)
+      TRY(sink->section_end(sink->arg, m));
     cs__dotcur_dispose(&d.cur);
   }
   d.model = NULL;

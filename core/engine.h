@@ -241,11 +241,57 @@ int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model 
 /* Adds whole states of model m's documents changed after cursor `since`. */
 int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since);
 int cs__msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, const char *name);
-/* Clocks against ours, dots of every action its own and used once. */
-int cs__validate_msg(cs_store *s, const cs_sync_msg *msg);
-/* Merges a validated message in one write (moves applied actions into the log). */
+
+/*
+ * Merging a peer's message in one write, part by part as it is decoded
+ * (cs__merge_sink gives the decoder's callbacks): header, then per model
+ * section: section, each action, section_end; then finish writes. Each part
+ * is validated before it changes anything in memory, and nothing is written
+ * before finish: a message refused half-way leaves the store as it was
+ * (dispose restores the models' knowledge).
+ */
+typedef struct cs_merger {
+  cs_store *store;
+  cs_wbatch *batch;
+  cs_doc_cache *caches; /* one per section, in message order */
+  const char **names;   /* their model names (the message's) */
+  size_t ncaches, caches_cap, names_cap;
+  size_t applied;
+  uint64_t limit; /* the latest stamp accepted (cs__stamp_limit) */
+  cs_hlc max_hlc; /* of the applied actions: observed at finish */
+  bool floor_dirty, finished;
+  /* the section being merged */
+  cs_dotset before; /* the model's knowledge before this message */
+  cs_doc_slot **slots; /* per instance of the section's table */
+  cs_segment seg;      /* the log run being built */
+} cs_merger;
+
+int cs__merge_begin(cs_merger *mg, cs_store *s);
+int cs__merge_header(cs_merger *mg, const cs_sync_msg *msg);
+int cs__merge_section(cs_merger *mg, cs_wire_model *wm);
+/* Moves an applied action's document and context into the log. */
+int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t index, cs_wire_action *a);
+int cs__merge_section_end(cs_merger *mg, cs_wire_model *wm);
+/* `ack_peer` != 0: record each section's knowledge as what that peer has.
+ * `durable`: fsync the write. A server must (its answer acknowledges what
+ * it merged); a client merging an answer need not: if the write is lost,
+ * the acknowledgement recorded in the same batch is lost with it, and the
+ * next sync asks for the same actions again. */
+int cs__merge_finish(size_t *out_applied, cs_merger *mg, const cs_sync_msg *msg,
+                     cs_replica ack_peer, bool durable);
+void cs__merge_dispose(cs_merger *mg);
+void cs__merge_sink(cs_msg_sink *out, cs_merger *mg);
+/* All of it for a message decoded whole. */
 int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
                   bool durable);
+
+/* ---- validate.c: what the codec cannot check (see there) ---- */
+uint64_t cs__stamp_limit(const cs_store *s);
+int cs__validate_header(const cs_store *s, const cs_sync_msg *msg, uint64_t limit);
+int cs__validate_section(const cs_wire_model *wm);
+int cs__validate_action(const cs_store *s, const cs_wire_model *wm, size_t index,
+                        const cs_wire_action *a, uint64_t limit);
+int cs__validate_states(const cs_wire_model *wm);
 
 /* ---- serve.c / sync.c ---- */
 /* Serves one request (SYNC or PULL) on `s`. sender_key NULL: trusted

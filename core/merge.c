@@ -1,8 +1,8 @@
 /*
  * Building and merging sync messages: what a peer lacks (log runs or whole
- * states), validation of what a peer sent beyond the codec's checks, and the
- * one-write merge. Shared by the serving side (serve.c) and the client
- * (sync.c); see sync.c for the protocol.
+ * states), and the one-write merge of what a peer sent, part by part as it
+ * is decoded (checked by validate.c). Shared by the serving side (serve.c)
+ * and the client (sync.c); see sync.c for the protocol.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -217,283 +217,7 @@ int cs__msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, const 
   return 0;
 }
 
-/* ----------------------------------------------------------- validation */
-
-/* Dots an action may own beyond one per entry (a dot taken for an action
- * that names no entry, writes replaced within the action). */
-#define CS_ACTION_SLACK_DOTS 4096
-
-static size_t count_entries(const cs_doc *d) {
-  size_t n = d->nexist;
-  for (size_t f = 0; f < d->nfields; f++) {
-    const cs_field *fl = &d->fields[f];
-    if (fl->kind == CS_KIND_REG)
-      n += fl->u.reg.len;
-    else if (fl->kind == CS_KIND_SET)
-      for (size_t e = 0; e < fl->u.set.len; e++)
-        n += fl->u.set.elems[e].ndots;
-  }
-  return n;
-}
-
-static bool text_ok(const char *p, size_t len) {
-  return cs__utf8_check(p, len) == len;
-}
-
-/* The first name or string of a document that is not UTF-8, or NULL. */
-static const char *doc_bad_text(const cs_doc *d) {
-  for (size_t f = 0; f < d->nfields; f++) {
-    const cs_field *fl = &d->fields[f];
-    if (!text_ok(fl->name, strlen(fl->name)))
-      return "a field name";
-    if (fl->kind == CS_KIND_REG) {
-      for (size_t e = 0; e < fl->u.reg.len; e++)
-        if (fl->u.reg.entries[e].val.type == CS_VAL_STR &&
-            !text_ok(fl->u.reg.entries[e].val.u.s.ptr, fl->u.reg.entries[e].val.u.s.len))
-          return "a string value";
-    } else if (fl->kind == CS_KIND_SET) {
-      for (size_t e = 0; e < fl->u.set.len; e++)
-        if (fl->u.set.elems[e].val.type == CS_VAL_STR &&
-            !text_ok(fl->u.set.elems[e].val.u.s.ptr, fl->u.set.elems[e].val.u.s.len))
-          return "a string element";
-    }
-  }
-  return NULL;
-}
-
-/* Is every entry of a whole state under a dot its sender's knowledge has?
- * The join relies on it: a local entry's dot is always in the local
- * context, which is how a small delta knows which entries it can remove. */
-static bool state_within(const cs_doc *d, const cs_dotset *k) {
-  for (size_t i = 0; i < d->nexist; i++)
-    if (!cs__dotset_contains(k, d->exist[i].dot))
-      return false;
-  for (size_t f = 0; f < d->nfields; f++) {
-    const cs_field *fl = &d->fields[f];
-    if (fl->kind == CS_KIND_REG) {
-      for (size_t e = 0; e < fl->u.reg.len; e++)
-        if (!cs__dotset_contains(k, fl->u.reg.entries[e].dot))
-          return false;
-    } else if (fl->kind == CS_KIND_SET) {
-      for (size_t e = 0; e < fl->u.set.len; e++)
-        for (size_t q = 0; q < fl->u.set.elems[e].ndots; q++)
-          if (!cs__dotset_contains(k, fl->u.set.elems[e].dots[q]))
-            return false;
-    }
-  }
-  return true;
-}
-
-/* Names and strings are UTF-8 (a document shown as JSON could not hold
- * them otherwise); whole states stay within their sender's knowledge. */
-static int validate_section(const cs_wire_model *wm) {
-  const char *bad;
-  if (!text_ok(wm->name, strlen(wm->name)))
-    return cs__error(CS_ECORRUPT, "a model name is not UTF-8");
-  for (size_t i = 0; i < wm->ninstances; i++)
-    if (!text_ok(wm->instances[i], strlen(wm->instances[i])))
-      return cs__error(CS_ECORRUPT, "model '%s': instance %zu's name is not UTF-8", wm->name, i);
-  for (size_t j = 0; j < wm->nactions; j++)
-    if ((bad = doc_bad_text(&wm->actions[j].doc)) != NULL)
-      return cs__error(CS_ECORRUPT, "model '%s', action %zu: %s is not UTF-8", wm->name, j, bad);
-  for (size_t j = 0; j < wm->nstates; j++) {
-    const char *inst = wm->instances[wm->states[j].instance];
-    if ((bad = doc_bad_text(&wm->states[j].doc)) != NULL)
-      return cs__error(CS_ECORRUPT, "model '%s', state of '%s': %s is not UTF-8", wm->name, inst,
-                       bad);
-    if (!state_within(&wm->states[j].doc, &wm->knowledge))
-      return cs__error(CS_ECORRUPT,
-                       "model '%s', state of '%s': an entry under a dot the sender's knowledge "
-                       "lacks",
-                       wm->name, inst);
-  }
-  return 0;
-}
-
-/* Checks what the codec cannot: text, clocks against ours, that every
- * action only writes entries under its own dots and every state stays
- * within its sender's knowledge. Runs before anything changes. */
-int cs__validate_msg(cs_store *s, const cs_sync_msg *msg) {
-  uint64_t now = cs__now_ms(), limit = now + s->opts.max_clock_skew_ms;
-  int rc;
-
-  if (CS_HLC_MS(msg->clock) > limit)
-    return cs__error(CS_ECLOCK,
-                     "peer %016llx: its clock is %llu ms ahead of ours (the limit is %llu ms)",
-                     (unsigned long long)msg->sender,
-                     (unsigned long long)(CS_HLC_MS(msg->clock) - now),
-                     (unsigned long long)s->opts.max_clock_skew_ms);
-  for (size_t i = 0; i < msg->nmodels; i++) {
-    const cs_wire_model *wm = &msg->models[i];
-    if ((rc = validate_section(wm)) != 0)
-      return rc;
-    for (size_t j = 0; j < wm->nactions; j++) {
-      const cs_wire_action *a = &wm->actions[j];
-      const cs_doc *d = &a->doc;
-      if (CS_HLC_MS(a->hlc) > limit)
-        return cs__error(CS_ECLOCK,
-                         "model '%s', action %zu (origin %016llx): stamped %llu ms ahead of our "
-                         "clock (the limit is %llu ms)",
-                         wm->name, j, (unsigned long long)a->origin,
-                         (unsigned long long)(CS_HLC_MS(a->hlc) - now),
-                         (unsigned long long)s->opts.max_clock_skew_ms);
-      /* Bound the range before walking it: a forged action could claim
-       * 2^60 dots that a compact context makes look plausible. */
-      size_t entries = count_entries(d);
-      if (a->last < a->first || a->last - a->first >= entries + CS_ACTION_SLACK_DOTS)
-        return cs__error(CS_ECORRUPT,
-                         "model '%s', action %zu: %llu dots for %zu entries is not plausible",
-                         wm->name, j, (unsigned long long)(a->last - a->first + 1), entries);
-      for (uint64_t c = a->first; c <= a->last; c++)
-        if (!cs__dotset_contains(&a->ctx, (cs_dot){a->origin, c}))
-          return cs__error(CS_ECORRUPT, "model '%s', action %zu: context lacks its own dot %llu",
-                           wm->name, j, (unsigned long long)c);
-      /* Every entry under one of the action's own dots, each dot used once
-       * (the join relies on a dot naming a single entry). */
-      size_t span = (size_t)(a->last - a->first + 1);
-      uint8_t *seen = cs__calloc((span + 7) / 8, 1);
-      if (!seen)
-        return CS_ENOMEM;
-      bool ok = true;
-#define OWN_DOT(dt)                                                                                \
-  ((dt).replica == a->origin && (dt).counter >= a->first && (dt).counter <= a->last &&           \
-   !(seen[((dt).counter - a->first) / 8] & (1u << (((dt).counter - a->first) % 8))) &&            \
-   (seen[((dt).counter - a->first) / 8] |= (uint8_t)(1u << (((dt).counter - a->first) % 8))))
-      for (size_t e = 0; e < d->nexist && ok; e++)
-        ok = OWN_DOT(d->exist[e].dot);
-      for (size_t f = 0; f < d->nfields && ok; f++) {
-        const cs_field *fl = &d->fields[f];
-        if (fl->kind == CS_KIND_REG) {
-          for (size_t e = 0; e < fl->u.reg.len && ok; e++)
-            ok = OWN_DOT(fl->u.reg.entries[e].dot);
-        } else if (fl->kind == CS_KIND_SET) {
-          for (size_t e = 0; e < fl->u.set.len && ok; e++)
-            for (size_t k = 0; k < fl->u.set.elems[e].ndots && ok; k++)
-              ok = OWN_DOT(fl->u.set.elems[e].dots[k]);
-        } else if (fl->kind == CS_KIND_CTR) {
-          for (size_t e = 0; e < fl->u.ctr.len && ok; e++)
-            ok = fl->u.ctr.entries[e].replica == a->origin;
-        }
-      }
-#undef OWN_DOT
-      cs__free(seen);
-      if (!ok)
-        goto foreign;
-      continue;
-    foreign:
-      return cs__error(CS_ECORRUPT,
-                       "model '%s', action %zu (origin %016llx, dots %llu..%llu): writes an entry "
-                       "under a dot that is not its own, or under one dot twice",
-                       wm->name, j, (unsigned long long)a->origin, (unsigned long long)a->first,
-                       (unsigned long long)a->last);
-    }
-  }
-  return 0;
-}
-
 /* ---------------------------------------------------------------- merging */
-
-typedef struct merge_state {
-  cs_store *store;
-  cs_wbatch *batch;
-  cs_doc_cache *caches;
-  size_t ncaches;
-  cs_model **models;
-  size_t applied;
-  bool floor_dirty;
-} merge_state;
-
-static void merge_dispose(merge_state *ms) {
-  for (size_t i = 0; i < ms->ncaches; i++)
-    cs__cache_dispose(&ms->caches[i]);
-  cs__free(ms->caches);
-  cs__free(ms->models);
-  cs__wbatch_free(ms->batch);
-}
-
-/* Merges one model section. Applied actions are moved out of `wm` into the
- * log, one run per origin (the message is dropped afterwards anyway). */
-static int merge_section(merge_state *ms, cs_wire_model *wm, cs_doc_cache *c) {
-  cs_store *s = ms->store;
-  cs_model *m = c->model;
-  cs_dotset before = CS_DOTSET_INIT;
-  cs_doc_slot **slots = NULL;
-  cs_segment seg;
-  int rc;
-
-  cs__segment_init(&seg);
-  /*
-   * Duplicates are judged against what we knew BEFORE this message. Within
-   * it, an action applied first may cover the dots of another (a delete
-   * covering the existence entry an increment wrote): those dots are then
-   * known, but the other action's own effects (its counter entries, the
-   * entries its context removes) are not applied yet. A sender always sends
-   * every action whose dots we lacked, so a dot known before the message
-   * means its action was applied.
-   */
-  if ((rc = cs__dotset_copy(&before, &m->knowledge)) != 0 ||
-      (rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
-    goto done;
-  /* Every instance of the section is in the cache now, and nothing else
-   * joins it: look each one up once, not once per action. */
-  if (wm->ninstances && (slots = cs__calloc(wm->ninstances, sizeof(*slots))) == NULL) {
-    rc = CS_ENOMEM;
-    goto done;
-  }
-  if ((rc = cs__cache_slots(slots, c, wm->instances, wm->ninstances)) != 0)
-    goto done;
-  for (size_t j = 0; j < wm->nactions; j++) {
-    cs_wire_action *a = &wm->actions[j];
-    const char *instance = wm->instances[a->instance];
-    cs_doc_slot *slot;
-    bool all_known = true;
-    for (uint64_t k = a->first; k <= a->last && all_known; k++)
-      all_known = cs__dotset_contains(&before, (cs_dot){a->origin, k});
-    if (all_known)
-      continue; /* a duplicate: joins are idempotent, skip the work */
-    slot = slots[a->instance];
-    if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &a->doc, &a->ctx)) != 0 ||
-        (rc = cs__dotset_join(&m->knowledge, &a->ctx)) != 0)
-      goto done;
-    slot->dirty = true;
-    cs__clock_observe(&s->clock, a->hlc, cs__now_ms());
-    if (seg.wm.nactions && seg.origin != a->origin &&
-        (rc = cs__segment_flush(&seg, ms->batch, m->name)) != 0)
-      goto done;
-    if ((rc = cs__segment_add(&seg, ms->batch, m->name, a, instance)) != 0)
-      goto done;
-    ms->applied++;
-  }
-  if ((rc = cs__segment_flush(&seg, ms->batch, m->name)) != 0)
-    goto done;
-  if (wm->nstates) {
-    /* Whole states join against the sender's knowledge, all against our
-     * context from before them; the contexts are joined afterwards. */
-    for (size_t j = 0; j < wm->nstates; j++) {
-      cs_doc_slot *slot = slots[wm->states[j].instance];
-      if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &wm->states[j].doc, &wm->knowledge)) != 0)
-        goto done;
-      slot->dirty = true;
-      ms->applied++;
-    }
-  }
-  if (wm->nstates || !cs__dotset_subset(&wm->knowledge, &m->knowledge)) {
-    /* What the sender knows without having sent it as actions can only be
-     * claimed when states were sent; otherwise knowledge grows by the
-     * actions' contexts alone (already joined above). */
-    if (wm->nstates) {
-      if ((rc = cs__dotset_join(&m->knowledge, &wm->knowledge)) != 0 ||
-          (rc = cs__dotset_join(&m->floor, &wm->knowledge)) != 0)
-        goto done;
-      ms->floor_dirty = true;
-    }
-  }
-done:
-  cs__free(slots);
-  cs__segment_dispose(&seg);
-  cs__dotset_dispose(&before);
-  return rc;
-}
 
 static int put_floor(cs_wbatch *b, const cs_model *m) {
   cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
@@ -506,63 +230,212 @@ static int put_floor(cs_wbatch *b, const cs_model *m) {
   return rc;
 }
 
-/*
- * Merges a validated message into the store in one write.
- * `ack_peer` != 0: record each section's knowledge as what that peer has.
- * `durable`: fsync the write. A server must (its answer acknowledges what it
- * merged); a client merging an answer need not: if the write is lost, the
- * acknowledgement recorded in the same batch is lost with it, and the next
- * sync asks for the same actions again.
- */
-int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
-                     bool durable) {
-  merge_state ms = {0};
-  size_t nm = msg->nmodels;
+int cs__merge_begin(cs_merger *mg, cs_store *s) {
+  memset(mg, 0, sizeof(*mg));
+  mg->store = s;
+  mg->limit = cs__stamp_limit(s);
+  cs__segment_init(&mg->seg);
+  return cs__wbatch_new(&mg->batch, s->db);
+}
+
+/* Drops what the section being merged holds (its log run is in the batch). */
+static void section_clear(cs_merger *mg) {
+  cs__free(mg->slots);
+  mg->slots = NULL;
+  cs__segment_dispose(&mg->seg);
+  cs__dotset_dispose(&mg->before);
+}
+
+void cs__merge_dispose(cs_merger *mg) {
+  section_clear(mg);
+  /* Not finished: what memory holds of the models must again be what is
+   * stored. */
+  if (!mg->finished)
+    for (size_t i = 0; i < mg->ncaches; i++)
+      cs__model_reload(mg->store, mg->caches[i].model);
+  for (size_t i = 0; i < mg->ncaches; i++)
+    cs__cache_dispose(&mg->caches[i]);
+  cs__free(mg->caches);
+  cs__free(mg->names);
+  cs__wbatch_free(mg->batch);
+  memset(mg, 0, sizeof(*mg));
+}
+
+int cs__merge_header(cs_merger *mg, const cs_sync_msg *msg) {
+  return cs__validate_header(mg->store, msg, mg->limit);
+}
+
+int cs__merge_section(cs_merger *mg, cs_wire_model *wm) {
+  cs_store *s = mg->store;
+  cs_doc_cache *c;
+  cs_model *m;
   int rc;
 
-  ms.store = s;
-  if ((rc = cs__wbatch_new(&ms.batch, s->db)) != 0)
-    goto done;
-  if ((ms.caches = cs__calloc(nm ? nm : 1, sizeof(cs_doc_cache))) == NULL ||
-      (ms.models = cs__calloc(nm ? nm : 1, sizeof(cs_model *))) == NULL) {
-    rc = CS_ENOMEM;
-    goto done;
+  section_clear(mg);
+  if ((rc = cs__validate_section(wm)) != 0)
+    return rc;
+  if ((rc = cs__array_grow((void **)&mg->caches, &mg->caches_cap, mg->ncaches + 1,
+                           sizeof(cs_doc_cache))) != 0 ||
+      (rc = cs__array_grow((void **)&mg->names, &mg->names_cap, mg->ncaches + 1,
+                           sizeof(char *))) != 0)
+    return rc;
+  if ((rc = cs__model_get(&m, s, wm->name)) != 0)
+    return rc;
+  /* Creating a model may move the others in memory: find them again (by
+   * the names the message holds, which stay put). */
+  for (size_t i = 0; i < mg->ncaches; i++)
+    mg->caches[i].model = cs__model_find(s, mg->names[i]);
+  c = &mg->caches[mg->ncaches];
+  if ((rc = cs__cache_init(c, m, wm->ninstances)) != 0)
+    return rc;
+  mg->names[mg->ncaches++] = wm->name;
+  /*
+   * Duplicates are judged against what we knew BEFORE this message. Within
+   * it, an action applied first may cover the dots of another (a delete
+   * covering the existence entry an increment wrote): those dots are then
+   * known, but the other action's own effects (its counter entries, the
+   * entries its context removes) are not applied yet. A sender always sends
+   * every action whose dots we lacked, so a dot known before the message
+   * means its action was applied.
+   */
+  if ((rc = cs__dotset_copy(&mg->before, &m->knowledge)) != 0 ||
+      (rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
+    return rc;
+  /* Every instance of the section is in the cache now, and nothing else
+   * joins it: look each one up once, not once per action. */
+  if (wm->ninstances && (mg->slots = cs__calloc(wm->ninstances, sizeof(*mg->slots))) == NULL)
+    return CS_ENOMEM;
+  return cs__cache_slots(mg->slots, c, wm->instances, wm->ninstances);
+}
+
+int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t j, cs_wire_action *a) {
+  cs_doc_cache *c = &mg->caches[mg->ncaches - 1];
+  cs_model *m = c->model;
+  cs_doc_slot *slot;
+  bool all_known = true;
+  int rc;
+
+  if ((rc = cs__validate_action(mg->store, wm, j, a, mg->limit)) != 0)
+    return rc;
+  for (uint64_t k = a->first; k <= a->last && all_known; k++)
+    all_known = cs__dotset_contains(&mg->before, (cs_dot){a->origin, k});
+  if (all_known)
+    return 0; /* a duplicate: joins are idempotent, skip the work */
+  slot = mg->slots[a->instance];
+  if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &a->doc, &a->ctx)) != 0 ||
+      (rc = cs__dotset_join(&m->knowledge, &a->ctx)) != 0)
+    return rc;
+  slot->dirty = true;
+  if (a->hlc > mg->max_hlc)
+    mg->max_hlc = a->hlc;
+  /* Applied actions go to the log, one run per origin. */
+  if (mg->seg.wm.nactions && mg->seg.origin != a->origin &&
+      (rc = cs__segment_flush(&mg->seg, mg->batch, m->name)) != 0)
+    return rc;
+  if ((rc = cs__segment_add(&mg->seg, mg->batch, m->name, a, wm->instances[a->instance])) != 0)
+    return rc;
+  mg->applied++;
+  return 0;
+}
+
+int cs__merge_section_end(cs_merger *mg, cs_wire_model *wm) {
+  cs_doc_cache *c = &mg->caches[mg->ncaches - 1];
+  cs_model *m = c->model;
+  int rc;
+
+  if ((rc = cs__segment_flush(&mg->seg, mg->batch, m->name)) != 0 ||
+      (rc = cs__validate_states(wm)) != 0)
+    return rc;
+  if (wm->nstates) {
+    /* Whole states join against the sender's knowledge, all against our
+     * context from before them; the contexts are joined afterwards. What
+     * the sender knows without having sent it as actions can only be
+     * claimed with states; otherwise knowledge grows by the actions'
+     * contexts alone (joined already). */
+    for (size_t j = 0; j < wm->nstates; j++) {
+      cs_doc_slot *slot = mg->slots[wm->states[j].instance];
+      if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &wm->states[j].doc, &wm->knowledge)) != 0)
+        return rc;
+      slot->dirty = true;
+      mg->applied++;
+    }
+    if ((rc = cs__dotset_join(&m->knowledge, &wm->knowledge)) != 0 ||
+        (rc = cs__dotset_join(&m->floor, &wm->knowledge)) != 0)
+      return rc;
+    mg->floor_dirty = true;
   }
-  /* Create every model first: creating one may move the others in memory. */
-  for (size_t i = 0; i < nm; i++) {
-    cs_model *m;
-    if ((rc = cs__model_get(&m, s, msg->models[i].name)) != 0)
+  section_clear(mg);
+  return 0;
+}
+
+int cs__merge_finish(size_t *out_applied, cs_merger *mg, const cs_sync_msg *msg,
+                     cs_replica ack_peer, bool durable) {
+  cs_store *s = mg->store;
+  cs_model **models = NULL;
+  int rc = 0;
+
+  if (mg->ncaches &&
+      (models = cs__calloc(mg->ncaches, sizeof(cs_model *))) == NULL)
+    return CS_ENOMEM;
+  for (size_t i = 0; i < mg->ncaches; i++) {
+    const cs_wire_model *wm = &msg->models[i];
+    models[i] = mg->caches[i].model;
+    if ((rc = cs__cache_flush(&mg->caches[i], s, mg->batch)) != 0)
+      goto done;
+    if (ack_peer &&
+        (rc = cs__peer_ack_put(mg->batch, ack_peer, models[i]->name, &wm->knowledge)) != 0)
+      goto done;
+    if (mg->floor_dirty && (rc = put_floor(mg->batch, models[i])) != 0)
       goto done;
   }
-  for (size_t i = 0; i < nm; i++) {
-    ms.models[i] = cs__model_find(s, msg->models[i].name);
-    if ((rc = cs__cache_init(&ms.caches[i], ms.models[i], msg->models[i].ninstances)) != 0)
-      goto fail;
-    ms.ncaches++;
-  }
-  for (size_t i = 0; i < nm; i++)
-    if ((rc = merge_section(&ms, &msg->models[i], &ms.caches[i])) != 0)
-      goto fail;
-  for (size_t i = 0; i < nm; i++) {
-    if ((rc = cs__cache_flush(&ms.caches[i], s, ms.batch)) != 0)
-      goto fail;
-    if (ack_peer && (rc = cs__peer_ack_put(ms.batch, ack_peer, ms.models[i]->name,
-                                       &msg->models[i].knowledge)) != 0)
-      goto fail;
-    if (ms.floor_dirty && (rc = put_floor(ms.batch, ms.models[i])) != 0)
-      goto fail;
-  }
-  if ((rc = cs__store_put_meta(s, ms.batch, ms.models, nm)) != 0 ||
-      (rc = cs__db_write(s->db, ms.batch, durable)) != 0)
-    goto fail;
+  if (mg->max_hlc)
+    cs__clock_observe(&s->clock, mg->max_hlc, cs__now_ms());
+  if ((rc = cs__store_put_meta(s, mg->batch, models, mg->ncaches)) != 0 ||
+      (rc = cs__db_write(s->db, mg->batch, durable)) != 0)
+    goto done;
+  mg->finished = true;
   if (out_applied)
-    *out_applied = ms.applied;
-  goto done;
-fail:
-  for (size_t i = 0; i < ms.ncaches; i++)
-    cs__model_reload(s, ms.models[i]);
+    *out_applied = mg->applied;
 done:
-  merge_dispose(&ms);
+  cs__free(models);
   return rc;
 }
 
+/* The decoder's callbacks for a merge. */
+static int sink_header(void *arg, const cs_sync_msg *msg) { return cs__merge_header(arg, msg); }
+static int sink_section(void *arg, cs_wire_model *wm) { return cs__merge_section(arg, wm); }
+static int sink_action(void *arg, cs_wire_model *wm, size_t j, cs_wire_action *a) {
+  return cs__merge_action(arg, wm, j, a);
+}
+static int sink_section_end(void *arg, cs_wire_model *wm) { return cs__merge_section_end(arg, wm); }
+
+void cs__merge_sink(cs_msg_sink *out, cs_merger *mg) {
+  out->header = sink_header;
+  out->section = sink_section;
+  out->action = sink_action;
+  out->section_end = sink_section_end;
+  out->arg = mg;
+}
+
+int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
+                  bool durable) {
+  cs_merger mg;
+  int rc;
+
+  if ((rc = cs__merge_begin(&mg, s)) != 0 || (rc = cs__merge_header(&mg, msg)) != 0)
+    goto done;
+  for (size_t i = 0; i < msg->nmodels; i++) {
+    cs_wire_model *wm = &msg->models[i];
+    if ((rc = cs__merge_section(&mg, wm)) != 0)
+      goto done;
+    for (size_t j = 0; j < wm->nactions; j++)
+      if ((rc = cs__merge_action(&mg, wm, j, &wm->actions[j])) != 0)
+        goto done;
+    if ((rc = cs__merge_section_end(&mg, wm)) != 0)
+      goto done;
+  }
+  rc = cs__merge_finish(out_applied, &mg, msg, ack_peer, durable);
+done:
+  cs__merge_dispose(&mg);
+  return rc;
+}

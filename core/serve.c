@@ -110,18 +110,14 @@ static int status_of(int rc) {
   }
 }
 
-static int serve_sync(cs_buf *response, cs_store *s, cs_sync_msg *req, const access *ac) {
+/* The answer to a merged sync request: our knowledge of every model the key
+ * may read, with the actions the requester lacks (or states when our log no
+ * longer holds them). */
+static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, const access *ac) {
   cs_sync_msg resp = {0};
   size_t cap = 0;
-  int rc;
+  int rc = 0;
 
-  /* Refuse the whole request when any section writes a model it may not. */
-  for (size_t i = 0; i < req->nmodels; i++)
-    if ((req->models[i].nactions || req->models[i].nstates) &&
-        !rights_allow(ac, "write", req->models[i].name))
-      return cs__error(CS_EAUTH, "this key may not write model '%s'", req->models[i].name);
-  if ((rc = cs__merge_msg(NULL, s, req, req->sender, s->opts.durability == CS_DURABILITY_SYNC)) != 0)
-    return rc;
   resp.type = CS_MSG_SYNC_RESPONSE;
   resp.sender = s->self;
   resp.clock = cs__clock_tick(&s->clock, cs__now_ms());
@@ -189,39 +185,98 @@ done:
   return rc;
 }
 
+/*
+ * A request is decoded, checked and merged part by part (cs_msg_sink): the
+ * header settles who sends what where, each section whether the key may
+ * write it. A sync request is merged as it is read; a pull is only checked.
+ */
+typedef struct serving {
+  cs_store *store;
+  const char *path;
+  const uint8_t *sender_key;
+  bool allow_any;
+  access ac;
+  cs_merger mg;
+  bool merging;   /* a sync request */
+  bool may_write; /* the section being read */
+} serving;
+
+static int serving_header(void *arg, const cs_sync_msg *msg) {
+  serving *sv = arg;
+  int rc;
+  if (sv->sender_key && msg->sender != cs__replica_id(sv->sender_key))
+    return cs__error(CS_EAUTH, "message claims sender %016llx but is signed by another key",
+                     (unsigned long long)msg->sender);
+  if (sv->sender_key && !sv->allow_any && (rc = access_load(&sv->ac, sv->store, sv->sender_key)))
+    return rc;
+  if (strcmp(sv->path, "/v1/sync") == 0 && msg->type == CS_MSG_SYNC_REQUEST)
+    sv->merging = true;
+  else if (!(strcmp(sv->path, "/v1/pull") == 0 && msg->type == CS_MSG_PULL_REQUEST))
+    return cs__error(CS_EINVAL, "message type %d does not belong on %s", msg->type, sv->path);
+  return cs__merge_header(&sv->mg, msg);
+}
+
+static int serving_section(void *arg, cs_wire_model *wm) {
+  serving *sv = arg;
+  if (!sv->merging)
+    return cs__validate_section(wm);
+  sv->may_write = rights_allow(&sv->ac, "write", wm->name);
+  return cs__merge_section(&sv->mg, wm);
+}
+
+/* The whole request is refused when any section writes a model the key may
+ * not write (nothing is written before the end). */
+static int refuse_write(const cs_wire_model *wm) {
+  return cs__error(CS_EAUTH, "this key may not write model '%s'", wm->name);
+}
+
+static int serving_action(void *arg, cs_wire_model *wm, size_t j, cs_wire_action *a) {
+  serving *sv = arg;
+  if (!sv->merging)
+    return cs__validate_action(sv->store, wm, j, a, sv->mg.limit);
+  if (!sv->may_write)
+    return refuse_write(wm);
+  return cs__merge_action(&sv->mg, wm, j, a);
+}
+
+static int serving_section_end(void *arg, cs_wire_model *wm) {
+  serving *sv = arg;
+  if (!sv->merging)
+    return cs__validate_states(wm);
+  if (wm->nstates && !sv->may_write)
+    return refuse_write(wm);
+  return cs__merge_section_end(&sv->mg, wm);
+}
+
 int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char *path,
                     const uint8_t *reqb, size_t len, const uint8_t *sender_key, bool allow_any) {
   cs_sync_msg req = {0};
-  access ac = {NULL};
+  serving sv;
+  cs_msg_sink sink = {serving_header, serving_section, serving_action, serving_section_end, &sv};
   int rc;
 
   *http_status = 200;
-  if ((rc = cs__codec_decode_msg(&req, reqb, len)) != 0)
-    goto done;
-  if (sender_key && req.sender != cs__replica_id(sender_key)) {
-    rc = cs__error(CS_EAUTH, "message claims sender %016llx but is signed by another key",
-                   (unsigned long long)req.sender);
-    goto done;
-  }
+  memset(&sv, 0, sizeof(sv));
+  sv.path = path;
+  sv.sender_key = sender_key;
+  sv.allow_any = allow_any;
   CS_LOCK(s);
-  if (sender_key && !allow_any)
-    rc = access_load(&ac, s, sender_key);
-  if (rc == 0)
-    rc = cs__validate_msg(s, &req);
-  if (rc == 0) {
-    if (strcmp(path, "/v1/sync") == 0 && req.type == CS_MSG_SYNC_REQUEST)
-      rc = serve_sync(response, s, &req, &ac);
-    else if (strcmp(path, "/v1/pull") == 0 && req.type == CS_MSG_PULL_REQUEST)
-      rc = serve_pull(response, s, &req, &ac);
-    else
-      rc = cs__error(CS_EINVAL, "message type %d does not belong on %s", req.type, path);
+  sv.store = s;
+  if ((rc = cs__merge_begin(&sv.mg, s)) == 0 &&
+      (rc = cs__codec_decode_msg_sink(&req, reqb, len, &sink)) == 0) {
+    if (sv.merging) {
+      rc = cs__merge_finish(NULL, &sv.mg, &req, req.sender,
+                            s->opts.durability == CS_DURABILITY_SYNC);
+      if (rc == 0)
+        rc = serve_sync(response, s, &req, &sv.ac);
+    } else
+      rc = serve_pull(response, s, &req, &sv.ac);
   }
+  cs__merge_dispose(&sv.mg);
   CS_UNLOCK(s);
-done:
   if (rc)
     *http_status = status_of(rc);
-  json_decref(ac.rights);
+  json_decref(sv.ac.rights);
   cs__sync_msg_dispose(&req);
   return rc;
 }
-

@@ -2,7 +2,8 @@
  * The sync protocol (docs/guide.md, "How sync works").
  *
  * A sends, per model, its knowledge and the logged actions the peer lacks;
- * B validates the whole message, merges it in one write, and answers with its
+ * B validates and merges the message as it decodes it (one action in memory
+ * at a time, core/merge.c), writes it in one batch, and answers with its
  * knowledge and the actions A lacks (or whole document states when its log no
  * longer holds them). A merges the answer in one write and records what B has
  * acknowledged. Actions are never echoed (A's own are in A's knowledge) and
@@ -203,25 +204,62 @@ void cs__peer_forget(const cs_peer *p) {
   pthread_mutex_unlock(&memo_lock);
 }
 
+/* One round trip: the peer's answer as bytes. */
+static int exchange_bytes(cs_buf *resp, size_t *bytes_in, cs_peer *peer, const char *path,
+                          const cs_buf *req) {
+  int rc;
+  if (!peer || peer->version != CS_PEER_VERSION || !peer->exchange)
+    return cs__error(CS_EINVAL, "peer is not a version %d cs_peer", CS_PEER_VERSION);
+  if ((rc = peer->exchange(peer, resp, path, (const uint8_t *)req->ptr, req->size)) == 0)
+    *bytes_in += resp->size;
+  return rc;
+}
+
+static int wrong_type(uint8_t got, uint8_t want) {
+  return cs__error(CS_ECORRUPT, "peer answered with message type %d, expected %d", got, want);
+}
+
 static int exchange(cs_sync_msg *out, size_t *bytes_in, cs_peer *peer, const char *path,
                     const cs_buf *req, uint8_t want_type) {
   cs_buf resp = CS_BUF_INIT;
   int rc;
 
-  if (!peer || peer->version != CS_PEER_VERSION || !peer->exchange)
-    return cs__error(CS_EINVAL, "peer is not a version %d cs_peer", CS_PEER_VERSION);
-  if ((rc = peer->exchange(peer, &resp, path, (const uint8_t *)req->ptr, req->size)) != 0)
+  if ((rc = exchange_bytes(&resp, bytes_in, peer, path, req)) != 0)
     goto done;
-  *bytes_in += resp.size;
   if ((rc = cs__codec_decode_msg(out, (const uint8_t *)resp.ptr, resp.size)) != 0) {
     cs__error_wrap(rc, "peer's answer: ");
     goto done;
   }
   if (out->type != want_type)
-    rc = cs__error(CS_ECORRUPT, "peer answered with message type %d, expected %d", out->type,
-                   want_type);
+    rc = wrong_type(out->type, want_type);
 done:
   cs_buf_dispose(&resp);
+  return rc;
+}
+
+static int answer_header(void *arg, const cs_sync_msg *msg) {
+  if (msg->type != CS_MSG_SYNC_RESPONSE)
+    return wrong_type(msg->type, CS_MSG_SYNC_RESPONSE);
+  return cs__merge_header(arg, msg);
+}
+
+/* Decodes, checks and merges the peer's answer as it is read (one action
+ * at a time in memory); *resp keeps its knowledge, not its actions. */
+static int merge_answer(size_t *applied, cs_sync_msg *resp, cs_store *s, const cs_buf *bytes) {
+  cs_merger mg;
+  cs_msg_sink sink;
+  int rc;
+
+  if ((rc = cs__merge_begin(&mg, s)) == 0) {
+    cs__merge_sink(&sink, &mg);
+    sink.header = answer_header;
+    if ((rc = cs__codec_decode_msg_sink(resp, (const uint8_t *)bytes->ptr, bytes->size,
+                                        &sink)) != 0)
+      cs__error_wrap(rc, "peer's answer: ");
+    else
+      rc = cs__merge_finish(applied, &mg, resp, resp->sender, false);
+  }
+  cs__merge_dispose(&mg);
   return rc;
 }
 
@@ -235,7 +273,7 @@ static int finish_result(cs_sync_result *out, cs_store *s) {
 int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
   cs_sync_result local = CS_SYNC_RESULT_INIT;
   cs_sync_msg resp = {0}, prev = {0};
-  cs_buf req = CS_BUF_INIT;
+  cs_buf req = CS_BUF_INIT, respb = CS_BUF_INIT;
   bool have_prev = false;
   int rc = 0;
 
@@ -252,13 +290,11 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
     out->bytes_sent += req.size;
     cs__sync_msg_dispose(&resp);
     memset(&resp, 0, sizeof(resp));
-    if ((rc = exchange(&resp, &out->bytes_received, peer, "/v1/sync", &req,
-                       CS_MSG_SYNC_RESPONSE)) != 0)
+    cs__buf_clear(&respb);
+    if ((rc = exchange_bytes(&respb, &out->bytes_received, peer, "/v1/sync", &req)) != 0)
       goto done;
     CS_LOCK(s);
-    rc = cs__validate_msg(s, &resp);
-    if (rc == 0)
-      rc = cs__merge_msg(&applied, s, &resp, resp.sender, false);
+    rc = merge_answer(&applied, &resp, s, &respb);
     if (rc == 0)
       rc = outbox_ack(&dropped, s, &resp);
     bool again = rc == 0 && peer_lacks_ours(s, &resp);
@@ -283,6 +319,7 @@ done:
   cs__sync_msg_dispose(&resp);
   cs__sync_msg_dispose(&prev);
   cs_buf_dispose(&req);
+  cs_buf_dispose(&respb);
   cs_sync_result_dispose(&local);
   return rc;
 }
@@ -357,8 +394,6 @@ int cs_partial_sync(cs_sync_result *out, cs_store *s, cs_peer *peer, uint64_t si
                        resp.models[i].name, (unsigned long long)issued);
     }
   }
-  if (rc == 0)
-    rc = cs__validate_msg(s, &resp);
   if (rc == 0)
     rc = cs__merge_msg(&applied, s, &resp, 0, false);
   if (rc == 0 && (rc = cs__wbatch_new(&b, s->db)) == 0) {

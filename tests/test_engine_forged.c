@@ -220,3 +220,69 @@ Test(engine_forged, a_well_formed_action_is_accepted) {
   cs_buf_dispose(&resp);
   cs_store_close(s);
 }
+
+/* Action `first` of origin 7 (one dot) writing register "v" under dot `entry`. */
+static void one_dot_action(cs_wire_action *a, cs_field *f, cs_reg_entry *e, cs_vv_entry *vv,
+                           uint64_t first, uint64_t entry) {
+  memset(a, 0, sizeof(*a));
+  memset(f, 0, sizeof(*f));
+  e->dot = (cs_dot){7, entry};
+  e->hlc = CS_HLC_MAKE(cs__now_ms(), first);
+  e->val = cs__val_int((int64_t)first);
+  f->name = "v";
+  f->kind = CS_KIND_REG;
+  f->u.reg.entries = e;
+  f->u.reg.len = 1;
+  a->origin = 7;
+  a->first = a->last = first;
+  a->hlc = e->hlc;
+  a->doc.fields = f;
+  a->doc.nfields = 1;
+  *vv = (cs_vv_entry){7, first};
+  a->ctx.vv = vv;
+  a->ctx.vv_len = 1;
+}
+
+/* The merge reads a message as it decodes it: a forged action after good ones
+ * must still leave nothing behind, in the store or in memory (the good ones
+ * are applied when they come again, not taken for duplicates). */
+Test(engine_forged, a_forged_action_after_good_ones_leaves_nothing_behind) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  cs_wire_action a[3];
+  cs_field f[3];
+  cs_reg_entry e[3];
+  cs_vv_entry vv[3];
+  char *inst = "x";
+  cs_wire_model wm;
+  int status = 0;
+  one_dot_action(&a[0], &f[0], &e[0], &vv[0], 1, 1);
+  one_dot_action(&a[1], &f[1], &e[1], &vv[1], 2, 2);
+  one_dot_action(&a[2], &f[2], &e[2], &vv[2], 3, 9); /* under a dot not its own */
+  memset(&wm, 0, sizeof(wm));
+  wm.name = "M";
+  wm.instances = &inst;
+  wm.ninstances = 1;
+  wm.actions = a;
+  wm.nactions = 3;
+  encode_section(&req, &wm);
+  expect_refused(s, &req, "third action forged");
+  cs_model *m = cs__model_find(s, "M");
+  cr_expect(m == NULL || cs__dotset_max(&m->knowledge, 7) == 0,
+            "the refused message left knowledge of origin 7 in memory");
+  cs__buf_clear(&req);
+  wm.nactions = 2;
+  encode_section(&req, &wm);
+  cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size,
+                               NULL, true),
+               0, "%s", cs_errmsg());
+  cs_doc doc = CS_DOC_INIT;
+  cr_assert_eq(cs__doc_read(&doc, NULL, s, "M", "x"), 0, "%s", cs_errmsg());
+  cr_assert_eq(doc.nfields, 1);
+  cr_assert_eq(doc.fields[0].u.reg.len, 1, "the second write replaced the first");
+  cr_expect_eq(doc.fields[0].u.reg.entries[0].val.u.i, 2);
+  cs__doc_dispose(&doc);
+  cs_buf_dispose(&req);
+  cs_buf_dispose(&resp);
+  cs_store_close(s);
+}
