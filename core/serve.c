@@ -267,6 +267,8 @@ int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char 
     if (sv.merging) {
       rc = cs__merge_finish(NULL, &sv.mg, &req, req.sender,
                             s->opts.durability == CS_DURABILITY_SYNC);
+      /* The merged documents are written: free them before the answer. */
+      cs__merge_dispose(&sv.mg);
       if (rc == 0)
         rc = serve_sync(response, s, &req, &sv.ac);
     } else
