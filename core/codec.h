@@ -45,6 +45,22 @@ typedef struct cs_wire_state {
   cs_doc doc;
 } cs_wire_state;
 
+/* Hands `fn` each action of a section in order; stops at fn's nonzero code
+ * and returns it. */
+typedef int (*cs_action_fn)(void *fnarg, const cs_wire_action *a);
+
+/*
+ * Actions a sender reads as it encodes them (from its log) instead of
+ * holding them all decoded. The encoder calls `each` twice, to collect its
+ * tables and to write: both calls must give the same actions in the same
+ * order (sorted by origin, then dots), with instance indexes into the
+ * section's table, complete once the first call returns.
+ */
+typedef struct cs_action_source {
+  int (*each)(void *arg, cs_action_fn fn, void *fnarg);
+  void *arg;
+} cs_action_source;
+
 typedef struct cs_wire_model {
   char *name;
   cs_dotset knowledge; /* sender's knowledge of the model */
@@ -52,6 +68,8 @@ typedef struct cs_wire_model {
   size_t ninstances;
   cs_wire_action *actions; /* sorted by (origin, first) */
   size_t nactions;
+  const cs_action_source *source; /* encoding only: actions come from here
+                                     (`actions` empty) */
   cs_wire_state *states; /* sorted by instance name */
   size_t nstates;
 } cs_wire_model;

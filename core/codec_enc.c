@@ -44,7 +44,21 @@ typedef struct enc {
   bool use_cur;
   cov_item *items;
   size_t items_cap, nitems;
+  bool own_names; /* field names outlive the actions of a source: copy them */
+  struct src_groups *groups; /* per model section, for sections with a source */
 } enc;
+
+/* The origin groups of a section whose actions come from a source, counted
+ * when collecting (a group's count is written before its actions). */
+typedef struct src_group {
+  uint64_t origin;
+  size_t n;
+} src_group;
+
+typedef struct src_groups {
+  src_group *g;
+  size_t len, cap;
+} src_groups;
 
 typedef struct dot_prev {
   bool valid;
@@ -71,6 +85,9 @@ static void enc_init(enc *e, cs_buf *out) {
 static void enc_dispose(enc *e) {
   cs__free(e->reps);
   cs__free(e->rep_list);
+  if (e->own_names)
+    for (size_t i = 0; i < e->flds_cap; i++)
+      cs__free((char *)e->flds[i].name);
   cs__free(e->flds);
   cs__free(e->fld_list);
   cs__free(e->items);
@@ -177,6 +194,10 @@ static void fld_add(enc *e, const char *name) {
     len = strlen(name);
     if (len == 0 || len > CS_WIRE_MAX_NAME) {
       fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
+      return;
+    }
+    if (e->own_names && (name = cs__strdup(name)) == NULL) {
+      e->rc = CS_ENOMEM;
       return;
     }
     s->name = name;
@@ -707,16 +728,83 @@ int cs__codec_encode_action(cs_buf *out, const cs_wire_action *a, const char *in
   return enc_end(&e, start);
 }
 
-static void put_model(enc *e, const cs_wire_model *m) {
+/* ---- sections whose actions come from a source ---- */
+
+typedef struct src_pass {
+  enc *e;
+  const cs_wire_model *m;
+  src_groups *sg;
+  size_t gi, left; /* writing: the next group, actions left in the current */
+  uint64_t prev_last;
+} src_pass;
+
+static int src_collect(void *arg, const cs_wire_action *a) {
+  src_pass *sp = arg;
+  src_groups *sg = sp->sg;
+  collect_action(sp->e, a);
+  if (sg->len == 0 || sg->g[sg->len - 1].origin != a->origin) {
+    if (sg->len && sg->g[sg->len - 1].origin > a->origin)
+      fail(sp->e, CS_EINVAL, "model '%s': actions not sorted by origin", sp->m->name);
+    else if (cs__array_grow((void **)&sg->g, &sg->cap, sg->len + 1, sizeof(*sg->g)) != 0)
+      sp->e->rc = CS_ENOMEM;
+    else
+      sg->g[sg->len++] = (src_group){a->origin, 0};
+  }
+  if (!sp->e->rc)
+    sg->g[sg->len - 1].n++;
+  return sp->e->rc;
+}
+
+static int src_put(void *arg, const cs_wire_action *a) {
+  src_pass *sp = arg;
+  enc *e = sp->e;
+  if (sp->left == 0) {
+    if (sp->gi == sp->sg->len || sp->sg->g[sp->gi].origin != a->origin) {
+      fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes",
+           sp->m->name);
+      return e->rc;
+    }
+    sp->left = sp->sg->g[sp->gi++].n;
+    sp->prev_last = 0;
+    put_u(e, rep_idx(e, a->origin));
+    put_u(e, sp->left);
+  } else if (a->origin != sp->sg->g[sp->gi - 1].origin) {
+    fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes", sp->m->name);
+    return e->rc;
+  }
+  if (a->instance >= sp->m->ninstances)
+    fail(e, CS_EINVAL, "model '%s': instance %u out of range (table has %zu)", sp->m->name,
+         a->instance, sp->m->ninstances);
+  put_action(e, a, sp->prev_last, true);
+  sp->prev_last = a->last;
+  sp->left--;
+  return e->rc;
+}
+
+static void src_run(enc *e, const cs_wire_model *m, src_groups *sg, cs_action_fn fn) {
+  src_pass sp = {e, m, sg, 0, 0, 0};
+  int rc = m->source->each(m->source->arg, fn, &sp);
+  if (rc && !e->rc)
+    e->rc = rc; /* the source's own failure, with its message */
+  if (!e->rc && fn == src_put && (sp.gi != sg->len || sp.left != 0))
+    fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes", m->name);
+}
+
+static void put_model(enc *e, const cs_wire_model *m, src_groups *sg) {
   size_t i = 0;
   put_name(e, "model", m->name);
   put_dotset(e, &m->knowledge);
   put_u(e, m->ninstances);
   for (size_t k = 0; k < m->ninstances; k++)
     put_name(e, "instance", m->instances[k]);
+  if (m->source) {
+    put_u(e, sg->len);
+    if (!e->rc)
+      src_run(e, m, sg, src_put);
+  }
   /* Actions grouped by origin: the origin once, then the actions in dot
    * order, each dot range relative to the previous one. */
-  {
+  else {
     size_t groups = 0;
     for (size_t k = 0; k < m->nactions; k++)
       if (k == 0 || m->actions[k].origin != m->actions[k - 1].origin)
@@ -765,6 +853,13 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
   e.use_cur = true;
   if (msg->type < CS_MSG_SYNC_REQUEST || msg->type > CS_MSG_PULL_RESPONSE)
     fail(&e, CS_EINVAL, "unknown message type %u", msg->type);
+  for (size_t i = 0; i < msg->nmodels && !e.rc; i++)
+    if (msg->models[i].source) {
+      e.own_names = true;
+      if ((e.groups = cs__calloc(msg->nmodels, sizeof(src_groups))) == NULL)
+        e.rc = CS_ENOMEM;
+      break;
+    }
   for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
     const cs_wire_model *m = &msg->models[i];
     if (i && strcmp(msg->models[i - 1].name, m->name) >= 0)
@@ -772,6 +867,8 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
     collect_dotset(&e, &m->knowledge);
     for (size_t k = 0; k < m->nactions; k++)
       collect_action(&e, &m->actions[k]);
+    if (m->source && !e.rc)
+      src_run(&e, m, &e.groups[i], src_collect);
     for (size_t k = 0; k < m->nstates; k++)
       collect_doc(&e, &m->states[k].doc);
   }
@@ -787,7 +884,7 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
   e.hlc = msg->clock;
   put_u(&e, msg->nmodels);
   for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
-    put_model(&e, &msg->models[i]);
+    put_model(&e, &msg->models[i], e.groups ? &e.groups[i] : NULL);
     /* The dot cursor is per model section: instance indexes are. */
     cs__dotcur_dispose(&e.cur);
     e.inst_next = 0;
@@ -798,6 +895,11 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
                        0);
     if (enc_write(out, (const char *)sum, sizeof(sum)) != 0)
       e.rc = CS_ENOMEM;
+  }
+  if (e.groups) {
+    for (size_t i = 0; i < msg->nmodels; i++)
+      cs__free(e.groups[i].g);
+    cs__free(e.groups);
   }
   return enc_end(&e, start);
 }

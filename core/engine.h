@@ -206,6 +206,8 @@ typedef struct cs_intern {
 
 /* Interns `name` (taking ownership) into wm's instance table. */
 int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, char *name);
+/* The index of a name interned already. */
+bool cs__intern_find(uint32_t *out, const cs_intern *t, const char *name);
 void cs__intern_dispose(cs_intern *t);
 
 typedef struct cs_segment {
@@ -235,9 +237,28 @@ int cs__segment_decode(cs_sync_msg *out, const uint8_t *p, size_t len);
 /* ---- merge.c: building and merging messages ---- */
 int cs__peer_ack_get(cs_dotset *out, cs_store *s, cs_replica peer, const char *model);
 int cs__peer_ack_put(cs_wbatch *b, cs_replica peer, const char *model, const cs_dotset *ack);
-/* Adds to wm every logged action of model m that `peer_knows` does not cover. */
-int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model *m,
-                        const cs_dotset *peer_knows);
+/*
+ * The logged actions of model m that a peer lacks, read from the log as the
+ * encoder writes them (cs_action_source): a message of any size is built
+ * in the memory of one log run. cs__log_source_init fills wm->source and
+ * takes `peer_knows` (moved; the caller's is left empty). The source, and
+ * the store's lock, must outlive the encoding.
+ */
+typedef struct cs_log_source {
+  cs_action_source src;
+  cs_store *store;
+  cs_model *model;
+  cs_wire_model *wm; /* its instance table is filled by the first pass */
+  cs_dotset peer_knows;
+  cs_intern table;
+  size_t inst_cap;
+  size_t count; /* actions handed over by the first pass */
+  int passes;
+} cs_log_source;
+
+void cs__log_source_init(cs_log_source *ls, cs_wire_model *wm, cs_store *s, cs_model *m,
+                         cs_dotset *peer_knows);
+void cs__log_source_dispose(cs_log_source *ls);
 /* Adds whole states of model m's documents changed after cursor `since`. */
 int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since);
 int cs__msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, const char *name);

@@ -40,16 +40,17 @@ int cs__peer_ack_put(cs_wbatch *b, cs_replica peer, const char *model, const cs_
 
 /* ---------------------------------------------------------- building msgs */
 
-/* Adds to wm every logged action of model m that `peer_knows` does not cover. */
-int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model *m,
-                           const cs_dotset *peer_knows) {
+/* Hands fn every logged action of the source's model that the peer lacks. */
+static int log_each(void *arg, cs_action_fn fn, void *fnarg) {
+  cs_log_source *ls = arg;
+  cs_store *s = ls->store;
+  cs_model *m = ls->model;
+  const cs_dotset *peer_knows = &ls->peer_knows;
   cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT, seek = CS_BUF_INIT;
-  size_t inst_cap = wm->ninstances, act_cap = wm->nactions;
-  cs_intern table = {0};
+  bool first_pass = ls->passes++ == 0;
   cs_iter *it = NULL;
   int rc;
 
-  /* Existing table entries (none in practice) keep their indexes. */
   if ((rc = cs__key_name(&lo, m->name)) != 0 || (rc = cs__key_name(&hi, m->name)) != 0 ||
       (rc = cs__key_u64(&hi, UINT64_MAX)) != 0 || (rc = cs__key_u64(&hi, UINT64_MAX)) != 0 ||
       (rc = cs__buf_putc(&hi, 0)) != 0)
@@ -61,8 +62,6 @@ int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model 
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
     size_t pos = lo.size;
     uint64_t origin, last, known;
-    cs_wire_action *a;
-    char *instance = NULL;
 
     if ((rc = cs__key_read_u64(&origin, k.ptr, k.len, &pos)) != 0 ||
         (rc = cs__key_read_u64(&last, k.ptr, k.len, &pos)) != 0)
@@ -79,7 +78,7 @@ int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model 
       cs__iter_seek(it, seek.ptr, seek.size);
       continue;
     }
-    /* A run of this origin's actions: send those the peer lacks. */
+    /* A run of this origin's actions: hand over those the peer lacks. */
     cs_sync_msg seg;
     if ((rc = cs__segment_decode(&seg, v.ptr, v.len)) != 0) {
       cs__error_wrap(rc, "log of model '%s', origin %016llx, run ending at dot %llu: ", m->name,
@@ -89,22 +88,25 @@ int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model 
     cs_wire_model *sm = &seg.models[0];
     for (size_t j = 0; j < sm->nactions && rc == 0; j++) {
       cs_wire_action *sa = &sm->actions[j];
+      const char *name = sm->instances[sa->instance];
       bool all_known = true;
+      char *dup;
       for (uint64_t c = sa->first; c <= sa->last && all_known; c++)
         all_known = cs__dotset_contains(peer_knows, (cs_dot){sa->origin, c});
       if (all_known)
         continue;
-      if ((rc = cs__array_grow((void **)&wm->actions, &act_cap, wm->nactions + 1,
-                               sizeof(cs_wire_action))) != 0)
-        break;
-      a = &wm->actions[wm->nactions];
-      *a = *sa;
-      memset(sa, 0, sizeof(*sa)); /* moved */
-      wm->nactions++;
-      if ((instance = cs__strdup(sm->instances[a->instance])) == NULL)
-        rc = CS_ENOMEM;
-      else
-        rc = cs__intern(&a->instance, &table, wm, &inst_cap, instance);
+      if (first_pass) {
+        if ((dup = cs__strdup(name)) == NULL)
+          rc = CS_ENOMEM;
+        else
+          rc = cs__intern(&sa->instance, &ls->table, ls->wm, &ls->inst_cap, dup);
+        ls->count++;
+      } else if (!cs__intern_find(&sa->instance, &ls->table, name)) {
+        rc = cs__error(CS_EINTERNAL, "log of model '%s': instance '%s' appeared between passes",
+                       m->name, name);
+      }
+      if (rc == 0)
+        rc = fn(fnarg, sa);
     }
     cs__sync_msg_dispose(&seg);
     if (rc)
@@ -113,14 +115,31 @@ int cs__collect_actions(cs_wire_model *wm, size_t *n_out, cs_store *s, cs_model 
   }
   rc = cs__iter_status(it);
 done:
-  if (n_out)
-    *n_out = wm->nactions;
-  cs__intern_dispose(&table);
   cs__iter_free(it);
   cs_buf_dispose(&lo);
   cs_buf_dispose(&hi);
   cs_buf_dispose(&seek);
   return rc;
+}
+
+void cs__log_source_init(cs_log_source *ls, cs_wire_model *wm, cs_store *s, cs_model *m,
+                         cs_dotset *peer_knows) {
+  memset(ls, 0, sizeof(*ls));
+  ls->src.each = log_each;
+  ls->src.arg = ls;
+  ls->store = s;
+  ls->model = m;
+  ls->wm = wm;
+  ls->peer_knows = *peer_knows;
+  memset(peer_knows, 0, sizeof(*peer_knows));
+  ls->inst_cap = wm->ninstances;
+  wm->source = &ls->src;
+}
+
+void cs__log_source_dispose(cs_log_source *ls) {
+  cs__intern_dispose(&ls->table);
+  cs__dotset_dispose(&ls->peer_knows);
+  memset(ls, 0, sizeof(*ls));
 }
 
 static int cmp_instance_states(const void *a, const void *b, void *names) {

@@ -74,6 +74,17 @@ int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, c
   return 0;
 }
 
+bool cs__intern_find(uint32_t *out, const cs_intern *t, const char *name) {
+  if (!t->cap)
+    return false;
+  for (size_t i = hash_name(name) & (t->cap - 1); t->names[i]; i = (i + 1) & (t->cap - 1))
+    if (strcmp(t->names[i], name) == 0) {
+      *out = t->idx[i];
+      return true;
+    }
+  return false;
+}
+
 void cs__segment_init(cs_segment *seg) { memset(seg, 0, sizeof(*seg)); }
 
 void cs__segment_dispose(cs_segment *seg) {

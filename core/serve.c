@@ -115,12 +115,20 @@ static int status_of(int rc) {
  * longer holds them). */
 static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, const access *ac) {
   cs_sync_msg resp = {0};
-  size_t cap = 0;
+  cs_log_source *srcs = NULL;
+  size_t cap = 0, nsrc = 0;
   int rc = 0;
 
   resp.type = CS_MSG_SYNC_RESPONSE;
   resp.sender = s->self;
   resp.clock = cs__clock_tick(&s->clock, cs__now_ms());
+  /* The log sources point at their sections: size the sections once. */
+  if ((rc = cs__array_grow((void **)&resp.models, &cap, s->nmodels, sizeof(cs_wire_model))) != 0)
+    goto done;
+  if ((srcs = cs__calloc(s->nmodels ? s->nmodels : 1, sizeof(*srcs))) == NULL) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
   for (size_t i = 0; i < s->nmodels; i++) {
     cs_model *m = &s->models[i];
     const cs_wire_model *theirs = NULL;
@@ -140,13 +148,19 @@ static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, con
       /* Our log no longer holds everything they lack: send states. */
       resp.flags |= CS_MSG_F_STATES;
       rc = cs__collect_states(wm, s, m, 0);
-    } else
-      rc = cs__collect_actions(wm, NULL, s, m, knows);
+    } else {
+      cs_dotset k = CS_DOTSET_INIT;
+      if ((rc = cs__dotset_copy(&k, knows)) == 0)
+        cs__log_source_init(&srcs[nsrc++], wm, s, m, &k);
+    }
     if (rc)
       goto done;
   }
   rc = cs__codec_encode_msg(response, &resp);
 done:
+  for (size_t i = 0; i < nsrc; i++)
+    cs__log_source_dispose(&srcs[i]);
+  cs__free(srcs);
   cs__sync_msg_dispose(&resp);
   return rc;
 }

@@ -721,3 +721,40 @@ Test(engine, corrupt_document_is_named_and_others_stay_readable) {
   cs_buf_dispose(&report);
   cs_store_close(a);
 }
+
+/* A damaged log run is found while the request is read from the log: the
+ * sync fails naming it, and the peer receives none of it. */
+Test(engine, damaged_log_run_fails_the_sync_and_names_it) {
+  cs_store *a = tu_open(dir, "a"), *hub = tu_open(dir, "hub");
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT, out = CS_BUF_INIT;
+  cs_sync_result r = CS_SYNC_RESULT_INIT;
+  cs_peer *p;
+  cs_iter *it;
+  cs_wbatch *b;
+  tu_act(a, CS_ACTION_CREATE, "M", "x", "{\"v\":1}");
+  tu_sync(a, hub); /* the hub is known: later syncs read the log */
+  tu_act(a, CS_ACTION_UPDATE, "M", "x", "{\"v\":2}");
+  cr_assert_eq(cs__buf_put(&lo, "", 0), 0);
+  cr_assert_eq(cs__buf_put(&hi, "\xff\xff", 2), 0);
+  cr_assert_eq(cs__iter_new(&it, a->db, CS_CF_LOG, lo.ptr, 0, hi.ptr, hi.size), 0);
+  cr_assert_eq(cs__wbatch_new(&b, a->db), 0);
+  for (cs__iter_seek(it, lo.ptr, 0); cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it);
+    cs__wbatch_put(b, CS_CF_LOG, k.ptr, k.len, "\x01\x02junk", 6);
+  }
+  cs__iter_free(it);
+  cr_assert_eq(cs__db_write(a->db, b, true), 0);
+  cs__wbatch_free(b);
+  cr_assert_eq(cs_peer_local(&p, hub), 0);
+  cr_expect_eq(cs_sync(&r, a, p), CS_ECORRUPT);
+  cr_expect(strstr(cs_errmsg(), "log of model 'M'") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(cs_get_local_data(&out, hub, "M", "x"), 0);
+  cr_expect(strstr(out.ptr, "\"v\":1") != NULL, "%s", out.ptr);
+  cs_peer_free(p);
+  cs_sync_result_dispose(&r);
+  cs_buf_dispose(&lo);
+  cs_buf_dispose(&hi);
+  cs_buf_dispose(&out);
+  cs_store_close(a);
+  cs_store_close(hub);
+}
