@@ -44,6 +44,9 @@ int cs__iter_new(cs_iter **out, cs_db *db, cs_cf cf, const void *lower, size_t l
     it->ulen = ulen;
   }
   it->ro = rocksdb_readoptions_create();
+  /* Scans (the log a sync reads, the outbox, the change index) pass over
+   * blocks once: they do not displace the documents' blocks in the cache. */
+  rocksdb_readoptions_set_fill_cache(it->ro, 0);
   rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lower, it->llen);
   if (upper)
     rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->upper, it->ulen);
