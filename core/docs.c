@@ -57,7 +57,8 @@ done:
 
 int cs__cache_init(cs_doc_cache *c, cs_model *m, size_t expect) {
   size_t cap = 16;
-  while (cap < expect * 2)
+  /* Room for `expect` documents under the 70% load that slot_new keeps. */
+  while (cap * 7 < expect * 10)
     cap *= 2;
   memset(c, 0, sizeof(*c));
   c->model = m;
