@@ -66,6 +66,8 @@ static void db_options_set(cs_db *db, const cs_db_options *opts, int compression
   rocksdb_options_set_max_total_wal_size(db->opts, 64u << 20);
   rocksdb_options_set_db_write_buffer_size(db->opts, 16u << 20);
   rocksdb_options_set_keep_log_file_num(db->opts, 4);
+  /* Each open file (the WAL, a table being flushed) buffered 1 MiB. */
+  rocksdb_options_set_writable_file_max_buffer_size(db->opts, 256u << 10);
   rocksdb_options_set_max_log_file_size(db->opts, 1u << 20);
 }
 
