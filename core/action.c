@@ -146,6 +146,8 @@ int cs__local_commit(cs_local_ctx *lc) {
   }
   if (lc->outbox)
     cs__outbox_run_put(lc->outbox, lc->batch, lc->outbox->first);
+  for (size_t i = 0; i < lc->ncaches; i++)
+    cs__cache_drop_docs(&lc->caches[i]);
   if ((rc = cs__store_put_meta(s, lc->batch, models, lc->ncaches)) != 0 ||
       (rc = cs__db_write(s->db, lc->batch, s->opts.durability == CS_DURABILITY_SYNC)) != 0)
     goto done;

@@ -81,6 +81,12 @@ void cs__cache_dispose(cs_doc_cache *c) {
   memset(c, 0, sizeof(*c));
 }
 
+void cs__cache_drop_docs(cs_doc_cache *c) {
+  cs_model *m = c->model;
+  cs__cache_dispose(c);
+  c->model = m;
+}
+
 static cs_doc_slot *slot_find(cs_doc_cache *c, const char *instance, bool *found) {
   size_t i = (size_t)hash_str(instance) & (c->cap - 1);
   while (c->slots[i].instance) {

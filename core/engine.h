@@ -101,6 +101,10 @@ int cs__cache_slots(cs_doc_slot **out, cs_doc_cache *c, char *const *instances, 
 /* Writes every dirty document, its change-index entry and conflict index
  * changes into the batch. Assigns new change cursors. */
 int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b);
+/* Frees the documents (flushed into a batch) before the batch is written,
+ * so that they and the memtable it fills are not in memory at once. The
+ * cache keeps its model and holds nothing more. */
+void cs__cache_drop_docs(cs_doc_cache *c);
 
 /* Reads one document (CS_ENOTFOUND when absent, CS_ECORRUPT naming the key). */
 int cs__doc_read(cs_doc *out, uint64_t *out_cursor, cs_store *s, const char *model,

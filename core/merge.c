@@ -409,6 +409,8 @@ int cs__merge_finish(size_t *out_applied, cs_merger *mg, const cs_sync_msg *msg,
   }
   if (mg->max_hlc)
     cs__clock_observe(&s->clock, mg->max_hlc, cs__now_ms());
+  for (size_t i = 0; i < mg->ncaches; i++)
+    cs__cache_drop_docs(&mg->caches[i]);
   if ((rc = cs__store_put_meta(s, mg->batch, models, mg->ncaches)) != 0 ||
       (rc = cs__db_write(s->db, mg->batch, durable)) != 0)
     goto done;
