@@ -322,8 +322,10 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
     if ((sl->had_conflicts || cs__doc_may_conflict(&sl->doc)) &&
         (rc = flush_conflicts(c, s, sl, b)) != 0)
       goto done;
-    sl->had_conflicts = sl->before.len > 0;
-    sl->exists = true;
+    /* Encoded into the batch: the decoded document goes now, so that the
+     * documents and the batch that replaces them are not all in memory. */
+    cs__doc_dispose(&sl->doc);
+    cs__conflict_list_dispose(&sl->before);
     sl->dirty = false;
   }
 done:

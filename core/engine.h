@@ -99,10 +99,11 @@ int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, siz
  * the cache gets another instance. */
 int cs__cache_slots(cs_doc_slot **out, cs_doc_cache *c, char *const *instances, size_t n);
 /* Writes every dirty document, its change-index entry and conflict index
- * changes into the batch. Assigns new change cursors. */
+ * changes into the batch, and frees each one once written: the cache is
+ * done with afterwards (cs__cache_drop_docs). Assigns new change cursors. */
 int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b);
-/* Frees the documents (flushed into a batch) before the batch is written,
- * so that they and the memtable it fills are not in memory at once. The
+/* Frees what a flushed cache still holds before the batch is written, so
+ * that it and the memtable the batch fills are not in memory at once. The
  * cache keeps its model and holds nothing more. */
 void cs__cache_drop_docs(cs_doc_cache *c);
 
