@@ -1,5 +1,8 @@
 /* The one place where the library allocates, so that tests can fail it. */
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "base/base.h"
 
@@ -73,3 +76,9 @@ char *cs__strdup(const char *s) { return cs__strndup(s, strlen(s)); }
 void cs__free(void *ptr) { free(ptr); }
 
 void cs_free(void *ptr) { free(ptr); }
+
+void cs__heap_trim(void) {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
