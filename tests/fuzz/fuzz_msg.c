@@ -3,16 +3,95 @@
  * carry a valid BLAKE2b trailer, so the input is taken as a message without
  * its checksum and the checksum is appended before decoding: that way the
  * mutations reach the body parser. The raw input is decoded too (checksum
- * and frame checks).
+ * and frame checks). Each input is also decoded as a stream (the way the
+ * engine merges), whose actions, put back in place, must make the very same
+ * message.
  */
 #include <sodium.h>
 
 #include "fuzz_common.h"
 
+/* The actions a streamed decode hands over, per section. */
+typedef struct action_list {
+  cs_wire_action *a;
+  size_t n, cap;
+} action_list;
+
+typedef struct gathered {
+  action_list *s;
+  size_t len, cap;
+} gathered;
+
+static int gather_section(void *arg, cs_wire_model *wm) {
+  gathered *g = arg;
+  (void)wm;
+  if (cs__array_grow((void **)&g->s, &g->cap, g->len + 1, sizeof(*g->s)))
+    return CS_ENOMEM;
+  memset(&g->s[g->len++], 0, sizeof(*g->s));
+  return 0;
+}
+
+static int gather_action(void *arg, cs_wire_model *wm, size_t index, cs_wire_action *a) {
+  gathered *g = arg;
+  action_list *l = &g->s[g->len - 1];
+  (void)wm;
+  if (index != l->n) {
+    fprintf(stderr, "msg stream: action %zu handed over as %zu\n", l->n, index);
+    abort();
+  }
+  if (cs__array_grow((void **)&l->a, &l->cap, l->n + 1, sizeof(cs_wire_action)))
+    return CS_ENOMEM;
+  l->a[l->n++] = *a;
+  memset(a, 0, sizeof(*a)); /* moved */
+  return 0;
+}
+
+/* Decodes as a stream: same verdict as the whole decode, same message. */
+static void streamed(const uint8_t *data, size_t size, int whole_rc) {
+  gathered g = {0};
+  cs_msg_sink sink = {NULL, gather_section, gather_action, NULL, &g};
+  cs_sync_msg m;
+  int rc = cs__codec_decode_msg_sink(&m, data, size, &sink);
+  if ((rc == 0) != (whole_rc == 0) && rc != CS_ENOMEM && whole_rc != CS_ENOMEM) {
+    fprintf(stderr, "msg stream: code %d where the whole decode gave %d\n", rc, whole_rc);
+    abort();
+  }
+  if (rc == 0) {
+    cs_buf b = CS_BUF_INIT;
+    if (g.len != m.nmodels) {
+      fprintf(stderr, "msg stream: %zu sections for %zu models\n", g.len, m.nmodels);
+      abort();
+    }
+    for (size_t i = 0; i < m.nmodels; i++) {
+      if (g.s[i].n != m.models[i].nactions) {
+        fprintf(stderr, "msg stream: %zu actions counted, %zu handed over\n",
+                m.models[i].nactions, g.s[i].n);
+        abort();
+      }
+      m.models[i].actions = g.s[i].a; /* the message owns them again */
+      memset(&g.s[i], 0, sizeof(g.s[i]));
+    }
+    if (cs__codec_encode_msg(&b, &m) != 0) {
+      fprintf(stderr, "msg stream: decoded message does not encode: %s\n", cs_errmsg());
+      abort();
+    }
+    fuzz_check_same("msg stream", &b, data, size);
+    cs_buf_dispose(&b);
+    cs__sync_msg_dispose(&m);
+  }
+  for (size_t i = 0; i < g.len; i++) {
+    for (size_t k = 0; k < g.s[i].n; k++)
+      cs__wire_action_dispose(&g.s[i].a[k]);
+    free(g.s[i].a);
+  }
+  free(g.s);
+}
+
 static void one(const uint8_t *data, size_t size) {
   cs_sync_msg m;
   int rc = cs__codec_decode_msg(&m, data, size);
   fuzz_check_rc("msg", rc);
+  streamed(data, size, rc);
   if (rc == 0) {
     cs_buf b = CS_BUF_INIT;
     if (cs__codec_encode_msg(&b, &m) != 0) {
