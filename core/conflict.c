@@ -40,13 +40,14 @@ static int put_name(cs_buf *out, const char *key, const char *name) {
 }
 
 /* One sibling: {"deleted"?, "replica", "time", "value"?} in key order. */
-static int put_sibling(cs_buf *out, int deleted, cs_dot dot, cs_hlc hlc, const cs_val *val) {
+static int put_sibling(cs_buf *out, int deleted, uint64_t replica, uint64_t time_ms,
+                       const cs_val *val) {
   int rc = cs__buf_putc(out, '{');
   if (rc == 0 && deleted >= 0)
     rc = cs__buf_printf(out, "\"deleted\":%s,", deleted ? "true" : "false");
   if (rc == 0)
-    rc = cs__buf_printf(out, "\"replica\":\"%016llx\",\"time\":%llu",
-                        (unsigned long long)dot.replica, (unsigned long long)CS_HLC_MS(hlc));
+    rc = cs__buf_printf(out, "\"replica\":\"%016llx\",\"time\":%llu", (unsigned long long)replica,
+                        (unsigned long long)time_ms);
   if (rc == 0 && val && (rc = put_key(out, "value", false)) == 0)
     rc = cs__json_put_val(out, val);
   return rc ? rc : cs__buf_putc(out, '}');
@@ -70,57 +71,249 @@ static bool field_updated(const cs_field *f, const cs_conflict *c) {
 }
 
 /*
- * One conflict as the JSON object cs_list_conflicts shows, keys in order:
- * written directly rather than built as a jansson tree and dumped, since a
- * merge that opens thousands of conflicts renders each one.
+ * The conflict index record (docs/storage-format.md): the names, then what
+ * the conflict's JSON is made of, in binary, from which listing renders the
+ * JSON without the document. Records of earlier builds hold the JSON itself
+ * (it starts with '{'). The binary part:
+ *
+ *   u8 2 (version), u8 kind, u32 BE n, then n siblings:
+ *     u8 flags (1: has a "deleted" key, 2: deleted), u64 BE replica,
+ *     u64 BE time (ms), and for a value conflict its value: u8 type, then
+ *     bool u8 | int u64 BE | double u64 BE (bits) | str, bytes: u32 BE
+ *     length + bytes | null: nothing;
+ *   value conflict: u32 BE index of the visible sibling (n: none);
+ *   delete/update: u32 BE m, m field names (u32 BE length + bytes).
  */
-int cs__conflict_render(cs_buf *out, const cs_doc *doc, const char *model, const char *instance,
-                        const cs_conflict *c) {
-  char id[2 * CS_CONFLICT_ID_LEN + 1];
-  size_t start = out->size;
+#define RECORD_V2 2
+
+static int put_u8(cs_buf *out, uint8_t v) { return cs__buf_put(out, &v, 1); }
+
+static int put_u32(cs_buf *out, uint32_t v) {
+  uint8_t b[4];
+  cs__put_be32(b, v);
+  return cs__buf_put(out, b, 4);
+}
+
+static int put_u64(cs_buf *out, uint64_t v) {
+  uint8_t b[8];
+  cs__put_be64(b, v);
+  return cs__buf_put(out, b, 8);
+}
+
+static int put_bytes(cs_buf *out, const char *p, size_t len) {
+  int rc = put_u32(out, (uint32_t)len);
+  return rc ? rc : cs__buf_put(out, p, len);
+}
+
+static int put_value(cs_buf *out, const cs_val *v) {
+  uint64_t bits;
+  int rc = put_u8(out, v->type);
+  if (rc)
+    return rc;
+  switch (v->type) {
+  case CS_VAL_BOOL:
+    return put_u8(out, v->u.b ? 1 : 0);
+  case CS_VAL_INT:
+    return put_u64(out, (uint64_t)v->u.i);
+  case CS_VAL_DOUBLE:
+    memcpy(&bits, &v->u.d, 8);
+    return put_u64(out, bits);
+  case CS_VAL_STR:
+  case CS_VAL_BYTES:
+    return put_bytes(out, v->u.s.ptr, v->u.s.len);
+  default:
+    return 0;
+  }
+}
+
+int cs__conflict_record(cs_buf *out, const cs_doc *doc, const cs_conflict *c) {
   bool value = c->kind == CS_CONFLICT_VALUE;
   const cs_field *f = value && c->field ? cs__doc_field(doc, c->field) : NULL;
+  size_t start = out->size, n = value ? (f ? f->u.reg.len : 0) : doc->nexist;
   int rc;
 
-  cs__hex_encode(id, c->id, CS_CONFLICT_ID_LEN);
+  if ((rc = put_u8(out, RECORD_V2)) != 0 || (rc = put_u8(out, (uint8_t)c->kind)) != 0 ||
+      (rc = put_u32(out, (uint32_t)n)) != 0)
+    goto done;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (value) {
+      const cs_reg_entry *e = &f->u.reg.entries[i];
+      if ((rc = put_u8(out, 0)) == 0 && (rc = put_u64(out, e->dot.replica)) == 0 &&
+          (rc = put_u64(out, CS_HLC_MS(e->hlc))) == 0)
+        rc = put_value(out, &e->val);
+    } else {
+      const cs_exist_entry *e = &doc->exist[i];
+      if ((rc = put_u8(out, (uint8_t)(1 | (e->alive ? 0 : 2)))) == 0 &&
+          (rc = put_u64(out, e->dot.replica)) == 0)
+        rc = put_u64(out, CS_HLC_MS(e->hlc));
+    }
+  }
+  if (rc == 0 && value) {
+    const cs_reg_entry *vis = f ? cs__reg_visible(&f->u.reg) : NULL;
+    rc = put_u32(out, (uint32_t)(vis ? (size_t)(vis - f->u.reg.entries) : n));
+  } else if (rc == 0) {
+    /* The fields written concurrently with the delete (dots past the
+     * existence entries in the conflict's dot list). */
+    uint32_t m = 0;
+    for (size_t i = 0; i < doc->nfields; i++)
+      m += field_updated(&doc->fields[i], c);
+    rc = put_u32(out, m);
+    for (size_t i = 0; i < doc->nfields && rc == 0; i++)
+      if (field_updated(&doc->fields[i], c))
+        rc = put_bytes(out, doc->fields[i].name, strlen(doc->fields[i].name));
+  }
+done:
+  if (rc) {
+    out->size = start;
+    return cs__error_wrap(rc, "recording a conflict: ");
+  }
+  return 0;
+}
+
+/* A bounded reader over a record's binary part (untrusted: it is on disk). */
+typedef struct rec_reader {
+  const uint8_t *p, *end;
+  bool bad;
+} rec_reader;
+
+static const uint8_t *take(rec_reader *r, size_t n) {
+  const uint8_t *at = r->p;
+  if (r->bad || (size_t)(r->end - r->p) < n) {
+    r->bad = true;
+    return NULL;
+  }
+  r->p += n;
+  return at;
+}
+
+static uint8_t get_u8(rec_reader *r) {
+  const uint8_t *p = take(r, 1);
+  return p ? *p : 0;
+}
+
+static uint32_t get_u32(rec_reader *r) {
+  const uint8_t *p = take(r, 4);
+  return p ? cs__get_be32(p) : 0;
+}
+
+static uint64_t get_u64(rec_reader *r) {
+  const uint8_t *p = take(r, 8);
+  return p ? cs__get_be64(p) : 0;
+}
+
+/* A value pointing into the record (never disposed). */
+static cs_val get_value(rec_reader *r) {
+  cs_val v;
+  uint64_t bits;
+  memset(&v, 0, sizeof(v));
+  v.type = get_u8(r);
+  switch (v.type) {
+  case CS_VAL_NULL:
+    break;
+  case CS_VAL_BOOL:
+    v.u.b = get_u8(r) != 0;
+    break;
+  case CS_VAL_INT:
+    v.u.i = (int64_t)get_u64(r);
+    break;
+  case CS_VAL_DOUBLE:
+    bits = get_u64(r);
+    memcpy(&v.u.d, &bits, 8);
+    break;
+  case CS_VAL_STR:
+  case CS_VAL_BYTES:
+    v.u.s.len = get_u32(r);
+    v.u.s.ptr = (char *)take(r, v.u.s.len);
+    break;
+  default:
+    r->bad = true;
+  }
+  return v;
+}
+
+/*
+ * One conflict as the JSON object cs_list_conflicts shows, keys in order,
+ * from its index record: written directly rather than built as a jansson
+ * tree and dumped, since a list may hold thousands.
+ */
+static int render_record(cs_buf *out, const uint8_t *id_raw, const char *model,
+                         const char *instance, const char *field, const uint8_t *p, size_t len) {
+  char id[2 * CS_CONFLICT_ID_LEN + 1];
+  rec_reader r = {p, p + len, false};
+  size_t start = out->size;
+  uint8_t kind;
+  uint32_t n;
+  bool value;
+  int rc;
+
+  cs__hex_encode(id, id_raw, CS_CONFLICT_ID_LEN);
+  (void)get_u8(&r); /* the version, checked by the caller */
+  kind = get_u8(&r);
+  n = get_u32(&r);
+  value = kind == CS_CONFLICT_VALUE;
+  if (kind != CS_CONFLICT_VALUE && kind != CS_CONFLICT_DELETE_UPDATE)
+    r.bad = true;
+  if (r.bad)
+    goto bad;
   if ((rc = cs__buf_puts(out, "{\"field\":")) != 0 ||
-      (rc = value ? cs__json_put_str(out, c->field, strlen(c->field))
-                  : cs__buf_puts(out, "null")) != 0 ||
+      (rc = value ? cs__json_put_str(out, field, strlen(field)) : cs__buf_puts(out, "null")) !=
+          0 ||
       (rc = put_name(out, "id", id)) != 0 || (rc = put_name(out, "instance", instance)) != 0 ||
       (rc = put_name(out, "kind", value ? "value" : "delete_update")) != 0 ||
       (rc = put_name(out, "model", model)) != 0 || (rc = put_key(out, "siblings", false)) != 0 ||
       (rc = cs__buf_putc(out, '[')) != 0)
     goto done;
-  if (value) {
-    const cs_reg_entry *vis = f ? cs__reg_visible(&f->u.reg) : NULL;
-    for (size_t i = 0; f && i < f->u.reg.len && rc == 0; i++) {
-      const cs_reg_entry *e = &f->u.reg.entries[i];
+  {
+    const uint8_t *first = r.p;
+    for (uint32_t i = 0; i < n && rc == 0 && !r.bad; i++) {
+      uint8_t flags = get_u8(&r);
+      uint64_t replica = get_u64(&r), time_ms = get_u64(&r);
+      cs_val v;
+      memset(&v, 0, sizeof(v));
+      if (value)
+        v = get_value(&r);
+      if (r.bad)
+        break;
       if (i == 0 || (rc = cs__buf_putc(out, ',')) == 0)
-        rc = put_sibling(out, -1, e->dot, e->hlc, &e->val);
+        rc = put_sibling(out, flags & 1 ? (flags & 2) != 0 : -1, replica, time_ms,
+                         value ? &v : NULL);
     }
-    if (rc == 0 && (rc = cs__buf_puts(out, "],\"visible\":")) == 0)
-      rc = vis ? cs__json_put_val(out, &vis->val) : cs__buf_puts(out, "null");
-  } else {
-    bool first = true;
-    for (size_t i = 0; i < doc->nexist && rc == 0; i++) {
-      const cs_exist_entry *e = &doc->exist[i];
-      if (i == 0 || (rc = cs__buf_putc(out, ',')) == 0)
-        rc = put_sibling(out, !e->alive, e->dot, e->hlc, NULL);
-    }
-    /* The fields written concurrently with the delete (dots past the
-     * existence entries in the conflict's dot list). */
-    if (rc == 0)
+    if (r.bad)
+      goto bad;
+    if (rc == 0 && value) {
+      uint32_t vis = get_u32(&r);
+      if (r.bad || vis > n)
+        goto bad;
+      if ((rc = cs__buf_puts(out, "],\"visible\":")) == 0 && vis == n)
+        rc = cs__buf_puts(out, "null");
+      else if (rc == 0) {
+        /* Walk to the visible sibling again. */
+        rec_reader w = {first, r.end, false};
+        cs_val v;
+        memset(&v, 0, sizeof(v));
+        for (uint32_t i = 0; i <= vis; i++) {
+          (void)take(&w, 17);
+          v = get_value(&w);
+        }
+        rc = cs__json_put_val(out, &v);
+      }
+    } else if (rc == 0) {
+      uint32_t m = get_u32(&r);
       rc = cs__buf_puts(out, "],\"updated_fields\":[");
-    for (size_t i = 0; i < doc->nfields && rc == 0; i++) {
-      if (!field_updated(&doc->fields[i], c))
-        continue;
-      if (first || (rc = cs__buf_putc(out, ',')) == 0)
-        rc = cs__json_put_str(out, doc->fields[i].name, strlen(doc->fields[i].name));
-      first = false;
+      for (uint32_t i = 0; i < m && rc == 0 && !r.bad; i++) {
+        uint32_t l = get_u32(&r);
+        const uint8_t *name = take(&r, l);
+        if (name && (i == 0 || (rc = cs__buf_putc(out, ',')) == 0))
+          rc = cs__json_put_str(out, (const char *)name, l);
+      }
+      if (r.bad)
+        goto bad;
+      if (rc == 0)
+        rc = cs__buf_puts(out, "],\"visible\":null");
     }
-    if (rc == 0)
-      rc = cs__buf_puts(out, "],\"visible\":null");
   }
+  if (rc == 0 && r.p != r.end)
+    goto bad;
   if (rc == 0)
     rc = cs__buf_putc(out, '}');
 done:
@@ -128,9 +321,14 @@ done:
     out->size = start;
     if (out->ptr)
       out->ptr[start] = '\0';
-    return cs__error_wrap(rc, "rendering a conflict of '%s/%s': ", model, instance);
   }
-  return 0;
+  return rc;
+bad:
+  out->size = start;
+  if (out->ptr)
+    out->ptr[start] = '\0';
+  return cs__error(CS_ECORRUPT, "conflict index record %s of '%s/%s': damaged at byte %zu", id,
+                   model, instance, (size_t)(r.p - p));
 }
 
 /* One index record: (model, instance, field) as three length-prefixed names. */
@@ -146,9 +344,10 @@ static int index_read(char **model, char **instance, char **field, cs_bytes v) {
 }
 
 /*
- * Every open conflict as a JSON array. Each index record carries its
- * conflict's JSON, rendered when the conflict appeared (it is a function of
- * the siblings, which the id names), so listing decodes no document. The
+ * Every open conflict as a JSON array. Each index record carries what its
+ * conflict's JSON is made of, recorded when the conflict appeared (it is a
+ * function of the siblings, which the id names), so listing decodes no
+ * document. The
  * array is kept until the index changes: a sync that opens or closes no
  * conflict lists them all for the cost of a copy.
  */
@@ -162,23 +361,27 @@ static int render_list(cs_buf *out, size_t *out_count, cs_store *s) {
       (rc = cs__iter_new(&it, s->db, CS_CF_CONFLICTS, NULL, 0, NULL, 0)) != 0)
     goto done;
   for (; cs__iter_valid(it); cs__iter_next(it)) {
-    cs_bytes v = cs__iter_value(it);
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
     size_t pos = 0;
-    char *name = NULL;
-    for (int i = 0; i < 3 && rc == 0; i++) {
-      rc = cs__key_read_name(&name, v.ptr, v.len, &pos);
-      cs__free(name);
-      name = NULL;
-    }
-    if (rc == 0 && pos >= v.len)
-      rc = cs__error(CS_ECORRUPT, "conflict index record without its JSON");
+    char *names[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3 && rc == 0; i++)
+      rc = cs__key_read_name(&names[i], v.ptr, v.len, &pos);
+    if (rc == 0 && (pos >= v.len || k.len != CS_CONFLICT_ID_LEN ||
+                    (v.ptr[pos] != '{' && v.ptr[pos] != RECORD_V2)))
+      rc = cs__error(CS_ECORRUPT, "conflict index record of %zu bytes (key of %zu) is damaged",
+                     v.len, k.len);
+    if (rc == 0 && !first)
+      rc = cs__buf_putc(out, ',');
+    if (rc == 0 && v.ptr[pos] == '{') /* an earlier build's record: the JSON itself */
+      rc = cs__buf_put(out, v.ptr + pos, v.len - pos);
+    else if (rc == 0)
+      rc = render_record(out, k.ptr, names[0], names[1], names[2], v.ptr + pos, v.len - pos);
+    for (int i = 0; i < 3; i++)
+      cs__free(names[i]);
     if (rc) {
       cs__error_wrap(rc, "conflict index: ");
       goto done;
     }
-    if ((!first && (rc = cs__buf_putc(out, ',')) != 0) ||
-        (rc = cs__buf_put(out, v.ptr + pos, v.len - pos)) != 0)
-      goto done;
     first = false;
     (*out_count)++;
   }

@@ -276,8 +276,7 @@ static int flush_conflicts(cs_doc_cache *c, cs_store *s, cs_doc_slot *sl, cs_wba
     if ((rc = cs__key_name(&val, c->model->name)) != 0 ||
         (rc = cs__key_name(&val, sl->instance)) != 0 ||
         (rc = cs__key_name(&val, now.items[i].field ? now.items[i].field : "")) != 0 ||
-        (rc = cs__conflict_render(&val, &sl->doc, c->model->name, sl->instance, &now.items[i])) !=
-            0)
+        (rc = cs__conflict_record(&val, &sl->doc, &now.items[i])) != 0)
       goto done;
     cs__wbatch_put(b, CS_CF_CONFLICTS, now.items[i].id, CS_CONFLICT_ID_LEN, val.ptr, val.size);
   }

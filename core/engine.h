@@ -337,9 +337,9 @@ int cs__conflict_list_json(cs_buf *out, size_t *out_count, cs_store *s);
 /* Drops the cached list: called by whoever puts a change to the conflict
  * index into a write batch (the list is rebuilt on next use). */
 void cs__conflicts_changed(cs_store *s);
-/* One conflict as the JSON object cs_list_conflicts shows (appended to out). */
-int cs__conflict_render(cs_buf *out, const cs_doc *doc, const char *model, const char *instance,
-                        const cs_conflict *c);
+/* The part of a conflict index record after its names: what the JSON that
+ * cs_list_conflicts shows is made of (appended to out). */
+int cs__conflict_record(cs_buf *out, const cs_doc *doc, const cs_conflict *c);
 
 #define CS_LOCK(s) pthread_mutex_lock(&(s)->lock)
 #define CS_UNLOCK(s) pthread_mutex_unlock(&(s)->lock)
