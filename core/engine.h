@@ -17,8 +17,6 @@
 #include "storage/storage.h"
 #include "transport/transport.h"
 
-#define CS_FORMAT_VERSION 1
-
 /* One field of a model's schema. */
 typedef struct cs_schema_field {
   char *name;
@@ -176,6 +174,8 @@ typedef struct cs_outbox_run {
   cs_buf buf;
   uint32_t n;
   uint64_t first; /* the first entry's sequence number: the record's key */
+  uint64_t last;  /* the last entry's */
+  cs_buf scratch; /* one entry record being encoded */
 } cs_outbox_run;
 
 /* Appends entry `seq` (a record encoded, or to encode from rec). */
@@ -191,7 +191,9 @@ typedef struct cs_outbox_cursor {
   const uint8_t *p, *end;
   uint64_t key;
   uint32_t left;
-  bool single;
+  uint8_t version; /* 1: a single entry record; 2, 3: a run */
+  bool started;
+  uint64_t prev; /* the sequence number of the entry read last */
 } cs_outbox_cursor;
 int cs__outbox_cursor(cs_outbox_cursor *c, uint64_t key, const uint8_t *p, size_t len);
 /* 1 with the next entry, 0 at the end, or an error code. */

@@ -5,30 +5,35 @@
  * by its first entry's sequence number (u64 BE):
  *
  *   offset  size  field
- *   0       1     run version (2)
+ *   0       1     run version (3)
  *   1       4     entry count N (BE), 1..CS_OUTBOX_RUN_MAX
- *   then N times: u64 sequence number (BE, ascending), u32 length L (BE),
- *                 L bytes of one entry record (below)
+ *   then N times: varint sequence (the first entry's number, then each
+ *                 one's step from the entry before, at least 1), varint
+ *                 length L, L bytes of one entry record (below)
+ *
+ * Varints are LEB128 (7 bits a byte, low first, at most 10 bytes). Runs of
+ * version 2 (earlier builds) are still read: their entries have a u64 BE
+ * sequence number and a u32 BE length. So is a value whose first byte is 1:
+ * a single entry record as still earlier builds stored it, whose sequence
+ * number is its key.
  *
  * An acknowledgement deletes a record whose entries are all acknowledged and
- * rewrites, under the same key, one that keeps some. A value whose first
- * byte is 1 is a single entry record as earlier builds stored it; its
- * sequence number is its key.
+ * rewrites, under the same key, one that keeps some. Entry records are
+ * self-contained so that a rewrite copies them as they are.
  *
  * Entry records are binary, because sync scans the outbox after every
  * exchange to drop what the peer acknowledged and JSON parsing there
- * dominated a sync's cost:
+ * dominated a sync's cost. Version 2, written now:
  *
- *   offset  size  field
- *   0       1     record version (1)
- *   1       1     type: 1 create, 2 update, 3 delete, 4 resolve
- *   2       8     origin replica id (BE)
- *   10      8     first dot counter (BE)
- *   18      8     last dot counter (BE)
- *   26      8     time, ms since the epoch (BE)
- *   34      2     model name length M (BE), then M bytes
- *   36+M    2     instance id length I (BE), then I bytes
- *   38+M+I  4     data length D (BE), then D bytes of JSON (0: none)
+ *   1 byte version (2), 1 byte type (1 create, 2 update, 3 delete,
+ *   4 resolve), 8 bytes origin replica id (BE), then varints: first dot
+ *   counter, last - first, time (ms since the epoch), model name length
+ *   M (at most 65,535) and M bytes, instance id length I (at most 65,535)
+ *   and I bytes, data length D and D bytes of JSON (0: none).
+ *
+ * Version 1 (earlier builds) has fixed fields: version, type, origin, first,
+ * last and time as u64 BE (34 bytes), u16 BE M and the model, u16 BE I and
+ * the instance, u32 BE D and the data.
  *
  * JSON ({"seq", "type", ...}) is made only when the outbox is listed.
  */
@@ -45,41 +50,67 @@ int cs__outbox_type(const char *name) {
   return 0;
 }
 
+/* ---------------------------------------------------------------- varints */
+
+static size_t varint_put(uint8_t *p, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+
+/* false when the bytes end first or the value has more than 64 bits. */
+static bool varint_get(uint64_t *out, const uint8_t **p, const uint8_t *end) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+    uint8_t b = *(*p)++;
+    if (shift == 63 && b > 1)
+      return false;
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* ---------------------------------------------------------- entry records */
+
+#define NAME_MAX_LEN 0xffffu
+
 int cs__outbox_encode(cs_buf *out, const cs_outbox_rec *r) {
-  uint8_t head[34], len2[2], len4[4];
-  size_t ml = strlen(r->model), il = strlen(r->instance), dl = r->data ? strlen(r->data) : 0;
+  uint8_t head[10 + 5 * 10];
+  size_t ml = strlen(r->model), il = strlen(r->instance), dl = r->data ? strlen(r->data) : 0, n;
   int rc;
 
-  if (ml > 0xffff || il > 0xffff || dl > 0xffffffffu)
+  if (ml > NAME_MAX_LEN || il > NAME_MAX_LEN || dl > 0xffffffffu || r->last < r->first)
     return cs__error(CS_ETOOBIG, "outbox record of '%s/%s' is too large", r->model, r->instance);
-  head[0] = 1;
+  head[0] = 2;
   head[1] = (uint8_t)r->type;
   cs__put_be64(head + 2, r->origin);
-  cs__put_be64(head + 10, r->first);
-  cs__put_be64(head + 18, r->last);
-  cs__put_be64(head + 26, r->time_ms);
-  if ((rc = cs__buf_put(out, head, sizeof(head))) != 0)
+  n = 10;
+  n += varint_put(head + n, r->first);
+  n += varint_put(head + n, r->last - r->first);
+  n += varint_put(head + n, r->time_ms);
+  n += varint_put(head + n, ml);
+  if ((rc = cs__buf_put(out, head, n)) != 0 || (rc = cs__buf_put(out, r->model, ml)) != 0)
     return rc;
-  len2[0] = (uint8_t)(ml >> 8);
-  len2[1] = (uint8_t)ml;
-  if ((rc = cs__buf_put(out, len2, 2)) != 0 || (rc = cs__buf_put(out, r->model, ml)) != 0)
+  n = varint_put(head, il);
+  if ((rc = cs__buf_put(out, head, n)) != 0 || (rc = cs__buf_put(out, r->instance, il)) != 0)
     return rc;
-  len2[0] = (uint8_t)(il >> 8);
-  len2[1] = (uint8_t)il;
-  if ((rc = cs__buf_put(out, len2, 2)) != 0 || (rc = cs__buf_put(out, r->instance, il)) != 0)
-    return rc;
-  cs__put_be32(len4, (uint32_t)dl);
-  if ((rc = cs__buf_put(out, len4, 4)) != 0)
+  n = varint_put(head, dl);
+  if ((rc = cs__buf_put(out, head, n)) != 0)
     return rc;
   return dl ? cs__buf_put(out, r->data, dl) : 0;
 }
 
-int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len) {
+static int decode_v1(cs_outbox_view *out, const uint8_t *p, size_t len) {
   size_t pos = 34, n;
 
-  if (len < 34 || p[0] != 1 || p[1] < 1 || p[1] > 4)
-    return cs__error(CS_ECORRUPT, "outbox record: bad header (%zu bytes, version %d)", len,
-                     len ? p[0] : -1);
   out->type = p[1];
   out->origin = cs__get_be64(p + 2);
   out->first = cs__get_be64(p + 10);
@@ -99,13 +130,52 @@ int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len) {
     goto bad;
   out->data = (const char *)p + pos + 4;
   out->data_len = n;
-  if (out->first == 0 || out->last < out->first)
-    return cs__error(CS_ECORRUPT, "outbox record: bad dot range %llu..%llu",
-                     (unsigned long long)out->first, (unsigned long long)out->last);
   return 0;
 bad:
   return cs__error(CS_ECORRUPT, "outbox record: length at offset %zu runs past its %zu bytes",
                    pos, len);
+}
+
+/* A varint length and that many bytes, at most `max`. */
+static bool bytes_get(const char **out, size_t *out_len, const uint8_t **p, const uint8_t *end,
+                      uint64_t max) {
+  uint64_t n;
+  if (!varint_get(&n, p, end) || n > max || n > (uint64_t)(end - *p))
+    return false;
+  *out = (const char *)*p;
+  *out_len = (size_t)n;
+  *p += n;
+  return true;
+}
+
+static int decode_v2(cs_outbox_view *out, const uint8_t *p, size_t len) {
+  const uint8_t *q = p + 10, *end = p + len;
+  uint64_t span;
+
+  out->type = p[1];
+  out->origin = cs__get_be64(p + 2);
+  if (!varint_get(&out->first, &q, end) || !varint_get(&span, &q, end) ||
+      span > UINT64_MAX - out->first || !varint_get(&out->time_ms, &q, end) ||
+      !bytes_get(&out->model, &out->model_len, &q, end, NAME_MAX_LEN) ||
+      !bytes_get(&out->instance, &out->instance_len, &q, end, NAME_MAX_LEN) ||
+      !bytes_get(&out->data, &out->data_len, &q, end, 0xffffffffu) || q != end)
+    return cs__error(CS_ECORRUPT, "outbox record: damaged at offset %zu of its %zu bytes",
+                     (size_t)(q - p), len);
+  out->last = out->first + span;
+  return 0;
+}
+
+int cs__outbox_decode(cs_outbox_view *out, const uint8_t *p, size_t len) {
+  int rc;
+  if (len < 10 || (p[0] != 1 && p[0] != 2) || (p[0] == 1 && len < 34) || p[1] < 1 || p[1] > 4)
+    return cs__error(CS_ECORRUPT, "outbox record: bad header (%zu bytes, version %d)", len,
+                     len ? p[0] : -1);
+  if ((rc = p[0] == 1 ? decode_v1(out, p, len) : decode_v2(out, p, len)) != 0)
+    return rc;
+  if (out->first == 0 || out->last < out->first)
+    return cs__error(CS_ECORRUPT, "outbox record: bad dot range %llu..%llu",
+                     (unsigned long long)out->first, (unsigned long long)out->last);
+  return 0;
 }
 
 /* One record as the JSON object cs_get_queued_actions lists. */
@@ -167,56 +237,41 @@ int cs__outbox_load(cs_store *s) {
 
 /* ------------------------------------------------------------------ runs */
 
-static int run_start(cs_outbox_run *run, uint64_t seq) {
-  static const uint8_t head[5] = {2, 0, 0, 0, 0};
-  if (run->n)
-    return 0;
-  cs__buf_clear(&run->buf);
-  run->first = seq;
-  return cs__buf_put(&run->buf, head, sizeof(head));
-}
+#define RUN_VERSION 3
 
-/* Appends the entry header; the caller appends the record and then calls
- * run_end with the header's offset. */
-static int run_entry(cs_outbox_run *run, uint64_t seq, size_t *at) {
-  uint8_t h[12] = {0};
+static int run_entry(cs_outbox_run *run, uint64_t seq, const void *rec, size_t len) {
+  static const uint8_t head[5] = {RUN_VERSION, 0, 0, 0, 0};
+  uint8_t h[20];
+  size_t n;
   int rc;
-  if ((rc = run_start(run, seq)) != 0)
+  if (run->n == 0) {
+    cs__buf_clear(&run->buf);
+    run->first = run->last = seq;
+    if ((rc = cs__buf_put(&run->buf, head, sizeof(head))) != 0)
+      return rc;
+  } else if (seq <= run->last) {
+    return cs__error(CS_EINTERNAL, "outbox run: entry %llu after %llu",
+                     (unsigned long long)seq, (unsigned long long)run->last);
+  }
+  n = varint_put(h, run->n ? seq - run->last : seq);
+  n += varint_put(h + n, len);
+  if ((rc = cs__buf_put(&run->buf, h, n)) != 0 || (rc = cs__buf_put(&run->buf, rec, len)) != 0)
     return rc;
-  cs__put_be64(h, seq);
-  *at = run->buf.size;
-  return cs__buf_put(&run->buf, h, sizeof(h));
-}
-
-static void run_end(cs_outbox_run *run, size_t at) {
-  cs__put_be32((uint8_t *)run->buf.ptr + at + 8, (uint32_t)(run->buf.size - at - 12));
+  run->last = seq;
   run->n++;
+  return 0;
 }
 
 int cs__outbox_run_add(cs_outbox_run *run, uint64_t seq, const cs_outbox_rec *rec) {
-  size_t at;
   int rc;
-  if ((rc = run_entry(run, seq, &at)) != 0)
+  cs__buf_clear(&run->scratch);
+  if ((rc = cs__outbox_encode(&run->scratch, rec)) != 0)
     return rc;
-  if ((rc = cs__outbox_encode(&run->buf, rec)) != 0) {
-    run->buf.size = at; /* the entry is not there */
-    return rc;
-  }
-  run_end(run, at);
-  return 0;
+  return run_entry(run, seq, run->scratch.ptr, run->scratch.size);
 }
 
 int cs__outbox_run_add_raw(cs_outbox_run *run, uint64_t seq, const uint8_t *p, size_t len) {
-  size_t at;
-  int rc;
-  if ((rc = run_entry(run, seq, &at)) != 0)
-    return rc;
-  if ((rc = cs__buf_put(&run->buf, p, len)) != 0) {
-    run->buf.size = at;
-    return rc;
-  }
-  run_end(run, at);
-  return 0;
+  return run_entry(run, seq, p, len);
 }
 
 void cs__outbox_run_put(cs_outbox_run *run, cs_wbatch *b, uint64_t key) {
@@ -231,6 +286,7 @@ void cs__outbox_run_put(cs_outbox_run *run, cs_wbatch *b, uint64_t key) {
 
 void cs__outbox_run_dispose(cs_outbox_run *run) {
   cs_buf_dispose(&run->buf);
+  cs_buf_dispose(&run->scratch);
   memset(run, 0, sizeof(*run));
 }
 
@@ -240,13 +296,14 @@ int cs__outbox_cursor(cs_outbox_cursor *c, uint64_t key, const uint8_t *p, size_
   c->p = p;
   c->end = p + len;
   if (len >= 1 && p[0] == 1) {
-    c->single = true;
+    c->version = 1;
     c->left = 1;
     return 0;
   }
-  if (len < 5 || p[0] != 2)
+  if (len < 5 || (p[0] != 2 && p[0] != RUN_VERSION))
     return cs__error(CS_ECORRUPT, "outbox record %llu: bad run header (%zu bytes, version %d)",
                      (unsigned long long)key, len, len ? p[0] : -1);
+  c->version = p[0];
   c->left = cs__get_be32(p + 1);
   if (c->left == 0 || c->left > CS_OUTBOX_RUN_MAX)
     return cs__error(CS_ECORRUPT, "outbox record %llu: run of %u entries",
@@ -256,8 +313,7 @@ int cs__outbox_cursor(cs_outbox_cursor *c, uint64_t key, const uint8_t *p, size_
 }
 
 int cs__outbox_next(cs_outbox_cursor *c, uint64_t *seq, const uint8_t **rec, size_t *len) {
-  size_t n;
-  uint64_t s;
+  uint64_t s, n;
   if (c->left == 0) {
     if (c->p != c->end)
       return cs__error(CS_ECORRUPT, "outbox record %llu: %zu bytes after its entries",
@@ -265,23 +321,42 @@ int cs__outbox_next(cs_outbox_cursor *c, uint64_t *seq, const uint8_t **rec, siz
     return 0;
   }
   c->left--;
-  if (c->single) {
+  if (c->version == 1) {
     *seq = c->key;
     *rec = c->p;
     *len = (size_t)(c->end - c->p);
     c->p = c->end;
     return 1;
   }
-  if ((size_t)(c->end - c->p) < 12 || (n = cs__get_be32(c->p + 8)) > (size_t)(c->end - c->p) - 12)
-    return cs__error(CS_ECORRUPT, "outbox record %llu: an entry runs past the record",
-                     (unsigned long long)c->key);
-  s = cs__get_be64(c->p);
-  if (s < c->key)
-    return cs__error(CS_ECORRUPT, "outbox record %llu: entry %llu below its key",
+  if (c->version == 2) {
+    if ((size_t)(c->end - c->p) < 12 ||
+        (n = cs__get_be32(c->p + 8)) > (size_t)(c->end - c->p) - 12)
+      goto past;
+    s = cs__get_be64(c->p);
+    c->p += 12;
+  } else {
+    const uint8_t *q = c->p;
+    uint64_t step, base = c->started ? c->prev : 0;
+    if (!varint_get(&step, &q, c->end) || !varint_get(&n, &q, c->end) ||
+        n > (uint64_t)(c->end - q))
+      goto past;
+    if ((c->started && step == 0) || step > UINT64_MAX - base)
+      return cs__error(CS_ECORRUPT, "outbox record %llu: entries out of order",
+                       (unsigned long long)c->key);
+    s = base + step;
+    c->p = q;
+  }
+  if (s < c->key || (c->started && s <= c->prev))
+    return cs__error(CS_ECORRUPT, "outbox record %llu: entry %llu below its key or out of order",
                      (unsigned long long)c->key, (unsigned long long)s);
+  c->started = true;
+  c->prev = s;
   *seq = s;
-  *rec = c->p + 12;
-  *len = n;
-  c->p += 12 + n;
+  *rec = c->p;
+  *len = (size_t)n;
+  c->p += n;
   return 1;
+past:
+  return cs__error(CS_ECORRUPT, "outbox record %llu: an entry runs past the record",
+                   (unsigned long long)c->key);
 }

@@ -291,25 +291,9 @@ static int mint_identity(cs_store *s, cs_wbatch *b) {
 static int load_identity(cs_store *s, bool moved) {
   cs_buf v = CS_BUF_INIT;
   cs_wbatch *b = NULL;
-  uint8_t fmt[4];
   int rc;
 
-  rc = cs__db_get(&v, s->db, CS_CF_META, "format", 6);
-  if (rc == 0) {
-    uint32_t version = v.size == 4 ? cs__get_be32((const uint8_t *)v.ptr) : 0;
-    if (v.size != 4) {
-      rc = cs__error(CS_ECORRUPT, "store '%s': format record has %zu bytes", s->path, v.size);
-      goto done;
-    }
-    if (version > CS_FORMAT_VERSION) {
-      rc = cs__error(CS_EVERSION,
-                     "store '%s' has format version %u; this build reads up to version %d",
-                     s->path, version, CS_FORMAT_VERSION);
-      goto done;
-    }
-  } else if (rc != CS_ENOTFOUND)
-    goto done;
-  cs__buf_clear(&v);
+  /* The storage layer has checked the format (cs__db_open). */
   rc = cs__db_get(&v, s->db, CS_CF_META, "identity", 8);
   if (rc && rc != CS_ENOTFOUND)
     goto done;
@@ -324,8 +308,6 @@ static int load_identity(cs_store *s, bool moved) {
     /* New store, or a copy of one restored elsewhere: a new identity. */
     if ((rc = cs__wbatch_new(&b, s->db)) != 0)
       goto done;
-    cs__put_be32(fmt, CS_FORMAT_VERSION);
-    cs__wbatch_put(b, CS_CF_META, "format", 6, fmt, 4);
     if ((rc = mint_identity(s, b)) != 0 || (rc = cs__db_write(s->db, b, true)) != 0 ||
         (rc = cs__db_mark_home(s->db)) != 0)
       goto done;

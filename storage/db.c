@@ -195,11 +195,23 @@ static int check_format(cs_db *db) {
     goto done;
   }
   fmt = cs__get_be32((const uint8_t *)v.ptr);
-  if (fmt > CS_STORAGE_FORMAT)
+  if (fmt > CS_STORAGE_FORMAT) {
     rc = cs__error(CS_EVERSION, "database '%s' has storage format %u; this build reads up to %u",
                    db->path, fmt, CS_STORAGE_FORMAT);
-  else if (fmt == 0)
+  } else if (fmt == 0) {
     rc = cs__error(CS_ECORRUPT, "database '%s': meta 'format' is 0", db->path);
+  } else if (fmt < CS_STORAGE_FORMAT) {
+    /* Every older layout is still read: raising the number is the whole
+     * migration. It keeps older builds, which could not read what this one
+     * writes, from opening the database afterwards. */
+    cs_wbatch *b = NULL;
+    cs__put_be32(be, CS_STORAGE_FORMAT);
+    if ((rc = cs__wbatch_new(&b, db)) == 0) {
+      cs__wbatch_put(b, CS_CF_META, FORMAT_KEY, strlen(FORMAT_KEY), be, 4);
+      rc = cs__db_write(db, b, true);
+    }
+    cs__wbatch_free(b);
+  }
 done:
   cs_buf_dispose(&v);
   return rc;

@@ -122,9 +122,12 @@ int cs__key_read_u64(uint64_t *out, const uint8_t *key, size_t klen, size_t *pos
 
 /*
  * The storage format this build writes into meta "format" (u32 BE) on a new
- * database. cs__db_open refuses a newer one with CS_EVERSION.
+ * database. cs__db_open refuses a newer one with CS_EVERSION and raises an
+ * older one (docs/storage-format.md, "Format version rule"): 2 added the
+ * version 3 outbox runs and the binary conflict records, and reads every
+ * layout of 1, so 1 becomes 2 with no record rewritten.
  */
-#define CS_STORAGE_FORMAT 1u
+#define CS_STORAGE_FORMAT 2u
 
 /*
  * Thread-safety: one cs_db may be used from several threads at once (get,

@@ -175,6 +175,29 @@ Test(engine_outbox, outbox_records_partly_acknowledged_keep_the_rest) {
   cs_store_close(hub);
 }
 
+/* An entry record as earlier builds wrote it (version 1, fixed fields). */
+static void entry_v1(cs_buf *out, const uint8_t *rec, size_t len) {
+  cs_outbox_view v;
+  uint8_t h[34], l2[2], l4[4];
+  cr_assert_eq(cs__outbox_decode(&v, rec, len), 0, "%s", cs_errmsg());
+  h[0] = 1;
+  h[1] = (uint8_t)v.type;
+  cs__put_be64(h + 2, v.origin);
+  cs__put_be64(h + 10, v.first);
+  cs__put_be64(h + 18, v.last);
+  cs__put_be64(h + 26, v.time_ms);
+  cr_assert_eq(cs__buf_put(out, h, 34), 0);
+  l2[0] = (uint8_t)(v.model_len >> 8), l2[1] = (uint8_t)v.model_len;
+  cr_assert_eq(cs__buf_put(out, l2, 2), 0);
+  cr_assert_eq(cs__buf_put(out, v.model, v.model_len), 0);
+  l2[0] = (uint8_t)(v.instance_len >> 8), l2[1] = (uint8_t)v.instance_len;
+  cr_assert_eq(cs__buf_put(out, l2, 2), 0);
+  cr_assert_eq(cs__buf_put(out, v.instance, v.instance_len), 0);
+  cs__put_be32(l4, (uint32_t)v.data_len);
+  cr_assert_eq(cs__buf_put(out, l4, 4), 0);
+  cr_assert_eq(cs__buf_put(out, v.data, v.data_len), 0);
+}
+
 /* Outbox records written by earlier builds (one entry per record, its
  * sequence number the key) are still listed, counted and acknowledged. */
 Test(engine_outbox, single_entry_outbox_records_still_read) {
@@ -192,9 +215,12 @@ Test(engine_outbox, single_entry_outbox_records_still_read) {
   cr_assert_eq(cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len), 0);
   cr_assert_eq(cs__outbox_next(&c, &seq, &rec, &len), 1);
   cr_assert_eq(seq, cs__get_be64(k.ptr));
+  cs_buf old = CS_BUF_INIT;
+  entry_v1(&old, rec, len);
   cs_wbatch *b;
   cr_assert_eq(cs__wbatch_new(&b, a->db), 0);
-  cs__wbatch_put(b, CS_CF_OUTBOX, k.ptr, k.len, rec, len);
+  cs__wbatch_put(b, CS_CF_OUTBOX, k.ptr, k.len, old.ptr, old.size);
+  cs_buf_dispose(&old);
   cs__iter_free(it);
   cr_assert_eq(cs__db_write(a->db, b, false), 0);
   cs__wbatch_free(b);
@@ -225,7 +251,14 @@ Test(engine_outbox, damaged_outbox_records_are_refused) {
   } cases[] = {
       {{0}, 0, "bad run header"},
       {{2, 0, 0, 0}, 4, "bad run header"},
-      {{3, 0, 0, 0, 1}, 5, "bad run header"},
+      {{4, 0, 0, 0, 1}, 5, "bad run header"},
+      {{3, 0, 0, 0, 1}, 5, "runs past the record"},
+      {{3, 0, 0, 0, 1, 9, 5, 0}, 8, "runs past the record"},
+      {{3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0}, 17,
+       "runs past the record"},
+      {{3, 0, 0, 0, 1, 8, 0}, 7, "below its key"},
+      {{3, 0, 0, 0, 2, 9, 0, 0, 0}, 9, "out of order"},
+      {{3, 0, 0, 0, 1, 9, 0, 7}, 8, "after its entries"},
       {{2, 0, 0, 0, 0}, 5, "run of 0 entries"},
       {{2, 0, 0, 1, 1}, 5, "run of 257 entries"},
       {{2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9}, 13, "runs past the record"},
@@ -245,4 +278,92 @@ Test(engine_outbox, damaged_outbox_records_are_refused) {
     cr_expect(strstr(cs_errmsg(), cases[i].msg) != NULL, "case %zu: '%s' lacks '%s'", i,
               cs_errmsg(), cases[i].msg);
   }
+}
+
+/* Runs of version 2 (earlier builds: u64 sequence numbers, u32 lengths,
+ * version 1 entry records) are still listed, counted and acknowledged. */
+Test(engine_outbox, version_2_runs_still_read) {
+  cs_store *a = tu_open(dir, "a"), *hub = tu_open(dir, "hub");
+  cs_batch *bt;
+  cs_iter *it;
+  cs_wbatch *b;
+  size_t n = 0, runs = 0;
+  char inst[16];
+  cr_assert_eq(cs_batch_begin(&bt, a), 0);
+  for (int i = 0; i < 300; i++) {
+    snprintf(inst, sizeof(inst), "i%d", i);
+    cr_assert_eq(cs_batch_set_int(bt, "M", inst, "n", i), 0, "%s", cs_errmsg());
+  }
+  cr_assert_eq(cs_batch_commit(bt), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs__wbatch_new(&b, a->db), 0);
+  cr_assert_eq(cs__iter_new(&it, a->db, CS_CF_OUTBOX, NULL, 0, NULL, 0), 0);
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    cs_outbox_cursor c;
+    cs_buf old = CS_BUF_INIT;
+    const uint8_t *rec;
+    uint64_t seq;
+    size_t len;
+    uint8_t head[5] = {2, 0, 0, 0, 0}, eh[12];
+    int rc;
+    cr_assert_eq(cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len), 0);
+    cr_assert_eq(v.ptr[0], 3, "written as version 3");
+    cs__put_be32(head + 1, c.left);
+    cr_assert_eq(cs__buf_put(&old, head, 5), 0);
+    while ((rc = cs__outbox_next(&c, &seq, &rec, &len)) == 1) {
+      size_t at = old.size;
+      cs__put_be64(eh, seq);
+      cr_assert_eq(cs__buf_put(&old, eh, 12), 0);
+      entry_v1(&old, rec, len);
+      cs__put_be32((uint8_t *)old.ptr + at + 8, (uint32_t)(old.size - at - 12));
+    }
+    cr_assert_eq(rc, 0, "%s", cs_errmsg());
+    cs__wbatch_put(b, CS_CF_OUTBOX, k.ptr, k.len, old.ptr, old.size);
+    cs_buf_dispose(&old);
+    runs++;
+  }
+  cs__iter_free(it);
+  cr_expect_eq(runs, 2);
+  cr_assert_eq(cs__db_write(a->db, b, false), 0);
+  cs__wbatch_free(b);
+  cs_store_close(a);
+  a = tu_open(dir, "a");
+  cr_assert_eq(cs_outbox_count(&n, a), 0);
+  cr_expect_eq(n, 300);
+  cr_expect_eq(outbox_listed(a), 300);
+  tu_sync(a, hub);
+  cr_assert_eq(cs_outbox_count(&n, a), 0);
+  cr_expect_eq(n, 0);
+  cr_expect_eq(outbox_listed(a), 0);
+  cs_store_close(a);
+  cs_store_close(hub);
+}
+
+/* Every cut of an entry record, and names longer than allowed, are refused. */
+Test(engine_outbox, damaged_entry_records_are_refused) {
+  cs_outbox_rec r = {2, 0x1122334455667788ull, 300, 302, 1795000000000ull,
+                     "UserProfile", "profile_1", "{\"a\":1}"};
+  cs_outbox_view v;
+  cs_buf e = CS_BUF_INIT;
+  cr_assert_eq(cs__outbox_encode(&e, &r), 0);
+  cr_assert_eq(cs__outbox_decode(&v, (const uint8_t *)e.ptr, e.size), 0, "%s", cs_errmsg());
+  cr_expect(v.type == 2 && v.origin == r.origin && v.first == 300 && v.last == 302 &&
+            v.time_ms == r.time_ms);
+  cr_expect(v.model_len == 11 && memcmp(v.model, "UserProfile", 11) == 0);
+  cr_expect(v.instance_len == 9 && memcmp(v.instance, "profile_1", 9) == 0);
+  cr_expect(v.data_len == 7 && memcmp(v.data, "{\"a\":1}", 7) == 0);
+  for (size_t len = 0; len < e.size; len++)
+    cr_expect_eq(cs__outbox_decode(&v, (const uint8_t *)e.ptr, len), CS_ECORRUPT, "cut at %zu",
+                 len);
+  cs__buf_putc(&e, 0);
+  cr_expect_eq(cs__outbox_decode(&v, (const uint8_t *)e.ptr, e.size), CS_ECORRUPT,
+               "a byte left over");
+  {
+    /* A model name length of 70,000 (above 65,535), as the varint 0xf0 0xa2 0x04. */
+    uint8_t bad[64] = {2, 2, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0xf0, 0xa2, 0x04};
+    cr_expect_eq(cs__outbox_decode(&v, bad, sizeof(bad)), CS_ECORRUPT);
+    bad[1] = 9; /* unknown type */
+    cr_expect_eq(cs__outbox_decode(&v, bad, sizeof(bad)), CS_ECORRUPT);
+  }
+  cs_buf_dispose(&e);
 }
