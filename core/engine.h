@@ -60,6 +60,9 @@ struct cs_store {
 /* ---- store.c ---- */
 cs_model *cs__model_find(cs_store *s, const char *name);
 int cs__model_get(cs_model **out, cs_store *s, const char *name); /* creates */
+/* Forgets a model created in memory by an operation that then failed
+ * (other models move: re-find them). */
+void cs__model_drop(cs_store *s, const char *name);
 cs_schema_field *cs__schema_field(cs_model *m, const char *name);
 int cs__schema_field_set(cs_model *m, const char *name, uint8_t kind, uint8_t policy);
 /* Re-reads a model's knowledge and floor from the database, after a write
@@ -284,6 +287,9 @@ typedef struct cs_merger {
   cs_doc_cache *caches; /* one per section, in message order */
   const char **names;   /* their model names (the message's) */
   size_t ncaches, caches_cap, names_cap;
+  const char **created; /* names (owned) of the models this merge created: dropped
+                           unless it finishes */
+  size_t ncreated, created_cap;
   size_t applied;
   uint64_t limit; /* the latest stamp accepted (cs__stamp_limit) */
   cs_hlc max_hlc; /* of the applied actions: observed at finish */

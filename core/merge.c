@@ -268,14 +268,20 @@ static void section_clear(cs_merger *mg) {
 void cs__merge_dispose(cs_merger *mg) {
   section_clear(mg);
   /* Not finished: what memory holds of the models must again be what is
-   * stored. */
-  if (!mg->finished)
+   * stored, and the models the message brought are forgotten. */
+  if (!mg->finished) {
     for (size_t i = 0; i < mg->ncaches; i++)
       cs__model_reload(mg->store, mg->caches[i].model);
+    for (size_t i = 0; i < mg->ncreated; i++)
+      cs__model_drop(mg->store, mg->created[i]);
+  }
+  for (size_t i = 0; i < mg->ncreated; i++)
+    cs__free((char *)mg->created[i]);
   for (size_t i = 0; i < mg->ncaches; i++)
     cs__cache_dispose(&mg->caches[i]);
   cs__free(mg->caches);
   cs__free(mg->names);
+  cs__free(mg->created);
   cs__wbatch_free(mg->batch);
   memset(mg, 0, sizeof(*mg));
 }
@@ -296,10 +302,23 @@ int cs__merge_section(cs_merger *mg, cs_wire_model *wm) {
   if ((rc = cs__array_grow((void **)&mg->caches, &mg->caches_cap, mg->ncaches + 1,
                            sizeof(cs_doc_cache))) != 0 ||
       (rc = cs__array_grow((void **)&mg->names, &mg->names_cap, mg->ncaches + 1,
+                           sizeof(char *))) != 0 ||
+      (rc = cs__array_grow((void **)&mg->created, &mg->created_cap, mg->ncreated + 1,
                            sizeof(char *))) != 0)
     return rc;
-  if ((rc = cs__model_get(&m, s, wm->name)) != 0)
-    return rc;
+  if (!cs__model_find(s, wm->name)) {
+    /* Its own copy of the name: a refused message is freed before the
+     * merger that drops its models. */
+    char *name = cs__strdup(wm->name);
+    if (!name)
+      return CS_ENOMEM;
+    if ((rc = cs__model_get(&m, s, wm->name)) != 0) {
+      cs__free(name);
+      return rc;
+    }
+    mg->created[mg->ncreated++] = name;
+  }
+  m = cs__model_find(s, wm->name);
   /* Creating a model may move the others in memory: find them again (by
    * the names the message holds, which stay put). */
   for (size_t i = 0; i < mg->ncaches; i++)

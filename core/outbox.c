@@ -242,7 +242,7 @@ int cs__outbox_load(cs_store *s) {
 static int run_entry(cs_outbox_run *run, uint64_t seq, const void *rec, size_t len) {
   static const uint8_t head[5] = {RUN_VERSION, 0, 0, 0, 0};
   uint8_t h[20];
-  size_t n;
+  size_t n, start;
   int rc;
   if (run->n == 0) {
     cs__buf_clear(&run->buf);
@@ -255,8 +255,11 @@ static int run_entry(cs_outbox_run *run, uint64_t seq, const void *rec, size_t l
   }
   n = varint_put(h, run->n ? seq - run->last : seq);
   n += varint_put(h + n, len);
-  if ((rc = cs__buf_put(&run->buf, h, n)) != 0 || (rc = cs__buf_put(&run->buf, rec, len)) != 0)
+  start = run->buf.size;
+  if ((rc = cs__buf_put(&run->buf, h, n)) != 0 || (rc = cs__buf_put(&run->buf, rec, len)) != 0) {
+    run->buf.size = start; /* the entry is not there */
     return rc;
+  }
   run->last = seq;
   run->n++;
   return 0;

@@ -152,6 +152,7 @@ static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, con
       cs_dotset k = CS_DOTSET_INIT;
       if ((rc = cs__dotset_copy(&k, knows)) == 0)
         cs__log_source_init(&srcs[nsrc++], wm, s, m, &k);
+      cs__dotset_dispose(&k); /* emptied when taken */
     }
     if (rc)
       goto done;

@@ -17,9 +17,12 @@ cs_model *cs__model_find(cs_store *s, const char *name) {
   return bsearch(name, s->models, s->nmodels, sizeof(cs_model), model_cmp_name);
 }
 
+static void model_dispose(cs_model *m);
+
 int cs__model_get(cs_model **out, cs_store *s, const char *name) {
   size_t lo = 0, hi = s->nmodels;
   cs_model *m;
+  char *copy;
   int rc;
 
   if ((m = cs__model_find(s, name)) != NULL) {
@@ -40,19 +43,33 @@ int cs__model_get(cs_model **out, cs_store *s, const char *name) {
     else
       hi = mid;
   }
+  /* The name first: once the array has grown (and maybe moved) nothing may
+   * fail, since callers re-point what they hold only on success. */
+  if ((copy = cs__strdup(name)) == NULL)
+    return CS_ENOMEM;
   if ((rc = cs__array_grow((void **)&s->models, &s->models_cap, s->nmodels + 1,
-                           sizeof(cs_model))) != 0)
+                           sizeof(cs_model))) != 0) {
+    cs__free(copy);
     return rc;
+  }
   memmove(&s->models[lo + 1], &s->models[lo], (s->nmodels - lo) * sizeof(cs_model));
   m = &s->models[lo];
   memset(m, 0, sizeof(*m));
-  if ((m->name = cs__strdup(name)) == NULL) {
-    memmove(&s->models[lo], &s->models[lo + 1], (s->nmodels - lo) * sizeof(cs_model));
-    return CS_ENOMEM;
-  }
+  m->name = copy;
   s->nmodels++;
   *out = m;
   return 0;
+}
+
+void cs__model_drop(cs_store *s, const char *name) {
+  cs_model *m = cs__model_find(s, name);
+  size_t i;
+  if (!m)
+    return;
+  i = (size_t)(m - s->models);
+  model_dispose(m);
+  memmove(&s->models[i], &s->models[i + 1], (s->nmodels - i - 1) * sizeof(cs_model));
+  s->nmodels--;
 }
 
 static void model_dispose(cs_model *m) {

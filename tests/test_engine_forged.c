@@ -286,3 +286,92 @@ Test(engine_forged, a_forged_action_after_good_ones_leaves_nothing_behind) {
   cs_buf_dispose(&resp);
   cs_store_close(s);
 }
+
+/* Two sections, each of one good action by origin 7, on models `m1`, `m2`. */
+static void two_sections(cs_buf *out, const char *m1, const char *m2, uint64_t entry2) {
+  cs_wire_model wm[2];
+  cs_wire_action a[2];
+  cs_field f[2];
+  cs_reg_entry e[2];
+  cs_vv_entry vv[2];
+  char *inst = "x";
+  cs_sync_msg msg;
+  one_dot_action(&a[0], &f[0], &e[0], &vv[0], 1, 1);
+  one_dot_action(&a[1], &f[1], &e[1], &vv[1], 2, entry2);
+  memset(wm, 0, sizeof(wm));
+  for (int i = 0; i < 2; i++) {
+    wm[i].name = (char *)(i ? m2 : m1);
+    wm[i].instances = &inst;
+    wm[i].ninstances = 1;
+    wm[i].actions = &a[i];
+    wm[i].nactions = 1;
+  }
+  memset(&msg, 0, sizeof(msg));
+  msg.type = CS_MSG_SYNC_REQUEST;
+  msg.sender = 42;
+  msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
+  msg.models = wm;
+  msg.nmodels = 2;
+  cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
+}
+
+/* A refused message leaves no model behind either: the sections read
+ * before the refusal had created theirs in memory. */
+Test(engine_forged, a_refused_message_creates_no_model) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  size_t before = s->nmodels;
+  two_sections(&req, "Aphantom", "M", 9); /* M's action writes under a dot not its own */
+  expect_refused(s, &req, "second section forged");
+  cr_expect_null(cs__model_find(s, "Aphantom"), "the first section's model stayed");
+  cr_expect_null(cs__model_find(s, "M"));
+  cr_expect_eq(s->nmodels, before);
+  /* The same models arrive with a good message. */
+  cs__buf_clear(&req);
+  two_sections(&req, "Aphantom", "M", 2);
+  int status = 0;
+  cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size,
+                               NULL, true),
+               0, "%s", cs_errmsg());
+  cr_expect_not_null(cs__model_find(s, "Aphantom"));
+  cr_expect_not_null(cs__model_find(s, "M"));
+  cs_buf_dispose(&req);
+  cs_buf_dispose(&resp);
+  cs_store_close(s);
+}
+
+/* Every allocation of a merge creating two models may fail: the store and
+ * its models stay as they were, unless the merge was written and only the
+ * answer failed (a retry is then a duplicate). The sanitizer pass checks
+ * every access. */
+Test(engine_forged, every_allocation_failure_of_a_merge_changes_nothing) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  int fails = 0;
+  two_sections(&req, "First", "Second", 2);
+  for (unsigned long n = 1;; n++) {
+    uint64_t before = tu_fingerprint(s);
+    size_t models = s->nmodels;
+    int status = 0, rc;
+    cs__buf_clear(&resp);
+    cs__alloc_fail_after(n);
+    rc = cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size, NULL,
+                         true);
+    cs__alloc_fail_after(0);
+    if (rc == 0)
+      break;
+    cr_assert_eq(rc, CS_ENOMEM, "allocation %lu: %d %s", n, rc, cs_errmsg());
+    if (tu_fingerprint(s) == before)
+      cr_assert_eq(s->nmodels, models, "allocation %lu: models changed", n);
+    else
+      cr_assert(cs__model_find(s, "First") && cs__model_find(s, "Second"),
+                "allocation %lu: the store changed but the merge is not whole", n);
+    fails++;
+  }
+  cr_expect_gt(fails, 20, "only %d allocations failed", fails);
+  cr_expect_not_null(cs__model_find(s, "First"));
+  cr_expect_not_null(cs__model_find(s, "Second"));
+  cs_buf_dispose(&req);
+  cs_buf_dispose(&resp);
+  cs_store_close(s);
+}

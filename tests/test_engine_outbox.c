@@ -367,3 +367,38 @@ Test(engine_outbox, damaged_entry_records_are_refused) {
   }
   cs_buf_dispose(&e);
 }
+
+/* An action whose outbox entry fails to be added leaves no part of it in
+ * the run: the rest of the batch commits and lists. */
+Test(engine_outbox, a_failed_action_leaves_no_partial_entry) {
+  int fails = 0;
+  /* Every allocation point of the third action (some failures are taken
+   * in stride, so the first success does not end the sweep). */
+  for (unsigned long n = 1; n <= 60; n++) {
+    char name[16];
+    cs_store *a;
+    cs_batch *b;
+    cs_buf q = CS_BUF_INIT;
+    size_t count = 0;
+    int rc;
+    snprintf(name, sizeof(name), "a%lu", n);
+    a = tu_open(dir, name);
+    cr_assert_eq(cs_batch_begin(&b, a), 0);
+    cr_assert_eq(cs_batch_set_int(b, "M", "p1", "n", 1), 0);
+    cr_assert_eq(cs_batch_set_int(b, "M", "p2", "n", 2), 0);
+    cs__alloc_fail_after(n);
+    rc = cs_batch_set_str(b, "M", "p3", "s", "three");
+    cs__alloc_fail_after(0);
+    cr_assert(rc == 0 || rc == CS_ENOMEM, "%d %s", rc, cs_errmsg());
+    fails += rc != 0;
+    cr_assert_eq(cs_batch_set_int(b, "M", "p4", "n", 4), 0, "%s", cs_errmsg());
+    cr_assert_eq(cs_batch_commit(b), 0, "%s", cs_errmsg());
+    cr_assert_eq(cs_get_queued_actions(&q, a), 0, "allocation %lu: %s", n, cs_errmsg());
+    cr_assert_eq(cs_outbox_count(&count, a), 0);
+    cr_expect_eq(outbox_listed(a), count);
+    cr_expect(count == 3 || count == 4, "%zu entries", count);
+    cs_buf_dispose(&q);
+    cs_store_close(a);
+  }
+  cr_expect_gt(fails, 3, "only %d allocations failed", fails);
+}
