@@ -269,6 +269,27 @@ typedef struct cs_log_source {
 void cs__log_source_init(cs_log_source *ls, cs_wire_model *wm, cs_store *s, cs_model *m,
                          cs_dotset *peer_knows);
 void cs__log_source_dispose(cs_log_source *ls);
+
+/* A message being built from the store, at most one section per model, whose
+ * sections may read their actions from the log as the message is encoded. */
+typedef struct cs_msg_builder {
+  cs_sync_msg msg;
+  size_t cap;
+  cs_log_source *srcs; /* one per model at most: the sections never move */
+  size_t nsrc;
+} cs_msg_builder;
+
+/* Sets type, sender and a fresh clock stamp. */
+int cs__builder_init(cs_msg_builder *b, cs_store *s, uint8_t type);
+/* Adds model m's section with m's knowledge. */
+int cs__builder_section(cs_wire_model **out, cs_msg_builder *b, const cs_model *m);
+/* The section carries the logged actions of m that `peer_knows` (taken,
+ * emptied) lacks. */
+void cs__builder_actions(cs_msg_builder *b, cs_wire_model *wm, cs_store *s, cs_model *m,
+                         cs_dotset *peer_knows);
+/* Encodes the message; *out_sent (may be NULL) counts the actions sent. */
+int cs__builder_encode(cs_buf *out, size_t *out_sent, cs_msg_builder *b);
+void cs__builder_dispose(cs_msg_builder *b);
 /* Adds whole states of model m's documents changed after cursor `since`. */
 int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since);
 int cs__msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, const char *name);

@@ -142,6 +142,48 @@ void cs__log_source_dispose(cs_log_source *ls) {
   memset(ls, 0, sizeof(*ls));
 }
 
+int cs__builder_init(cs_msg_builder *b, cs_store *s, uint8_t type) {
+  memset(b, 0, sizeof(*b));
+  b->msg.type = type;
+  b->msg.sender = s->self;
+  b->msg.clock = cs__clock_tick(&s->clock, cs__now_ms());
+  /* The log sources point at their sections: size the sections once. */
+  if (cs__array_grow((void **)&b->msg.models, &b->cap, s->nmodels, sizeof(cs_wire_model)) != 0 ||
+      (b->srcs = cs__calloc(s->nmodels ? s->nmodels : 1, sizeof(*b->srcs))) == NULL)
+    return CS_ENOMEM;
+  return 0;
+}
+
+int cs__builder_section(cs_wire_model **out, cs_msg_builder *b, const cs_model *m) {
+  int rc;
+  if ((rc = cs__msg_add_model(out, &b->msg, &b->cap, m->name)) != 0)
+    return rc;
+  return cs__dotset_copy(&(*out)->knowledge, &m->knowledge);
+}
+
+void cs__builder_actions(cs_msg_builder *b, cs_wire_model *wm, cs_store *s, cs_model *m,
+                         cs_dotset *peer_knows) {
+  cs__log_source_init(&b->srcs[b->nsrc++], wm, s, m, peer_knows);
+}
+
+int cs__builder_encode(cs_buf *out, size_t *out_sent, cs_msg_builder *b) {
+  int rc = cs__codec_encode_msg(out, &b->msg);
+  if (rc == 0 && out_sent) {
+    *out_sent = 0;
+    for (size_t i = 0; i < b->nsrc; i++)
+      *out_sent += b->srcs[i].count;
+  }
+  return rc;
+}
+
+void cs__builder_dispose(cs_msg_builder *b) {
+  for (size_t i = 0; i < b->nsrc; i++)
+    cs__log_source_dispose(&b->srcs[i]);
+  cs__free(b->srcs);
+  cs__sync_msg_dispose(&b->msg);
+  memset(b, 0, sizeof(*b));
+}
+
 static int cmp_instance_states(const void *a, const void *b, void *names) {
   char **n = names;
   return strcmp(n[((const cs_wire_state *)a)->instance], n[((const cs_wire_state *)b)->instance]);

@@ -114,21 +114,11 @@ static int status_of(int rc) {
  * may read, with the actions the requester lacks (or states when our log no
  * longer holds them). */
 static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, const access *ac) {
-  cs_sync_msg resp = {0};
-  cs_log_source *srcs = NULL;
-  size_t cap = 0, nsrc = 0;
-  int rc = 0;
+  cs_msg_builder b;
+  int rc;
 
-  resp.type = CS_MSG_SYNC_RESPONSE;
-  resp.sender = s->self;
-  resp.clock = cs__clock_tick(&s->clock, cs__now_ms());
-  /* The log sources point at their sections: size the sections once. */
-  if ((rc = cs__array_grow((void **)&resp.models, &cap, s->nmodels, sizeof(cs_wire_model))) != 0)
+  if ((rc = cs__builder_init(&b, s, CS_MSG_SYNC_RESPONSE)) != 0)
     goto done;
-  if ((srcs = cs__calloc(s->nmodels ? s->nmodels : 1, sizeof(*srcs))) == NULL) {
-    rc = CS_ENOMEM;
-    goto done;
-  }
   for (size_t i = 0; i < s->nmodels; i++) {
     cs_model *m = &s->models[i];
     const cs_wire_model *theirs = NULL;
@@ -141,28 +131,24 @@ static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, con
       if (strcmp(req->models[j].name, m->name) == 0)
         theirs = &req->models[j];
     knows = theirs ? &theirs->knowledge : &empty;
-    if ((rc = cs__msg_add_model(&wm, &resp, &cap, m->name)) != 0 ||
-        (rc = cs__dotset_copy(&wm->knowledge, &m->knowledge)) != 0)
+    if ((rc = cs__builder_section(&wm, &b, m)) != 0)
       goto done;
     if (!cs__dotset_subset(&m->floor, knows)) {
       /* Our log no longer holds everything they lack: send states. */
-      resp.flags |= CS_MSG_F_STATES;
+      b.msg.flags |= CS_MSG_F_STATES;
       rc = cs__collect_states(wm, s, m, 0);
     } else {
       cs_dotset k = CS_DOTSET_INIT;
       if ((rc = cs__dotset_copy(&k, knows)) == 0)
-        cs__log_source_init(&srcs[nsrc++], wm, s, m, &k);
+        cs__builder_actions(&b, wm, s, m, &k);
       cs__dotset_dispose(&k); /* emptied when taken */
     }
     if (rc)
       goto done;
   }
-  rc = cs__codec_encode_msg(response, &resp);
+  rc = cs__builder_encode(response, NULL, &b);
 done:
-  for (size_t i = 0; i < nsrc; i++)
-    cs__log_source_dispose(&srcs[i]);
-  cs__free(srcs);
-  cs__sync_msg_dispose(&resp);
+  cs__builder_dispose(&b);
   return rc;
 }
 

@@ -32,27 +32,16 @@ static bool pk_found(const cs_sync_msg *msg, const char *model) {
  * actions are read from the log as they are encoded. */
 static int build_request(cs_buf *out, size_t *out_sent, cs_store *s, cs_replica peer,
                          const cs_sync_msg *peer_knows) {
-  cs_sync_msg req = {0};
-  cs_log_source *srcs = NULL;
-  size_t cap = 0, nsrc = 0;
-  int rc = 0;
+  cs_msg_builder b;
+  int rc;
 
-  req.type = CS_MSG_SYNC_REQUEST;
-  req.sender = s->self;
-  req.clock = cs__clock_tick(&s->clock, cs__now_ms());
-  /* The sources point at their sections: size the sections once. */
-  if ((rc = cs__array_grow((void **)&req.models, &cap, s->nmodels, sizeof(cs_wire_model))) != 0)
+  if ((rc = cs__builder_init(&b, s, CS_MSG_SYNC_REQUEST)) != 0)
     goto done;
-  if ((srcs = cs__calloc(s->nmodels ? s->nmodels : 1, sizeof(*srcs))) == NULL) {
-    rc = CS_ENOMEM;
-    goto done;
-  }
   for (size_t i = 0; i < s->nmodels; i++) {
     cs_model *m = &s->models[i];
     cs_dotset ack = CS_DOTSET_INIT;
     cs_wire_model *wm;
-    if ((rc = cs__msg_add_model(&wm, &req, &cap, m->name)) != 0 ||
-        (rc = cs__dotset_copy(&wm->knowledge, &m->knowledge)) != 0)
+    if ((rc = cs__builder_section(&wm, &b, m)) != 0)
       goto done;
     if (peer_knows) {
       const cs_wire_model *pk = NULL;
@@ -66,21 +55,14 @@ static int build_request(cs_buf *out, size_t *out_sent, cs_store *s, cs_replica 
     /* A model missing from the peer's answer is one it does not share with
      * us: nothing to send for it in a later round. */
     if (rc == 0 && (peer || peer_knows) && !(peer_knows && !pk_found(peer_knows, m->name)))
-      cs__log_source_init(&srcs[nsrc++], wm, s, m, &ack);
+      cs__builder_actions(&b, wm, s, m, &ack);
     cs__dotset_dispose(&ack);
     if (rc)
       goto done;
   }
-  if ((rc = cs__codec_encode_msg(out, &req)) == 0) {
-    *out_sent = 0;
-    for (size_t i = 0; i < nsrc; i++)
-      *out_sent += srcs[i].count;
-  }
+  rc = cs__builder_encode(out, out_sent, &b);
 done:
-  for (size_t i = 0; i < nsrc; i++)
-    cs__log_source_dispose(&srcs[i]);
-  cs__free(srcs);
-  cs__sync_msg_dispose(&req);
+  cs__builder_dispose(&b);
   return rc;
 }
 
