@@ -14,18 +14,20 @@ static void teardown(void) {
 }
 TestSuite(engine_forged, .init = setup, .fini = teardown);
 
-/* One message section, encoded (the encoder takes any bytes: it is the
+/* Message sections, encoded (the encoder takes any bytes: it is the
  * receiver that must refuse them). */
-static void encode_section(cs_buf *out, cs_wire_model *wm) {
+static void encode_sections(cs_buf *out, cs_wire_model *wm, size_t n) {
   cs_sync_msg msg;
   memset(&msg, 0, sizeof(msg));
   msg.type = CS_MSG_SYNC_REQUEST;
   msg.sender = 42;
   msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
   msg.models = wm;
-  msg.nmodels = 1;
+  msg.nmodels = n;
   cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
 }
+
+static void encode_section(cs_buf *out, cs_wire_model *wm) { encode_sections(out, wm, 1); }
 
 /* A message with one action on instance "x" by `origin` with dots first..last,
  * writing register "v" under `entry_dot` (and "w" under `second_dot` if set). */
@@ -74,6 +76,16 @@ static void expect_refused(cs_store *s, const cs_buf *req, const char *why) {
   cr_expect_eq(rc, CS_ECORRUPT, "%s: got %d (%s)", why, rc, cs_errmsg());
   cr_expect_eq(status, 400);
   cr_expect_eq(tu_fingerprint(s), before, "%s: the store changed", why);
+  cs_buf_dispose(&resp);
+}
+
+static void expect_accepted(cs_store *s, const cs_buf *req) {
+  cs_buf resp = CS_BUF_INIT;
+  int status = 0;
+  cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req->ptr,
+                               req->size, NULL, true),
+               0, "%s", cs_errmsg());
+  cr_expect_eq(status, 200);
   cs_buf_dispose(&resp);
 }
 
@@ -206,18 +218,14 @@ Test(engine_forged, a_state_beyond_its_senders_knowledge_is_refused) {
 
 Test(engine_forged, a_well_formed_action_is_accepted) {
   cs_store *s = tu_open(dir, "s");
-  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
-  int status = 0;
+  cs_buf req = CS_BUF_INIT;
   forge(&req, 7, 1, 2, 1, 2, 2);
-  cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size,
-                               NULL, true),
-               0, "%s", cs_errmsg());
+  expect_accepted(s, &req);
   cs_doc doc = CS_DOC_INIT;
   cr_assert_eq(cs__doc_read(&doc, NULL, s, "M", "x"), 0, "%s", cs_errmsg());
   cr_expect_eq(doc.nfields, 2);
   cs__doc_dispose(&doc);
   cs_buf_dispose(&req);
-  cs_buf_dispose(&resp);
   cs_store_close(s);
 }
 
@@ -248,14 +256,13 @@ static void one_dot_action(cs_wire_action *a, cs_field *f, cs_reg_entry *e, cs_v
  * are applied when they come again, not taken for duplicates). */
 Test(engine_forged, a_forged_action_after_good_ones_leaves_nothing_behind) {
   cs_store *s = tu_open(dir, "s");
-  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  cs_buf req = CS_BUF_INIT;
   cs_wire_action a[3];
   cs_field f[3];
   cs_reg_entry e[3];
   cs_vv_entry vv[3];
   char *inst = "x";
   cs_wire_model wm;
-  int status = 0;
   one_dot_action(&a[0], &f[0], &e[0], &vv[0], 1, 1);
   one_dot_action(&a[1], &f[1], &e[1], &vv[1], 2, 2);
   one_dot_action(&a[2], &f[2], &e[2], &vv[2], 3, 9); /* under a dot not its own */
@@ -273,9 +280,7 @@ Test(engine_forged, a_forged_action_after_good_ones_leaves_nothing_behind) {
   cs__buf_clear(&req);
   wm.nactions = 2;
   encode_section(&req, &wm);
-  cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size,
-                               NULL, true),
-               0, "%s", cs_errmsg());
+  expect_accepted(s, &req);
   cs_doc doc = CS_DOC_INIT;
   cr_assert_eq(cs__doc_read(&doc, NULL, s, "M", "x"), 0, "%s", cs_errmsg());
   cr_assert_eq(doc.nfields, 1);
@@ -283,7 +288,6 @@ Test(engine_forged, a_forged_action_after_good_ones_leaves_nothing_behind) {
   cr_expect_eq(doc.fields[0].u.reg.entries[0].val.u.i, 2);
   cs__doc_dispose(&doc);
   cs_buf_dispose(&req);
-  cs_buf_dispose(&resp);
   cs_store_close(s);
 }
 
@@ -295,7 +299,6 @@ static void two_sections(cs_buf *out, const char *m1, const char *m2, uint64_t e
   cs_reg_entry e[2];
   cs_vv_entry vv[2];
   char *inst = "x";
-  cs_sync_msg msg;
   one_dot_action(&a[0], &f[0], &e[0], &vv[0], 1, 1);
   one_dot_action(&a[1], &f[1], &e[1], &vv[1], 2, entry2);
   memset(wm, 0, sizeof(wm));
@@ -306,20 +309,14 @@ static void two_sections(cs_buf *out, const char *m1, const char *m2, uint64_t e
     wm[i].actions = &a[i];
     wm[i].nactions = 1;
   }
-  memset(&msg, 0, sizeof(msg));
-  msg.type = CS_MSG_SYNC_REQUEST;
-  msg.sender = 42;
-  msg.clock = CS_HLC_MAKE(cs__now_ms(), 0);
-  msg.models = wm;
-  msg.nmodels = 2;
-  cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
+  encode_sections(out, wm, 2);
 }
 
 /* A refused message leaves no model behind either: the sections read
  * before the refusal had created theirs in memory. */
 Test(engine_forged, a_refused_message_creates_no_model) {
   cs_store *s = tu_open(dir, "s");
-  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  cs_buf req = CS_BUF_INIT;
   size_t before = s->nmodels;
   two_sections(&req, "Aphantom", "M", 9); /* M's action writes under a dot not its own */
   expect_refused(s, &req, "second section forged");
@@ -329,14 +326,10 @@ Test(engine_forged, a_refused_message_creates_no_model) {
   /* The same models arrive with a good message. */
   cs__buf_clear(&req);
   two_sections(&req, "Aphantom", "M", 2);
-  int status = 0;
-  cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)req.ptr, req.size,
-                               NULL, true),
-               0, "%s", cs_errmsg());
+  expect_accepted(s, &req);
   cr_expect_not_null(cs__model_find(s, "Aphantom"));
   cr_expect_not_null(cs__model_find(s, "M"));
   cs_buf_dispose(&req);
-  cs_buf_dispose(&resp);
   cs_store_close(s);
 }
 

@@ -53,6 +53,15 @@ static size_t outbox_listed(cs_store *s) {
   return n;
 }
 
+/* Syncs a with the hub, after which a's outbox is empty and lists nothing. */
+static void expect_all_acknowledged(cs_store *a, cs_store *hub) {
+  size_t n = 1;
+  tu_sync(a, hub);
+  cr_assert_eq(cs_outbox_count(&n, a), 0);
+  cr_expect_eq(n, 0);
+  cr_expect_eq(outbox_listed(a), 0);
+}
+
 Test(engine_outbox, outbox_count_follows_acknowledgements_and_reopen) {
   cs_store *a = tu_open(dir, "a"), *hub = tu_open(dir, "hub");
   size_t n = 99;
@@ -234,10 +243,7 @@ Test(engine_outbox, single_entry_outbox_records_still_read) {
   cs_buf r = CS_BUF_INIT;
   cr_expect_eq(cs_check(&r, a), 0, "%s", r.ptr ? r.ptr : cs_errmsg());
   cs_buf_dispose(&r);
-  tu_sync(a, hub);
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 0);
-  cr_expect_eq(outbox_listed(a), 0);
+  expect_all_acknowledged(a, hub);
   cs_store_close(a);
   cs_store_close(hub);
 }
@@ -331,10 +337,7 @@ Test(engine_outbox, version_2_runs_still_read) {
   cr_assert_eq(cs_outbox_count(&n, a), 0);
   cr_expect_eq(n, 300);
   cr_expect_eq(outbox_listed(a), 300);
-  tu_sync(a, hub);
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 0);
-  cr_expect_eq(outbox_listed(a), 0);
+  expect_all_acknowledged(a, hub);
   cs_store_close(a);
   cs_store_close(hub);
 }
