@@ -47,13 +47,6 @@ int cs__dec_hlc(cs__dec *d, cs_hlc *out, const char *what);
       goto done;                                                                                   \
   } while (0)
 
-/* The previous dot written in a document (dots are relative to it). */
-typedef struct cs__dot_prev {
-  bool valid;
-  uint32_t ridx;
-  uint64_t counter;
-} cs__dot_prev;
-
 /* Structure readers shared by core/codec_dec.c and core/codec_msg.c. */
 void cs__dec_init(cs__dec *d, const uint8_t *p, size_t len);
 void cs__dec_dispose(cs__dec *d);

@@ -1,70 +1,15 @@
 /*
- * The encoder (docs/wire-format.md). Two passes: the first collects the replica
- * ids and field names that the value mentions into sorted tables, the second
- * writes msgpack items through msgpack-c's packer into the caller's cs_buf.
- * Errors are sticky (enc.rc) so that the writing code reads straight; the
- * caller's buffer is cut back to its old size on failure.
+ * The encoder (docs/wire-format.md): values, documents, dot sets and actions;
+ * sync messages are in core/codec_enc_msg.c. Two passes: the first collects
+ * the replica ids and field names that the value mentions into sorted tables,
+ * the second writes msgpack items through msgpack-c's packer into the
+ * caller's cs_buf. Errors are sticky (cs__enc.rc) so that the writing code
+ * reads straight; the caller's buffer is cut back to its old size on failure.
  */
 #include <msgpack.h>
-#include <sodium.h>
 #include <stdlib.h>
 
-#include "core/codec_int.h"
-
-typedef struct rep_slot {
-  uint64_t key;
-  uint32_t idx;
-  bool used;
-} rep_slot;
-
-typedef struct fld_slot {
-  const char *name;
-  uint32_t idx;
-} fld_slot;
-
-typedef struct cov_item {
-  uint32_t ridx;
-  bool vv;
-  uint64_t counter;
-} cov_item;
-
-typedef struct enc {
-  msgpack_packer pk;
-  cs_buf *out;
-  int rc;
-  rep_slot *reps; /* hash set, cap a power of two */
-  size_t reps_cap, nreps;
-  uint64_t *rep_list; /* sorted table */
-  fld_slot *flds;
-  size_t flds_cap, nflds;
-  const char **fld_list;
-  cs_hlc hlc;         /* stamps are written relative to the previous one */
-  cs__dotcur cur;     /* sync messages only */
-  uint64_t inst_next; /* 1 + the highest instance index used so far */
-  bool use_cur;
-  cov_item *items;
-  size_t items_cap, nitems;
-  bool own_names; /* field names outlive the actions of a source: copy them */
-  struct src_groups *groups; /* per model section, for sections with a source */
-} enc;
-
-/* The origin groups of a section whose actions come from a source, counted
- * when collecting (a group's count is written before its actions). */
-typedef struct src_group {
-  uint64_t origin;
-  size_t n;
-} src_group;
-
-typedef struct src_groups {
-  src_group *g;
-  size_t len, cap;
-} src_groups;
-
-typedef struct dot_prev {
-  bool valid;
-  uint32_t ridx;
-  uint64_t counter;
-} dot_prev;
+#include "core/codec_enc.h"
 
 /* msgpack-c write callback appending to a cs_buf; grows only when needed. */
 static int enc_write(void *data, const char *p, size_t len) {
@@ -76,13 +21,13 @@ static int enc_write(void *data, const char *p, size_t len) {
   return 0;
 }
 
-static void enc_init(enc *e, cs_buf *out) {
+void cs__enc_init(cs__enc *e, cs_buf *out) {
   memset(e, 0, sizeof(*e));
   e->out = out;
   msgpack_packer_init(&e->pk, out, enc_write);
 }
 
-static void enc_dispose(enc *e) {
+static void enc_dispose(cs__enc *e) {
   cs__free(e->reps);
   cs__free(e->rep_list);
   if (e->own_names)
@@ -94,8 +39,7 @@ static void enc_dispose(enc *e) {
   cs__dotcur_dispose(&e->cur);
 }
 
-static void fail(enc *e, int code, const char *fmt, ...) CS__PRINTF(3, 4);
-static void fail(enc *e, int code, const char *fmt, ...) {
+void cs__enc_fail(cs__enc *e, int code, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   if (e->rc)
@@ -121,7 +65,7 @@ static size_t hash_str(const char *s) {
   return (size_t)(h ^ (h >> 29));
 }
 
-static rep_slot *rep_find(const enc *e, uint64_t r) {
+static rep_slot *rep_find(const cs__enc *e, uint64_t r) {
   static rep_slot none;
   size_t m = e->reps_cap - 1;
   if (!e->reps_cap) /* only after a failure: the value is not written */
@@ -131,7 +75,7 @@ static rep_slot *rep_find(const enc *e, uint64_t r) {
       return &e->reps[i];
 }
 
-static void rep_add(enc *e, uint64_t r) {
+static void rep_add(cs__enc *e, uint64_t r) {
   rep_slot *s;
   if (e->rc)
     return;
@@ -158,7 +102,7 @@ static void rep_add(enc *e, uint64_t r) {
   }
 }
 
-static fld_slot *fld_find(const enc *e, const char *name) {
+static fld_slot *fld_find(const cs__enc *e, const char *name) {
   static fld_slot none;
   size_t m = e->flds_cap - 1;
   if (!e->flds_cap) /* only after a failure: the value is not written */
@@ -168,7 +112,7 @@ static fld_slot *fld_find(const enc *e, const char *name) {
       return &e->flds[i];
 }
 
-static void fld_add(enc *e, const char *name) {
+static void fld_add(cs__enc *e, const char *name) {
   fld_slot *s;
   size_t len;
   if (e->rc)
@@ -193,7 +137,7 @@ static void fld_add(enc *e, const char *name) {
     /* Checked once per distinct name, not per use. */
     len = strlen(name);
     if (len == 0 || len > CS_WIRE_MAX_NAME) {
-      fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
+      cs__enc_fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
       return;
     }
     if (e->own_names && (name = cs__strdup(name)) == NULL) {
@@ -205,7 +149,7 @@ static void fld_add(enc *e, const char *name) {
   }
 }
 
-static void collect_dotset(enc *e, const cs_dotset *s) {
+void cs__enc_collect_dotset(cs__enc *e, const cs_dotset *s) {
   for (size_t i = 0; i < s->vv_len; i++)
     rep_add(e, s->vv[i].replica);
   for (size_t i = 0; i < s->extra_len; i++)
@@ -213,10 +157,10 @@ static void collect_dotset(enc *e, const cs_dotset *s) {
       rep_add(e, s->extra[i].replica);
 }
 
-static void collect_doc(enc *e, const cs_doc *d) {
+void cs__enc_collect_doc(cs__enc *e, const cs_doc *d) {
   for (size_t i = 0; i < d->nexist; i++) {
     rep_add(e, d->exist[i].dot.replica);
-    collect_dotset(e, &d->exist[i].observed);
+    cs__enc_collect_dotset(e, &d->exist[i].observed);
   }
   for (size_t f = 0; f < d->nfields; f++) {
     const cs_field *fl = &d->fields[f];
@@ -235,10 +179,10 @@ static void collect_doc(enc *e, const cs_doc *d) {
   }
 }
 
-static void collect_action(enc *e, const cs_wire_action *a) {
+void cs__enc_collect_action(cs__enc *e, const cs_wire_action *a) {
   rep_add(e, a->origin);
-  collect_doc(e, &a->doc);
-  collect_dotset(e, &a->ctx);
+  cs__enc_collect_doc(e, &a->doc);
+  cs__enc_collect_dotset(e, &a->ctx);
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -251,7 +195,7 @@ static int cmp_name(const void *a, const void *b) {
 }
 
 /* Sorts the collected tables and numbers the hash entries by their rank. */
-static void tables_finish(enc *e) {
+void cs__enc_tables_finish(cs__enc *e) {
   size_t n = 0;
   if (e->rc)
     return;
@@ -278,41 +222,41 @@ static void tables_finish(enc *e) {
     fld_find(e, e->fld_list[i])->idx = (uint32_t)i;
 }
 
-static uint32_t rep_idx(const enc *e, uint64_t r) {
+uint32_t cs__enc_rep_idx(const cs__enc *e, uint64_t r) {
   return rep_find(e, r)->idx;
 }
 
 /* ---- pass 2: items ---- */
 
-static void put_u(enc *e, uint64_t v) {
+void cs__enc_put_u(cs__enc *e, uint64_t v) {
   if (!e->rc && msgpack_pack_uint64(&e->pk, v) != 0)
     e->rc = CS_ENOMEM;
 }
 
-static void put_str(enc *e, const char *s, size_t len) {
+static void put_str(cs__enc *e, const char *s, size_t len) {
   if (!e->rc && (msgpack_pack_str(&e->pk, len) != 0 || msgpack_pack_str_body(&e->pk, s, len) != 0))
     e->rc = CS_ENOMEM;
 }
 
-static void put_name(enc *e, const char *what, const char *s) {
+void cs__enc_put_name(cs__enc *e, const char *what, const char *s) {
   size_t len = strlen(s);
   if (len == 0 || len > CS_WIRE_MAX_NAME)
-    fail(e, CS_ETOOBIG, "%s name of %zu bytes (must be 1..%d)", what, len, CS_WIRE_MAX_NAME);
+    cs__enc_fail(e, CS_ETOOBIG, "%s name of %zu bytes (must be 1..%d)", what, len, CS_WIRE_MAX_NAME);
   put_str(e, s, len);
 }
 
-static void put_tables(enc *e) {
+void cs__enc_put_tables(cs__enc *e) {
   if (e->rc) /* the tables may be half built */
     return;
-  put_u(e, e->nreps);
+  cs__enc_put_u(e, e->nreps);
   for (size_t i = 0; i < e->nreps; i++)
-    put_u(e, e->rep_list[i]);
-  put_u(e, e->nflds);
+    cs__enc_put_u(e, e->rep_list[i]);
+  cs__enc_put_u(e, e->nflds);
   for (size_t i = 0; i < e->nflds; i++)
     put_str(e, e->fld_list[i], strlen(e->fld_list[i]));
 }
 
-static void put_val(enc *e, const cs_val *v) {
+static void put_val(cs__enc *e, const cs_val *v) {
   int r = 0;
   if (e->rc)
     return;
@@ -332,7 +276,7 @@ static void put_val(enc *e, const cs_val *v) {
   case CS_VAL_STR:
   case CS_VAL_BYTES:
     if (v->u.s.len > CS_WIRE_MAX_VALUE) {
-      fail(e, CS_ETOOBIG, "value of %u bytes (the limit is %u)", v->u.s.len, CS_WIRE_MAX_VALUE);
+      cs__enc_fail(e, CS_ETOOBIG, "value of %u bytes (the limit is %u)", v->u.s.len, CS_WIRE_MAX_VALUE);
       return;
     }
     if (v->type == CS_VAL_STR)
@@ -343,7 +287,7 @@ static void put_val(enc *e, const cs_val *v) {
           msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
     break;
   default:
-    fail(e, CS_EINVAL, "value of unknown type %u", v->type);
+    cs__enc_fail(e, CS_EINVAL, "value of unknown type %u", v->type);
     return;
   }
   if (r)
@@ -356,16 +300,16 @@ static void put_val(enc *e, const cs_val *v) {
  * common case of a fresh tick): the millisecond change alone (mode 1);
  * otherwise the millisecond change and the counter (mode 2).
  */
-static void put_hlc(enc *e, cs_hlc h) {
+static void put_hlc(cs__enc *e, cs_hlc h) {
   uint64_t pm = CS_HLC_MS(e->hlc), hm = CS_HLC_MS(h);
   int64_t pc = (int64_t)(e->hlc & 0xffff), hc = (int64_t)(h & 0xffff);
   if (hm == pm) {
-    put_u(e, cs__zigzag(hc - pc) << 2);
+    cs__enc_put_u(e, cs__zigzag(hc - pc) << 2);
   } else if (hc == 0) {
-    put_u(e, cs__zigzag((int64_t)(hm - pm)) << 2 | 1);
+    cs__enc_put_u(e, cs__zigzag((int64_t)(hm - pm)) << 2 | 1);
   } else {
-    put_u(e, cs__zigzag((int64_t)(hm - pm)) << 2 | 2);
-    put_u(e, (uint64_t)hc);
+    cs__enc_put_u(e, cs__zigzag((int64_t)(hm - pm)) << 2 | 2);
+    cs__enc_put_u(e, (uint64_t)hc);
   }
   e->hlc = h;
 }
@@ -373,21 +317,21 @@ static void put_hlc(enc *e, cs_hlc h) {
 /* A dot: replica index, then the counter, written as the distance from the
  * previous dot of the same document when that one has the same replica
  * (runs of consecutive dots cost one byte each). */
-static void put_dot(enc *e, dot_prev *pv, cs_dot d) {
-  uint32_t r = rep_idx(e, d.replica);
+static void put_dot(cs__enc *e, cs__dot_prev *pv, cs_dot d) {
+  uint32_t r = cs__enc_rep_idx(e, d.replica);
   if (d.counter == 0)
-    fail(e, CS_EINVAL, "dot of replica %016llx with counter 0", (unsigned long long)d.replica);
-  put_u(e, r);
+    cs__enc_fail(e, CS_EINVAL, "dot of replica %016llx with counter 0", (unsigned long long)d.replica);
+  cs__enc_put_u(e, r);
   if (pv->valid && pv->ridx == r)
-    put_u(e, cs__zigzag((int64_t)(d.counter - pv->counter - 1)));
+    cs__enc_put_u(e, cs__zigzag((int64_t)(d.counter - pv->counter - 1)));
   else
-    put_u(e, d.counter);
+    cs__enc_put_u(e, d.counter);
   pv->valid = true;
   pv->ridx = r;
   pv->counter = d.counter;
 }
 
-static void put_dotset(enc *e, const cs_dotset *s) {
+void cs__enc_put_dotset(cs__enc *e, const cs_dotset *s) {
   size_t i = 0, j = 0, groups = 0;
   /* Count the replicas first: the count precedes the entries. */
   while (i < s->vv_len || j < s->extra_len) {
@@ -400,7 +344,7 @@ static void put_dotset(enc *e, const cs_dotset *s) {
       j++;
     groups++;
   }
-  put_u(e, groups);
+  cs__enc_put_u(e, groups);
   i = j = 0;
   while (i < s->vv_len || j < s->extra_len) {
     cs_replica r = (i < s->vv_len && (j >= s->extra_len || s->vv[i].replica <= s->extra[j].replica))
@@ -412,11 +356,11 @@ static void put_dotset(enc *e, const cs_dotset *s) {
       max = s->vv[i++].max;
     while (j < s->extra_len && s->extra[j].replica == r)
       j++;
-    put_u(e, rep_idx(e, r));
-    put_u(e, max);
-    put_u(e, j - j0);
+    cs__enc_put_u(e, cs__enc_rep_idx(e, r));
+    cs__enc_put_u(e, max);
+    cs__enc_put_u(e, j - j0);
     if (j > j0 && max >= UINT64_MAX - 1) {
-      fail(e, CS_EINVAL, "dot set: replica %016llx has extras above counter %llu",
+      cs__enc_fail(e, CS_EINVAL, "dot set: replica %016llx has extras above counter %llu",
            (unsigned long long)r, (unsigned long long)max);
       return;
     }
@@ -426,86 +370,86 @@ static void put_dotset(enc *e, const cs_dotset *s) {
     for (size_t k = j0; k < j; k++) {
       uint64_t c = s->extra[k].counter;
       if (c <= prev) {
-        fail(e, CS_EINVAL, "dot set not compact: replica %016llx extra dot %llu",
+        cs__enc_fail(e, CS_EINVAL, "dot set not compact: replica %016llx extra dot %llu",
              (unsigned long long)r, (unsigned long long)c);
         return;
       }
-      put_u(e, c - prev - 1);
+      cs__enc_put_u(e, c - prev - 1);
       prev = c;
     }
   }
 }
 
-static void put_doc(enc *e, const cs_doc *d, dot_prev *pv) {
+void cs__enc_put_doc(cs__enc *e, const cs_doc *d, cs__dot_prev *pv) {
   uint32_t prev_f = 0;
-  put_u(e, d->nexist);
+  cs__enc_put_u(e, d->nexist);
   for (size_t i = 0; i < d->nexist && !e->rc; i++) {
     const cs_exist_entry *x = &d->exist[i];
     if (i && cs__dot_cmp(&d->exist[i - 1].dot, &x->dot) >= 0)
-      fail(e, CS_EINVAL, "existence entries not sorted at %zu", i);
+      cs__enc_fail(e, CS_EINVAL, "existence entries not sorted at %zu", i);
     put_dot(e, pv, x->dot);
     put_hlc(e, x->hlc);
     if (x->alive) {
       if (x->observed.vv_len || x->observed.extra_len)
-        fail(e, CS_EINVAL, "alive existence entry %zu has observed dots", i);
+        cs__enc_fail(e, CS_EINVAL, "alive existence entry %zu has observed dots", i);
       if (!e->rc && msgpack_pack_true(&e->pk))
         e->rc = CS_ENOMEM;
     } else {
       if (!e->rc && msgpack_pack_false(&e->pk))
         e->rc = CS_ENOMEM;
-      put_dotset(e, &x->observed);
+      cs__enc_put_dotset(e, &x->observed);
     }
   }
-  put_u(e, d->nfields);
+  cs__enc_put_u(e, d->nfields);
   for (size_t f = 0; f < d->nfields && !e->rc; f++) {
     const cs_field *fl = &d->fields[f];
     uint32_t fi = fld_find(e, fl->name)->idx;
     if (f && fi <= prev_f)
-      fail(e, CS_EINVAL, "fields not sorted: '%s' after '%s'", fl->name, d->fields[f - 1].name);
+      cs__enc_fail(e, CS_EINVAL, "fields not sorted: '%s' after '%s'", fl->name, d->fields[f - 1].name);
     prev_f = fi;
     if (fl->kind < CS_KIND_REG || fl->kind > CS_KIND_CTR)
-      fail(e, CS_EINVAL, "field '%s' of unknown kind %u", fl->name, fl->kind);
-    put_u(e, (uint64_t)fi << 2 | fl->kind);
+      cs__enc_fail(e, CS_EINVAL, "field '%s' of unknown kind %u", fl->name, fl->kind);
+    cs__enc_put_u(e, (uint64_t)fi << 2 | fl->kind);
     if (fl->kind == CS_KIND_REG) {
       const cs_reg *r = &fl->u.reg;
-      put_u(e, r->len);
+      cs__enc_put_u(e, r->len);
       for (size_t i = 0; i < r->len; i++) {
         if (i && cs__dot_cmp(&r->entries[i - 1].dot, &r->entries[i].dot) >= 0)
-          fail(e, CS_EINVAL, "field '%s': register entries not sorted at %zu", fl->name, i);
+          cs__enc_fail(e, CS_EINVAL, "field '%s': register entries not sorted at %zu", fl->name, i);
         put_dot(e, pv, r->entries[i].dot);
         put_hlc(e, r->entries[i].hlc);
         put_val(e, &r->entries[i].val);
       }
     } else if (fl->kind == CS_KIND_SET) {
       const cs_set *s = &fl->u.set;
-      put_u(e, s->len);
+      cs__enc_put_u(e, s->len);
       for (size_t i = 0; i < s->len; i++) {
         const cs_set_elem *el = &s->elems[i];
         if (i && cs__val_cmp(&s->elems[i - 1].val, &el->val) >= 0)
-          fail(e, CS_EINVAL, "field '%s': set elements not sorted at %zu", fl->name, i);
+          cs__enc_fail(e, CS_EINVAL, "field '%s': set elements not sorted at %zu", fl->name, i);
         put_val(e, &el->val);
-        put_u(e, el->ndots);
+        cs__enc_put_u(e, el->ndots);
         for (size_t k = 0; k < el->ndots; k++) {
           if (k && cs__dot_cmp(&el->dots[k - 1], &el->dots[k]) >= 0)
-            fail(e, CS_EINVAL, "field '%s': element %zu dots not sorted", fl->name, i);
+            cs__enc_fail(e, CS_EINVAL, "field '%s': element %zu dots not sorted", fl->name, i);
           put_dot(e, pv, el->dots[k]);
         }
       }
     } else if (fl->kind == CS_KIND_CTR) {
       const cs_ctr *c = &fl->u.ctr;
-      put_u(e, c->len);
+      cs__enc_put_u(e, c->len);
       for (size_t i = 0; i < c->len; i++) {
         if (i && c->entries[i - 1].replica >= c->entries[i].replica)
-          fail(e, CS_EINVAL, "field '%s': counter entries not sorted at %zu", fl->name, i);
-        put_u(e, rep_idx(e, c->entries[i].replica));
-        put_u(e, c->entries[i].pos);
-        put_u(e, c->entries[i].neg);
+          cs__enc_fail(e, CS_EINVAL, "field '%s': counter entries not sorted at %zu", fl->name, i);
+        cs__enc_put_u(e, cs__enc_rep_idx(e, c->entries[i].replica));
+        cs__enc_put_u(e, c->entries[i].pos);
+        cs__enc_put_u(e, c->entries[i].neg);
       }
     }
   }
 }
 
-static void push_item(enc *e, uint32_t ridx, bool vv, uint64_t c) {
+static void push_item(cs__enc *e, uint32_t ridx, bool vv, uint64_t c) {
   if (e->rc)
     return;
   if (e->nitems == e->items_cap &&
@@ -519,7 +463,7 @@ static void push_item(enc *e, uint32_t ridx, bool vv, uint64_t c) {
  * (implied), in compact form: per replica an optional "all of 1..max" item,
  * then single dots above max + 1.
  */
-static void covered_items(enc *e, const cs_wire_action *a) {
+static void covered_items(cs__enc *e, const cs_wire_action *a) {
   const cs_dotset *s = &a->ctx;
   size_t i = 0, j = 0;
   uint64_t own = 0;
@@ -530,7 +474,7 @@ static void covered_items(enc *e, const cs_wire_action *a) {
                        : s->extra[j].replica;
     uint64_t m = 0;
     size_t j0 = j;
-    uint32_t ri = rep_idx(e, r);
+    uint32_t ri = cs__enc_rep_idx(e, r);
     if (i < s->vv_len && s->vv[i].replica == r)
       m = s->vv[i++].max;
     while (j < s->extra_len && s->extra[j].replica == r)
@@ -549,7 +493,7 @@ static void covered_items(enc *e, const cs_wire_action *a) {
         push_item(e, ri, true, a->first - 1);
       if (m > a->last) {
         if (m - a->last > CS_WIRE_MAX_SPAN) {
-          fail(e, CS_ETOOBIG, "action context covers %llu of its origin's later dots",
+          cs__enc_fail(e, CS_ETOOBIG, "action context covers %llu of its origin's later dots",
                (unsigned long long)(m - a->last));
           return;
         }
@@ -568,41 +512,41 @@ static void covered_items(enc *e, const cs_wire_action *a) {
     }
   }
   if (!e->rc && own != a->last - a->first + 1)
-    fail(e, CS_EINVAL, "action of %016llx dots %llu..%llu: its context lacks some of its own dots",
+    cs__enc_fail(e, CS_EINVAL, "action of %016llx dots %llu..%llu: its context lacks some of its own dots",
          (unsigned long long)a->origin, (unsigned long long)a->first, (unsigned long long)a->last);
 }
 
 /* One covered item (see CS__ITEM_LIM); single dots are written relative to
  * the document's dot cursor when it has one. */
-static void put_item(enc *e, const cs_wire_action *a, const cov_item *it) {
+static void put_item(cs__enc *e, const cs_wire_action *a, const cov_item *it) {
   uint64_t code = it->counter, base;
   if (!it->vv && e->use_cur && cs__dotcur_get(&e->cur, a->instance, it->ridx, &base))
     code = cs__zigzag((int64_t)(it->counter - base));
-  put_u(e, ((code < CS__ITEM_LIM ? code : CS__ITEM_LIM) * e->nreps + it->ridx) << 1 | it->vv);
+  cs__enc_put_u(e, ((code < CS__ITEM_LIM ? code : CS__ITEM_LIM) * e->nreps + it->ridx) << 1 | it->vv);
   if (code >= CS__ITEM_LIM)
-    put_u(e, code - CS__ITEM_LIM);
+    cs__enc_put_u(e, code - CS__ITEM_LIM);
   if (!it->vv && e->use_cur && !e->rc)
     e->rc = cs__dotcur_set(&e->cur, a->instance, it->ridx, it->counter);
 }
 
 /* One action record; prev_last is the last dot of the previous action of the
  * same origin in the stream (0 for the first). */
-static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool with_instance) {
+void cs__enc_put_action(cs__enc *e, const cs_wire_action *a, uint64_t prev_last, bool with_instance) {
   const cs_field *fl;
   int shape = cs__wire_action_shape(a, &fl), code;
   uint64_t tag;
-  uint32_t oridx = rep_idx(e, a->origin);
-  dot_prev pv = {true, oridx, a->first - 1};
+  uint32_t oridx = cs__enc_rep_idx(e, a->origin);
+  cs__dot_prev pv = {true, oridx, a->first - 1};
   bool one;
 
   if (a->first == 0 || a->last < a->first || a->first <= prev_last) {
-    fail(e, CS_EINVAL, "action of %016llx with dots %llu..%llu after dot %llu",
+    cs__enc_fail(e, CS_EINVAL, "action of %016llx with dots %llu..%llu after dot %llu",
          (unsigned long long)a->origin, (unsigned long long)a->first, (unsigned long long)a->last,
          (unsigned long long)prev_last);
     return;
   }
   if (a->last - a->first >= CS_WIRE_MAX_SPAN) {
-    fail(e, CS_ETOOBIG, "action with %llu dots (the limit is %u)",
+    cs__enc_fail(e, CS_ETOOBIG, "action with %llu dots (the limit is %u)",
          (unsigned long long)(a->last - a->first + 1), CS_WIRE_MAX_SPAN);
     return;
   }
@@ -632,34 +576,34 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
      * next index (code 0), an older one a distance back. */
     uint64_t next = e->inst_next, k = a->instance <= next ? next - a->instance : a->instance;
     if (k < CS__INST_ONE) {
-      put_u(e, k);
+      cs__enc_put_u(e, k);
     } else if (k < CS__INST_PAIR_END) {
-      put_u(e, CS__INST_ONE + ((k - CS__INST_ONE) >> 7));
-      put_u(e, (k - CS__INST_ONE) & 127);
+      cs__enc_put_u(e, CS__INST_ONE + ((k - CS__INST_ONE) >> 7));
+      cs__enc_put_u(e, (k - CS__INST_ONE) & 127);
     } else {
-      put_u(e, CS__INST_ESCAPE);
-      put_u(e, k - CS__INST_PAIR_END);
+      cs__enc_put_u(e, CS__INST_ESCAPE);
+      cs__enc_put_u(e, k - CS__INST_PAIR_END);
     }
     if (a->instance >= e->inst_next)
       e->inst_next = (uint64_t)a->instance + 1;
   }
   if (a->first != prev_last + 1 || a->last != a->first) {
-    put_u(e, CS__CODE_RANGE);
-    put_u(e, a->first - prev_last - 1);
-    put_u(e, a->last - a->first);
+    cs__enc_put_u(e, CS__CODE_RANGE);
+    cs__enc_put_u(e, a->first - prev_last - 1);
+    cs__enc_put_u(e, a->last - a->first);
   }
-  put_u(e, tag);
+  cs__enc_put_u(e, tag);
   put_hlc(e, a->hlc);
   if (shape == CS__SHAPE_REG1)
     put_val(e, &fl->u.reg.entries[0].val);
   else if (shape == CS__SHAPE_ADD1)
     put_val(e, &fl->u.set.elems[0].val);
   else if (shape == CS__SHAPE_GENERAL)
-    put_doc(e, &a->doc, &pv);
+    cs__enc_put_doc(e, &a->doc, &pv);
   if (code == CS__CODE_REG1_ONE || code == CS__CODE_EMPTY_ONE) {
     put_item(e, a, &e->items[0]);
   } else if (code != CS__CODE_ADD1_NONE) {
-    put_u(e, e->nitems);
+    cs__enc_put_u(e, e->nitems);
     for (size_t i = 0; i < e->nitems && !e->rc; i++)
       put_item(e, a, &e->items[i]);
   }
@@ -667,14 +611,14 @@ static void put_action(enc *e, const cs_wire_action *a, uint64_t prev_last, bool
     e->rc = cs__dotcur_set(&e->cur, a->instance, oridx, a->last);
 }
 
-static void put_frame(enc *e, uint8_t type) {
+void cs__enc_put_frame(cs__enc *e, uint8_t type) {
   uint8_t hdr[2] = {CS_WIRE_VERSION, type};
   if (!e->rc && enc_write(e->out, (const char *)hdr, 2) != 0)
     e->rc = CS_ENOMEM;
 }
 
 /* Ends an encoding: NUL-terminates the buffer, or cuts it back on failure. */
-static int enc_end(enc *e, size_t start) {
+int cs__enc_end(cs__enc *e, size_t start) {
   int rc = e->rc;
   if (rc) {
     e->out->size = start;
@@ -688,218 +632,43 @@ static int enc_end(enc *e, size_t start) {
 }
 
 int cs__codec_encode_doc(cs_buf *out, const cs_doc *doc) {
-  enc e;
+  cs__enc e;
   size_t start = out->size;
-  dot_prev pv = {false, 0, 0};
-  enc_init(&e, out);
-  collect_doc(&e, doc);
-  tables_finish(&e);
-  put_frame(&e, CS__WIRE_DOC);
-  put_tables(&e);
-  put_doc(&e, doc, &pv);
-  return enc_end(&e, start);
+  cs__dot_prev pv = {false, 0, 0};
+  cs__enc_init(&e, out);
+  cs__enc_collect_doc(&e, doc);
+  cs__enc_tables_finish(&e);
+  cs__enc_put_frame(&e, CS__WIRE_DOC);
+  cs__enc_put_tables(&e);
+  cs__enc_put_doc(&e, doc, &pv);
+  return cs__enc_end(&e, start);
 }
 
 int cs__codec_encode_dotset(cs_buf *out, const cs_dotset *s) {
-  enc e;
+  cs__enc e;
   size_t start = out->size;
-  enc_init(&e, out);
-  collect_dotset(&e, s);
-  tables_finish(&e);
-  put_frame(&e, CS__WIRE_DOTSET);
-  put_tables(&e);
-  put_dotset(&e, s);
-  return enc_end(&e, start);
+  cs__enc_init(&e, out);
+  cs__enc_collect_dotset(&e, s);
+  cs__enc_tables_finish(&e);
+  cs__enc_put_frame(&e, CS__WIRE_DOTSET);
+  cs__enc_put_tables(&e);
+  cs__enc_put_dotset(&e, s);
+  return cs__enc_end(&e, start);
 }
 
 int cs__codec_encode_action(cs_buf *out, const cs_wire_action *a, const char *instance) {
-  enc e;
+  cs__enc e;
   size_t start = out->size;
-  enc_init(&e, out);
-  collect_action(&e, a);
-  tables_finish(&e);
+  cs__enc_init(&e, out);
+  cs__enc_collect_action(&e, a);
+  cs__enc_tables_finish(&e);
   if (e.nreps > CS__MAX_REPLICAS)
-    fail(&e, CS_ETOOBIG, "%zu replicas in one action", e.nreps);
-  put_frame(&e, CS__WIRE_ACTION);
-  put_tables(&e);
-  put_name(&e, "instance", instance);
-  put_u(&e, e.rc ? 0 : rep_idx(&e, a->origin));
-  put_action(&e, a, 0, false);
-  return enc_end(&e, start);
+    cs__enc_fail(&e, CS_ETOOBIG, "%zu replicas in one action", e.nreps);
+  cs__enc_put_frame(&e, CS__WIRE_ACTION);
+  cs__enc_put_tables(&e);
+  cs__enc_put_name(&e, "instance", instance);
+  cs__enc_put_u(&e, e.rc ? 0 : cs__enc_rep_idx(&e, a->origin));
+  cs__enc_put_action(&e, a, 0, false);
+  return cs__enc_end(&e, start);
 }
 
-/* ---- sections whose actions come from a source ---- */
-
-typedef struct src_pass {
-  enc *e;
-  const cs_wire_model *m;
-  src_groups *sg;
-  size_t gi, left; /* writing: the next group, actions left in the current */
-  uint64_t prev_last;
-} src_pass;
-
-static int src_collect(void *arg, const cs_wire_action *a) {
-  src_pass *sp = arg;
-  src_groups *sg = sp->sg;
-  collect_action(sp->e, a);
-  if (sg->len == 0 || sg->g[sg->len - 1].origin != a->origin) {
-    if (sg->len && sg->g[sg->len - 1].origin > a->origin)
-      fail(sp->e, CS_EINVAL, "model '%s': actions not sorted by origin", sp->m->name);
-    else if (cs__array_grow((void **)&sg->g, &sg->cap, sg->len + 1, sizeof(*sg->g)) != 0)
-      sp->e->rc = CS_ENOMEM;
-    else
-      sg->g[sg->len++] = (src_group){a->origin, 0};
-  }
-  if (!sp->e->rc)
-    sg->g[sg->len - 1].n++;
-  return sp->e->rc;
-}
-
-static int src_put(void *arg, const cs_wire_action *a) {
-  src_pass *sp = arg;
-  enc *e = sp->e;
-  if (sp->left == 0) {
-    if (sp->gi == sp->sg->len || sp->sg->g[sp->gi].origin != a->origin) {
-      fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes",
-           sp->m->name);
-      return e->rc;
-    }
-    sp->left = sp->sg->g[sp->gi++].n;
-    sp->prev_last = 0;
-    put_u(e, rep_idx(e, a->origin));
-    put_u(e, sp->left);
-  } else if (a->origin != sp->sg->g[sp->gi - 1].origin) {
-    fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes", sp->m->name);
-    return e->rc;
-  }
-  if (a->instance >= sp->m->ninstances)
-    fail(e, CS_EINVAL, "model '%s': instance %u out of range (table has %zu)", sp->m->name,
-         a->instance, sp->m->ninstances);
-  put_action(e, a, sp->prev_last, true);
-  sp->prev_last = a->last;
-  sp->left--;
-  return e->rc;
-}
-
-static void src_run(enc *e, const cs_wire_model *m, src_groups *sg, cs_action_fn fn) {
-  src_pass sp = {e, m, sg, 0, 0, 0};
-  int rc = m->source->each(m->source->arg, fn, &sp);
-  if (rc && !e->rc)
-    e->rc = rc; /* the source's own failure, with its message */
-  if (!e->rc && fn == src_put && (sp.gi != sg->len || sp.left != 0))
-    fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes", m->name);
-}
-
-static void put_model(enc *e, const cs_wire_model *m, src_groups *sg) {
-  size_t i = 0;
-  put_name(e, "model", m->name);
-  put_dotset(e, &m->knowledge);
-  put_u(e, m->ninstances);
-  for (size_t k = 0; k < m->ninstances; k++)
-    put_name(e, "instance", m->instances[k]);
-  if (m->source) {
-    put_u(e, sg->len);
-    if (!e->rc)
-      src_run(e, m, sg, src_put);
-  }
-  /* Actions grouped by origin: the origin once, then the actions in dot
-   * order, each dot range relative to the previous one. */
-  else {
-    size_t groups = 0;
-    for (size_t k = 0; k < m->nactions; k++)
-      if (k == 0 || m->actions[k].origin != m->actions[k - 1].origin)
-        groups++;
-    put_u(e, groups);
-  }
-  while (i < m->nactions && !e->rc) {
-    size_t j = i;
-    uint64_t prev_last = 0;
-    while (j < m->nactions && m->actions[j].origin == m->actions[i].origin)
-      j++;
-    if (i && m->actions[i - 1].origin > m->actions[i].origin) {
-      fail(e, CS_EINVAL, "model '%s': actions not sorted by origin at %zu", m->name, i);
-      return;
-    }
-    put_u(e, rep_idx(e, m->actions[i].origin));
-    put_u(e, j - i);
-    for (; i < j && !e->rc; i++) {
-      if (m->actions[i].instance >= m->ninstances)
-        fail(e, CS_EINVAL, "model '%s', action %zu: instance %u out of range (table has %zu)",
-             m->name, i, m->actions[i].instance, m->ninstances);
-      put_action(e, &m->actions[i], prev_last, true);
-      prev_last = m->actions[i].last;
-    }
-  }
-  put_u(e, m->nstates);
-  for (size_t k = 0; k < m->nstates && !e->rc; k++) {
-    const cs_wire_state *st = &m->states[k];
-    dot_prev pv = {false, 0, 0};
-    if (st->instance >= m->ninstances) {
-      fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)", m->name,
-           k, st->instance, m->ninstances);
-      return;
-    }
-    if (k && strcmp(m->instances[m->states[k - 1].instance], m->instances[st->instance]) >= 0)
-      fail(e, CS_EINVAL, "model '%s': states not sorted by instance at %zu", m->name, k);
-    put_u(e, st->instance);
-    put_doc(e, &st->doc, &pv);
-  }
-}
-
-int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
-  enc e;
-  size_t start = out->size;
-  enc_init(&e, out);
-  e.use_cur = true;
-  if (msg->type < CS_MSG_SYNC_REQUEST || msg->type > CS_MSG_PULL_RESPONSE)
-    fail(&e, CS_EINVAL, "unknown message type %u", msg->type);
-  for (size_t i = 0; i < msg->nmodels && !e.rc; i++)
-    if (msg->models[i].source) {
-      e.own_names = true;
-      if ((e.groups = cs__calloc(msg->nmodels, sizeof(src_groups))) == NULL)
-        e.rc = CS_ENOMEM;
-      break;
-    }
-  for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
-    const cs_wire_model *m = &msg->models[i];
-    if (i && strcmp(msg->models[i - 1].name, m->name) >= 0)
-      fail(&e, CS_EINVAL, "models not sorted: '%s' after '%s'", m->name, msg->models[i - 1].name);
-    collect_dotset(&e, &m->knowledge);
-    for (size_t k = 0; k < m->nactions; k++)
-      collect_action(&e, &m->actions[k]);
-    if (m->source && !e.rc)
-      src_run(&e, m, &e.groups[i], src_collect);
-    for (size_t k = 0; k < m->nstates; k++)
-      collect_doc(&e, &m->states[k].doc);
-  }
-  tables_finish(&e);
-  if (e.nreps > CS__MAX_REPLICAS)
-    fail(&e, CS_ETOOBIG, "%zu replicas in one message", e.nreps);
-  put_frame(&e, msg->type);
-  put_u(&e, msg->sender);
-  put_u(&e, msg->clock);
-  put_u(&e, msg->cursor);
-  put_u(&e, msg->flags);
-  put_tables(&e);
-  e.hlc = msg->clock;
-  put_u(&e, msg->nmodels);
-  for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
-    put_model(&e, &msg->models[i], e.groups ? &e.groups[i] : NULL);
-    /* The dot cursor is per model section: instance indexes are. */
-    cs__dotcur_dispose(&e.cur);
-    e.inst_next = 0;
-  }
-  if (!e.rc) {
-    uint8_t sum[CS__WIRE_SUM_LEN];
-    crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start, NULL,
-                       0);
-    if (enc_write(out, (const char *)sum, sizeof(sum)) != 0)
-      e.rc = CS_ENOMEM;
-  }
-  if (e.groups) {
-    for (size_t i = 0; i < msg->nmodels; i++)
-      cs__free(e.groups[i].g);
-    cs__free(e.groups);
-  }
-  return enc_end(&e, start);
-}

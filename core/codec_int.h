@@ -83,4 +83,11 @@ bool cs__dotcur_get(const cs__dotcur *c, uint32_t instance, uint32_t ridx, uint6
 int cs__dotcur_set(cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t counter);
 void cs__dotcur_dispose(cs__dotcur *c);
 
+/* The previous dot written in a document (dots are relative to it). */
+typedef struct cs__dot_prev {
+  bool valid;
+  uint32_t ridx;
+  uint64_t counter;
+} cs__dot_prev;
+
 #endif /* CS_CODEC_INT_H */
