@@ -29,15 +29,25 @@ static void encode_sections(cs_buf *out, cs_wire_model *wm, size_t n) {
 
 static void encode_section(cs_buf *out, cs_wire_model *wm) { encode_sections(out, wm, 1); }
 
+/* One section of model "M" whose n actions all write instance `inst`. */
+static void encode_actions(cs_buf *out, char *inst, cs_wire_action *a, size_t n) {
+  cs_wire_model wm;
+  memset(&wm, 0, sizeof(wm));
+  wm.name = "M";
+  wm.instances = &inst;
+  wm.ninstances = 1;
+  wm.actions = a;
+  wm.nactions = n;
+  encode_section(out, &wm);
+}
+
 /* A message with one action on instance "x" by `origin` with dots first..last,
  * writing register "v" under `entry_dot` (and "w" under `second_dot` if set). */
 static void forge(cs_buf *out, cs_replica origin, uint64_t first, uint64_t last, uint64_t entry_dot,
                   uint64_t second_dot, uint64_t ctx_upto) {
-  cs_wire_model wm;
   cs_wire_action a;
   char *inst = "x";
   cs_field f[2];
-  memset(&wm, 0, sizeof(wm));
   memset(&a, 0, sizeof(a));
   memset(f, 0, sizeof(f));
   f[0].name = "v";
@@ -59,12 +69,7 @@ static void forge(cs_buf *out, cs_replica origin, uint64_t first, uint64_t last,
   cs_vv_entry vv = {origin, ctx_upto};
   a.ctx.vv = &vv;
   a.ctx.vv_len = 1;
-  wm.name = "M";
-  wm.instances = &inst;
-  wm.ninstances = 1;
-  wm.actions = &a;
-  wm.nactions = 1;
-  encode_section(out, &wm);
+  encode_actions(out, inst, &a, 1);
 }
 
 static void expect_refused(cs_store *s, const cs_buf *req, const char *why) {
@@ -131,14 +136,12 @@ Test(engine_forged, text_that_is_not_utf8_is_refused) {
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     cs_buf req = CS_BUF_INIT;
-    cs_wire_model wm;
     cs_wire_action a;
     cs_field f;
     char *inst = (char *)cases[i].inst;
     cs_reg_entry e = {{7, 1}, CS_HLC_MAKE(cs__now_ms(), 0), {CS_VAL_STR, {.i = 0}}};
     e.val.u.s.ptr = (char *)cases[i].value;
     e.val.u.s.len = (uint32_t)strlen(cases[i].value);
-    memset(&wm, 0, sizeof(wm));
     memset(&a, 0, sizeof(a));
     memset(&f, 0, sizeof(f));
     f.name = (char *)cases[i].field;
@@ -153,12 +156,7 @@ Test(engine_forged, text_that_is_not_utf8_is_refused) {
     cs_vv_entry vv = {7, 1};
     a.ctx.vv = &vv;
     a.ctx.vv_len = 1;
-    wm.name = "M";
-    wm.instances = &inst;
-    wm.ninstances = 1;
-    wm.actions = &a;
-    wm.nactions = 1;
-    encode_section(&req, &wm);
+    encode_actions(&req, inst, &a, 1);
     expect_refused(s, &req, cases[i].inst);
     cr_expect(strstr(cs_errmsg(), "not UTF-8") != NULL, "case %zu: %s", i, cs_errmsg());
     cs_buf_dispose(&req);
@@ -262,24 +260,16 @@ Test(engine_forged, a_forged_action_after_good_ones_leaves_nothing_behind) {
   cs_reg_entry e[3];
   cs_vv_entry vv[3];
   char *inst = "x";
-  cs_wire_model wm;
   one_dot_action(&a[0], &f[0], &e[0], &vv[0], 1, 1);
   one_dot_action(&a[1], &f[1], &e[1], &vv[1], 2, 2);
   one_dot_action(&a[2], &f[2], &e[2], &vv[2], 3, 9); /* under a dot not its own */
-  memset(&wm, 0, sizeof(wm));
-  wm.name = "M";
-  wm.instances = &inst;
-  wm.ninstances = 1;
-  wm.actions = a;
-  wm.nactions = 3;
-  encode_section(&req, &wm);
+  encode_actions(&req, inst, a, 3);
   expect_refused(s, &req, "third action forged");
   cs_model *m = cs__model_find(s, "M");
   cr_expect(m == NULL || cs__dotset_max(&m->knowledge, 7) == 0,
             "the refused message left knowledge of origin 7 in memory");
   cs__buf_clear(&req);
-  wm.nactions = 2;
-  encode_section(&req, &wm);
+  encode_actions(&req, inst, a, 2);
   expect_accepted(s, &req);
   cs_doc doc = CS_DOC_INIT;
   cr_assert_eq(cs__doc_read(&doc, NULL, s, "M", "x"), 0, "%s", cs_errmsg());

@@ -53,13 +53,18 @@ static size_t outbox_listed(cs_store *s) {
   return n;
 }
 
+/* a's outbox counts and lists `want` entries. */
+static void expect_queued(cs_store *a, size_t want, const char *when) {
+  size_t n = 0;
+  cr_assert_eq(cs_outbox_count(&n, a), 0, "%s", cs_errmsg());
+  cr_expect_eq(n, want, "count %s", when);
+  cr_expect_eq(outbox_listed(a), want, "listed %s", when);
+}
+
 /* Syncs a with the hub, after which a's outbox is empty and lists nothing. */
 static void expect_all_acknowledged(cs_store *a, cs_store *hub) {
-  size_t n = 1;
   tu_sync(a, hub);
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 0);
-  cr_expect_eq(outbox_listed(a), 0);
+  expect_queued(a, 0, "after the sync");
 }
 
 Test(engine_outbox, outbox_count_follows_acknowledgements_and_reopen) {
@@ -70,31 +75,21 @@ Test(engine_outbox, outbox_count_follows_acknowledgements_and_reopen) {
   cr_assert_eq(cs_outbox_count(&n, a), 0);
   cr_expect_eq(n, 3);
   tu_sync(a, hub);
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 0);
-  cr_expect_eq(outbox_listed(a), 0);
+  expect_queued(a, 0, "");
   tu_act(a, CS_ACTION_UPDATE, "UserProfile", "p1", "{\"age\":2}");
   tu_act(a, CS_ACTION_UPDATE, "UserProfile", "p2", "{\"age\":3}");
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 2);
-  cr_expect_eq(outbox_listed(a), 2);
+  expect_queued(a, 2, "");
   cs_store_close(a);
   a = tu_open(dir, "a");
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 2, "after reopen");
-  cr_expect_eq(outbox_listed(a), 2);
+  expect_queued(a, 2, "after reopen");
   tu_sync(a, hub);
   cr_assert_eq(cs_outbox_count(&n, a), 0);
   cr_expect_eq(n, 0);
   cs_store_close(a);
   a = tu_open(dir, "a");
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 0, "after reopen, everything acknowledged");
-  cr_expect_eq(outbox_listed(a), 0);
+  expect_queued(a, 0, "after reopen, everything acknowledged");
   tu_act(a, CS_ACTION_UPDATE, "UserProfile", "p3", "{\"age\":4}");
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 1);
-  cr_expect_eq(outbox_listed(a), 1);
+  expect_queued(a, 1, "");
   cs_store_close(a);
   cs_store_close(hub);
 }
@@ -149,9 +144,7 @@ Test(engine_outbox, outbox_records_partly_acknowledged_keep_the_rest) {
                  cs_errmsg());
   }
   cr_assert_eq(cs_batch_commit(b), 0, "%s", cs_errmsg());
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 600);
-  cr_expect_eq(outbox_listed(a), 600);
+  expect_queued(a, 600, "");
   cr_assert_eq(cs_sync(NULL, a, &dp.base), 0, "%s", cs_errmsg());
   cr_assert_eq(cs_outbox_count(&n, a), 0);
   cr_expect_eq(n, 300, "the Alpha half acknowledged");
@@ -169,13 +162,9 @@ Test(engine_outbox, outbox_records_partly_acknowledged_keep_the_rest) {
   cs_buf_dispose(&q);
   cs_store_close(a);
   a = tu_open(dir, "a");
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 300, "after reopen");
-  cr_expect_eq(outbox_listed(a), 300);
+  expect_queued(a, 300, "after reopen");
   tu_sync(a, hub);
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 0);
-  cr_expect_eq(outbox_listed(a), 0);
+  expect_queued(a, 0, "");
   cs_buf r = CS_BUF_INIT;
   cr_expect_eq(cs_check(&r, a), 0, "%s", r.ptr ? r.ptr : cs_errmsg());
   cs_buf_dispose(&r);
@@ -215,7 +204,7 @@ Test(engine_outbox, single_entry_outbox_records_still_read) {
   cs_outbox_cursor c;
   const uint8_t *rec;
   uint64_t seq;
-  size_t len, n = 0;
+  size_t len;
   tu_act(a, CS_ACTION_UPDATE, "UserProfile", "p1", "{\"age\":1}");
   /* Rewrite the run record as the bare entry record it holds. */
   cr_assert_eq(cs__iter_new(&it, a->db, CS_CF_OUTBOX, NULL, 0, NULL, 0), 0);
@@ -235,9 +224,7 @@ Test(engine_outbox, single_entry_outbox_records_still_read) {
   cs__wbatch_free(b);
   cs_store_close(a);
   a = tu_open(dir, "a");
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 1);
-  cr_expect_eq(outbox_listed(a), 1);
+  expect_queued(a, 1, "");
   tu_act(a, CS_ACTION_UPDATE, "UserProfile", "p2", "{\"age\":2}");
   cr_expect_eq(outbox_listed(a), 2);
   cs_buf r = CS_BUF_INIT;
@@ -293,7 +280,7 @@ Test(engine_outbox, version_2_runs_still_read) {
   cs_batch *bt;
   cs_iter *it;
   cs_wbatch *b;
-  size_t n = 0, runs = 0;
+  size_t runs = 0;
   char inst[16];
   cr_assert_eq(cs_batch_begin(&bt, a), 0);
   for (int i = 0; i < 300; i++) {
@@ -334,9 +321,7 @@ Test(engine_outbox, version_2_runs_still_read) {
   cs__wbatch_free(b);
   cs_store_close(a);
   a = tu_open(dir, "a");
-  cr_assert_eq(cs_outbox_count(&n, a), 0);
-  cr_expect_eq(n, 300);
-  cr_expect_eq(outbox_listed(a), 300);
+  expect_queued(a, 300, "");
   expect_all_acknowledged(a, hub);
   cs_store_close(a);
   cs_store_close(hub);
