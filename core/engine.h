@@ -300,7 +300,7 @@ int cs__msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, const 
  * section: section, each action, section_end; then finish writes. Each part
  * is validated before it changes anything in memory, and nothing is written
  * before finish: a message refused half-way leaves the store as it was
- * (dispose restores the models' knowledge).
+ * (dispose restores the models' knowledge and drops the models it created).
  */
 typedef struct cs_merger {
   cs_store *store;
