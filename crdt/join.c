@@ -493,20 +493,34 @@ static int field_join(cs_field *into, const cs_dotset *ictx, const cs_field *fro
 static int exist_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
                       const cs_dotset *fctx, size_t *dropped);
 
+#define FIELDS_ON_STACK 16
+
 static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
                        const cs_dotset *fctx, const removal *rm) {
   static const removal unknown = {UINT64_MAX, false, 0, {{0, 0}}};
   size_t dropped = 0, ignored = 0;
   cs_field *staged = NULL;
   size_t nstaged = 0, staged_cap = 0, old = into->nfields, keep = 0;
+  /* match[j]: where `from`'s field j is in `into`, or `old` when into lacks
+   * it. Each of `from`'s fields (few, for a delta) is looked up once, by
+   * binary search, so that local-only fields are passed without comparing
+   * their names. Both arrays are sorted by name: matches increase. */
+  size_t match_stack[FIELDS_ON_STACK], *match = match_stack;
   size_t i, j;
   int rc = 0;
 
+  if (from->nfields > FIELDS_ON_STACK &&
+      (match = cs__malloc(from->nfields * sizeof *match)) == NULL)
+    return CS_ENOMEM;
+  for (j = 0; j < from->nfields; j++) {
+    size_t k = cs__doc_field_lower(into, from->fields[j].name);
+    match[j] = k < old && strcmp(into->fields[k].name, from->fields[j].name) == 0 ? k : old;
+  }
   /* Fields only `from` has: joined into fresh fields first, so that a
    * failure leaves `into` as it was. */
   for (j = 0; j < from->nfields; j++) {
     cs_field nf;
-    if (cs__doc_field(into, from->fields[j].name))
+    if (match[j] != old)
       continue;
     memset(&nf, 0, sizeof nf);
     nf.kind = from->fields[j].kind;
@@ -532,36 +546,11 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
   if (nstaged && (rc = cs__array_grow((void **)&into->fields, &into->fields_cap, old + nstaged,
                                       sizeof *into->fields)))
     goto done;
-  /* Pair the fields by looking each of `from`'s (few, for a delta) up by
-   * binary search, so that local-only fields are filtered without touching
-   * their names. */
-  {
-    size_t next_match = old, jm = 0;
-    for (; jm < from->nfields; jm++) {
-      size_t k = cs__doc_field_lower(into, from->fields[jm].name);
-      if (k < old && strcmp(into->fields[k].name, from->fields[jm].name) == 0) {
-        next_match = k;
-        break;
-      }
-    }
-    /* pass 1: the fields both sides have */
-    for (i = 0; i < old && next_match < old; i++) {
-      const cs_field *pair = NULL;
-      if (i == next_match) {
-        pair = &from->fields[jm];
-        next_match = old;
-        for (jm++; jm < from->nfields; jm++) {
-          size_t k = cs__doc_field_lower(into, from->fields[jm].name);
-          if (k < old && strcmp(into->fields[k].name, from->fields[jm].name) == 0) {
-            next_match = k;
-            break;
-          }
-        }
-      }
-      if (pair && (rc = field_join(&into->fields[i], ictx, pair, fctx, &dropped, rm)))
-        goto done;
-    }
-  }
+  /* pass 1: the fields both sides have */
+  for (j = 0; j < from->nfields; j++)
+    if (match[j] != old &&
+        (rc = field_join(&into->fields[match[j]], ictx, &from->fields[j], fctx, &dropped, rm)))
+      goto done;
   if ((rc = exist_join(into, ictx, from, fctx, &dropped)))
     goto done;
   /* pass 2: local-only fields lose the entries whose dots `from`'s context
@@ -571,11 +560,10 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
   if (dropped < rm->budget) {
     size_t jm = 0;
     for (i = 0; i < old && dropped < rm->budget; i++) {
-      int c = 1;
-      /* skip the paired fields, already joined */
-      while (jm < from->nfields && (c = strcmp(from->fields[jm].name, into->fields[i].name)) < 0)
+      /* skip the paired fields, already joined (unpaired ones match `old`) */
+      while (jm < from->nfields && (match[jm] < i || match[jm] == old))
         jm++;
-      if (jm < from->nfields && c == 0)
+      if (jm < from->nfields && match[jm] == i)
         continue;
       if ((rc = field_join(&into->fields[i], ictx, NULL, fctx, &dropped, rm)))
         goto done;
@@ -606,6 +594,8 @@ done:
   for (i = 0; i < nstaged; i++)
     cs__field_dispose(&staged[i]);
   cs__free(staged);
+  if (match != match_stack)
+    cs__free(match);
   return rc;
 }
 
