@@ -50,14 +50,33 @@ typedef struct cs_wire_state {
 typedef int (*cs_action_fn)(void *fnarg, const cs_wire_action *a);
 
 /*
+ * A run of one origin's consecutive actions, described by what the
+ * collecting pass of the encoder needs from them: how many there are and
+ * exactly the replicas and field names they mention.
+ */
+typedef struct cs_run_tables {
+  cs_replica origin;
+  size_t nactions;
+  const cs_replica *reps;
+  size_t nreps;
+  char *const *fields;
+  size_t nfields;
+} cs_run_tables;
+
+typedef int (*cs_tables_fn)(void *fnarg, const cs_run_tables *t);
+
+/*
  * Actions a sender reads as it encodes them (from its log) instead of
  * holding them all decoded. The encoder calls `each` twice, to collect its
  * tables and to write: both calls must give the same actions in the same
  * order (sorted by origin, then dots), with instance indexes into the
- * section's table, complete once the first call returns.
+ * section's table, complete once the first call returns. In the collecting
+ * call `tables` is set, and the source may describe a run with it instead
+ * of handing over each action (it then interns the run's instances itself);
+ * in the writing call `tables` is NULL and every action goes through fn.
  */
 typedef struct cs_action_source {
-  int (*each)(void *arg, cs_action_fn fn, void *fnarg);
+  int (*each)(void *arg, cs_action_fn fn, cs_tables_fn tables, void *fnarg);
   void *arg;
 } cs_action_source;
 
@@ -120,6 +139,25 @@ typedef struct cs_msg_sink {
  * checksum is verified before any callback runs. */
 int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
                               const cs_msg_sink *sink);
+
+/*
+ * What a log run (a sync message of one model section holding one origin's
+ * actions) tells without decoding its actions: its tables, its instance
+ * table and the first dot of its first action. `simple` is false when the
+ * message has another shape (several sections or groups, a knowledge, an
+ * origin other than its sender); the rest is then empty. The bytes are read
+ * with the decoder's bounds but not checksummed: a full decode follows.
+ */
+typedef struct cs_run_peek {
+  bool simple;
+  cs_run_tables t;
+  char **instances; /* owned */
+  size_t ninstances;
+  uint64_t first;
+} cs_run_peek;
+
+int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len);
+void cs__run_peek_dispose(cs_run_peek *pk);
 
 /* A document state alone (the documents column family). Versioned, no checksum
  * beyond RocksDB's own block checksums. */

@@ -185,6 +185,13 @@ void cs__enc_collect_action(cs__enc *e, const cs_wire_action *a) {
   cs__enc_collect_dotset(e, &a->ctx);
 }
 
+void cs__enc_collect_run(cs__enc *e, const cs_run_tables *t) {
+  for (size_t i = 0; i < t->nreps; i++)
+    rep_add(e, t->reps[i]);
+  for (size_t i = 0; i < t->nfields; i++)
+    fld_add(e, t->fields[i]);
+}
+
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;

@@ -70,6 +70,8 @@ void cs__enc_fail(cs__enc *e, int code, const char *fmt, ...) CS__PRINTF(3, 4);
 void cs__enc_collect_dotset(cs__enc *e, const cs_dotset *s);
 void cs__enc_collect_doc(cs__enc *e, const cs_doc *d);
 void cs__enc_collect_action(cs__enc *e, const cs_wire_action *a);
+/* Everything a run of actions mentions, from its tables alone. */
+void cs__enc_collect_run(cs__enc *e, const cs_run_tables *t);
 /* Sorts the collected tables and numbers their entries. */
 void cs__enc_tables_finish(cs__enc *e);
 uint32_t cs__enc_rep_idx(const cs__enc *e, uint64_t r);

@@ -14,21 +14,32 @@ typedef struct src_pass {
   uint64_t prev_last;
 } src_pass;
 
-static int src_collect(void *arg, const cs_wire_action *a) {
-  src_pass *sp = arg;
+/* Counts n more actions of `origin` into the section's groups. */
+static int src_count(src_pass *sp, cs_replica origin, size_t n) {
   cs__src_groups *sg = sp->sg;
-  cs__enc_collect_action(sp->e, a);
-  if (sg->len == 0 || sg->g[sg->len - 1].origin != a->origin) {
-    if (sg->len && sg->g[sg->len - 1].origin > a->origin)
+  if (sg->len == 0 || sg->g[sg->len - 1].origin != origin) {
+    if (sg->len && sg->g[sg->len - 1].origin > origin)
       cs__enc_fail(sp->e, CS_EINVAL, "model '%s': actions not sorted by origin", sp->m->name);
     else if (cs__array_grow((void **)&sg->g, &sg->cap, sg->len + 1, sizeof(*sg->g)) != 0)
       sp->e->rc = CS_ENOMEM;
     else
-      sg->g[sg->len++] = (cs__src_group){a->origin, 0};
+      sg->g[sg->len++] = (cs__src_group){origin, 0};
   }
   if (!sp->e->rc)
-    sg->g[sg->len - 1].n++;
+    sg->g[sg->len - 1].n += n;
   return sp->e->rc;
+}
+
+static int src_collect(void *arg, const cs_wire_action *a) {
+  src_pass *sp = arg;
+  cs__enc_collect_action(sp->e, a);
+  return src_count(sp, a->origin, 1);
+}
+
+static int src_collect_run(void *arg, const cs_run_tables *t) {
+  src_pass *sp = arg;
+  cs__enc_collect_run(sp->e, t);
+  return src_count(sp, t->origin, t->nactions);
 }
 
 static int src_put(void *arg, const cs_wire_action *a) {
@@ -59,7 +70,7 @@ static int src_put(void *arg, const cs_wire_action *a) {
 
 static void src_run(cs__enc *e, const cs_wire_model *m, cs__src_groups *sg, cs_action_fn fn) {
   src_pass sp = {e, m, sg, 0, 0, 0};
-  int rc = m->source->each(m->source->arg, fn, &sp);
+  int rc = m->source->each(m->source->arg, fn, fn == src_collect ? src_collect_run : NULL, &sp);
   if (rc && !e->rc)
     e->rc = rc; /* the source's own failure, with its message */
   if (!e->rc && fn == src_put && (sp.gi != sg->len || sp.left != 0))

@@ -239,3 +239,124 @@ done:
   cs__dec_dispose(&d);
   return rc;
 }
+
+void cs__run_peek_dispose(cs_run_peek *pk) {
+  for (size_t i = 0; i < pk->t.nfields; i++)
+    cs__free(pk->t.fields[i]);
+  cs__free((void *)pk->t.fields);
+  cs__free((void *)pk->t.reps);
+  for (size_t i = 0; i < pk->ninstances; i++)
+    cs__free(pk->instances[i]);
+  cs__free(pk->instances);
+  memset(pk, 0, sizeof(*pk));
+}
+
+/* The header of a section's first action: its instance reference (skipped)
+ * and, when its range does not start at dot 1, the range prefix. */
+static int peek_first_dot(cs__dec *d, uint64_t *first) {
+  uint64_t v, gap;
+  int rc = 0;
+  TRY(cs__dec_uint(d, &v, "action instance"));
+  if (v > CS__INST_ESCAPE) {
+    rc = cs__dec_fail(d, "instance reference: bad lead item %llu", (unsigned long long)v);
+    goto done;
+  }
+  if (v >= CS__INST_ONE)
+    TRY(cs__dec_uint(d, &v, "action instance"));
+  TRY(cs__dec_uint(d, &v, "action tag"));
+  *first = 1;
+  if (v == CS__CODE_RANGE) {
+    TRY(cs__dec_uint(d, &gap, "action range"));
+    if (gap == UINT64_MAX) {
+      rc = cs__dec_fail(d, "action range: dot counter overflows");
+      goto done;
+    }
+    *first = gap + 1; /* the first action of a group follows dot 0 */
+  }
+done:
+  return rc;
+}
+
+int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len) {
+  cs__dec d;
+  cs_wire_model wm;
+  uint64_t sender, v;
+  size_t n;
+  uint32_t oridx;
+  char **fields = NULL;
+  int rc = 0;
+
+  memset(out, 0, sizeof(*out));
+  memset(&wm, 0, sizeof(wm));
+  cs__dec_init(&d, p, len);
+  TRY(cs__dec_frame(&d, len, 0, "log run"));
+  if (len < 2 + CS__WIRE_SUM_LEN || p[1] < CS_MSG_SYNC_REQUEST || p[1] > CS_MSG_PULL_RESPONSE) {
+    rc = cs__error(CS_ECORRUPT, "log run: not a sync message of %zu bytes", len);
+    goto done;
+  }
+  d.end = p + len - CS__WIRE_SUM_LEN;
+  d.item = 1;
+  TRY(cs__dec_uint(&d, &sender, "sender"));
+  TRY(cs__dec_uint(&d, &v, "clock"));
+  TRY(cs__dec_uint(&d, &v, "cursor"));
+  TRY(cs__dec_uint(&d, &v, "flags"));
+  TRY(cs__dec_tables(&d));
+  TRY(cs__dec_count(&d, &n, 6, "model sections"));
+  if (n != 1)
+    goto done;
+  {
+    const uint8_t *name;
+    uint32_t name_len;
+    TRY(cs__dec_name(&d, &name, &name_len, "model name"));
+  }
+  TRY(cs__dec_uint(&d, &v, "knowledge"));
+  if (v != 0)
+    goto done;
+  TRY(dec_instances(&d, &wm));
+  TRY(cs__dec_count(&d, &n, 6, "action groups"));
+  if (n != 1)
+    goto done;
+  TRY(cs__dec_ridx(&d, &oridx, "action group origin"));
+  if (d.reps[oridx] != sender)
+    goto done;
+  TRY(cs__dec_count(&d, &out->t.nactions, 3, "actions of a group"));
+  if (out->t.nactions == 0) {
+    rc = cs__dec_fail(&d, "action group of origin index %u is empty", oridx);
+    goto done;
+  }
+  TRY(peek_first_dot(&d, &out->first));
+  if (d.nflds && !(fields = cs__calloc(d.nflds, sizeof(char *)))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < d.nflds; i++)
+    if (!(fields[i] = cs__strndup((const char *)d.flds[i], d.fld_lens[i]))) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+  out->simple = true;
+  out->t.origin = sender;
+  out->t.reps = d.reps;
+  out->t.nreps = d.nreps;
+  d.reps = NULL;
+  out->t.fields = fields;
+  out->t.nfields = d.nflds;
+  fields = NULL;
+  out->instances = wm.instances;
+  out->ninstances = wm.ninstances;
+  wm.instances = NULL;
+  wm.ninstances = 0;
+done:
+  if (fields) {
+    for (size_t i = 0; i < d.nflds; i++)
+      cs__free(fields[i]);
+    cs__free(fields);
+  }
+  for (size_t i = 0; i < wm.ninstances; i++)
+    cs__free(wm.instances[i]);
+  cs__free(wm.instances);
+  if (rc || !out->simple)
+    cs__run_peek_dispose(out);
+  cs__dec_dispose(&d);
+  return rc;
+}

@@ -40,8 +40,47 @@ int cs__peer_ack_put(cs_wbatch *b, cs_replica peer, const char *model, const cs_
 
 /* ---------------------------------------------------------- building msgs */
 
+/* A test switch: when false, the collecting pass decodes every run. */
+bool cs__log_runs_by_tables = true;
+
+/*
+ * The collecting pass over a run the peer lacks entirely (its first dot is
+ * above everything the peer has of its origin) needs only the run's tables
+ * and instance table: its actions are not decoded. *done is false when the
+ * run must be read action by action.
+ */
+static int collect_run(bool *done, cs_log_source *ls, cs_tables_fn tables, void *fnarg,
+                       cs_replica origin, cs_bytes v) {
+  cs_run_peek pk;
+  int rc = cs__codec_peek_run(&pk, (const uint8_t *)v.ptr, v.len);
+
+  *done = false;
+  if (rc || !pk.simple || pk.t.origin != origin ||
+      cs__dotset_any_from(&ls->peer_knows, (cs_dot){origin, pk.first}))
+    goto out;
+  for (size_t i = 0; i < pk.ninstances && rc == 0; i++) {
+    uint32_t idx;
+    rc = cs__intern(&idx, &ls->table, ls->wm, &ls->inst_cap, pk.instances[i]);
+    pk.instances[i] = NULL; /* taken (or freed) by cs__intern */
+  }
+  if (rc == 0)
+    rc = tables(fnarg, &pk.t);
+  if (rc == 0)
+    ls->count += pk.t.nactions;
+  *done = true;
+out:
+  cs__run_peek_dispose(&pk);
+  return rc;
+}
+
+/* Names the log run a failure came from. */
+static void run_error(int rc, const cs_model *m, uint64_t origin, uint64_t last) {
+  cs__error_wrap(rc, "log of model '%s', origin %016llx, run ending at dot %llu: ", m->name,
+                 (unsigned long long)origin, (unsigned long long)last);
+}
+
 /* Hands fn every logged action of the source's model that the peer lacks. */
-static int log_each(void *arg, cs_action_fn fn, void *fnarg) {
+static int log_each(void *arg, cs_action_fn fn, cs_tables_fn tables, void *fnarg) {
   cs_log_source *ls = arg;
   cs_store *s = ls->store;
   cs_model *m = ls->model;
@@ -79,10 +118,20 @@ static int log_each(void *arg, cs_action_fn fn, void *fnarg) {
       continue;
     }
     /* A run of this origin's actions: hand over those the peer lacks. */
+    if (first_pass && tables && cs__log_runs_by_tables) {
+      bool done;
+      if ((rc = collect_run(&done, ls, tables, fnarg, origin, v)) != 0) {
+        run_error(rc, m, origin, last);
+        goto done;
+      }
+      if (done) {
+        cs__iter_next(it);
+        continue;
+      }
+    }
     cs_sync_msg seg;
     if ((rc = cs__segment_decode(&seg, v.ptr, v.len)) != 0) {
-      cs__error_wrap(rc, "log of model '%s', origin %016llx, run ending at dot %llu: ", m->name,
-                     (unsigned long long)origin, (unsigned long long)last);
+      run_error(rc, m, origin, last);
       goto done;
     }
     cs_wire_model *sm = &seg.models[0];

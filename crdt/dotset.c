@@ -88,6 +88,14 @@ bool cs__dotset_contains(const cs_dotset *s, cs_dot d) {
   return i < s->extra_len && cs__dot_cmp(&s->extra[i], &d) == 0;
 }
 
+bool cs__dotset_any_from(const cs_dotset *s, cs_dot d) {
+  size_t i;
+  if (d.counter <= cs__dotset_max(s, d.replica))
+    return true;
+  i = extra_lower(s, d);
+  return i < s->extra_len && s->extra[i].replica == d.replica;
+}
+
 int cs__dotset_add(cs_dotset *s, cs_dot d) {
   size_t vi = vv_lower(s, d.replica), xi, xend;
   uint64_t max = (vi < s->vv_len && s->vv[vi].replica == d.replica) ? s->vv[vi].max : 0;

@@ -153,10 +153,11 @@ typedef struct vec_source {
   int fail;
 } vec_source;
 
-static int vec_each(void *arg, cs_action_fn fn, void *fnarg) {
+static int vec_each(void *arg, cs_action_fn fn, cs_tables_fn tables, void *fnarg) {
   vec_source *v = arg;
   size_t n = v->passes++ == 1 && v->cut ? v->cut : v->n;
   int rc;
+  (void)tables;
   if (v->fail)
     return cs__error(v->fail, "source failed on purpose");
   for (size_t i = 0; i < n; i++)

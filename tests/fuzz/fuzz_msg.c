@@ -5,7 +5,8 @@
  * mutations reach the body parser. The raw input is decoded too (checksum
  * and frame checks). Each input is also decoded as a stream (the way the
  * engine merges), whose actions, put back in place, must make the very same
- * message.
+ * message, and peeked at as a log run (the way a sender collects its
+ * tables), which must agree with the decode.
  */
 #include <sodium.h>
 
@@ -87,11 +88,39 @@ static void streamed(const uint8_t *data, size_t size, int whole_rc) {
   free(g.s);
 }
 
+/* A message that decodes must peek as a log run too; when it has a run's
+ * shape, the peek must tell what the decode found. */
+static void peeked(const uint8_t *data, size_t size, const cs_sync_msg *m) {
+  cs_run_peek pk;
+  int rc = cs__codec_peek_run(&pk, data, size);
+  if (rc == CS_ENOMEM)
+    return;
+  if (rc != 0) {
+    fprintf(stderr, "msg peek: code %d on a message that decodes: %s\n", rc, cs_errmsg());
+    abort();
+  }
+  if (pk.simple) {
+    const cs_wire_model *wm = &m->models[0];
+    bool same = m->nmodels == 1 && wm->nactions == pk.t.nactions && pk.t.origin == m->sender &&
+                wm->actions[0].origin == m->sender && wm->actions[0].first == pk.first &&
+                wm->ninstances == pk.ninstances;
+    for (size_t i = 0; same && i < pk.ninstances; i++)
+      same = strcmp(wm->instances[i], pk.instances[i]) == 0;
+    if (!same) {
+      fprintf(stderr, "msg peek: the run's summary differs from its decode\n");
+      abort();
+    }
+  }
+  cs__run_peek_dispose(&pk);
+}
+
 static void one(const uint8_t *data, size_t size) {
   cs_sync_msg m;
   int rc = cs__codec_decode_msg(&m, data, size);
   fuzz_check_rc("msg", rc);
   streamed(data, size, rc);
+  if (rc == 0)
+    peeked(data, size, &m);
   if (rc == 0) {
     cs_buf b = CS_BUF_INIT;
     if (cs__codec_encode_msg(&b, &m) != 0) {
