@@ -7,6 +7,8 @@
  * codec's document encoding; the change index (CS_CF_CHANGES) holds one entry
  * per document at that cursor, so "changed since C" is a range scan.
  */
+#include <stdlib.h>
+
 #include "core/engine.h"
 
 static uint64_t hash_str(const char *s) {
@@ -290,25 +292,59 @@ done:
   return rc;
 }
 
+/* Document key order (cs__key_doc): instance names by length, then bytes. */
+static int cmp_slot_key(const void *a, const void *b) {
+  const char *x = (*(cs_doc_slot *const *)a)->instance, *y = (*(cs_doc_slot *const *)b)->instance;
+  size_t lx = strlen(x), ly = strlen(y);
+  return lx != ly ? (lx < ly ? -1 : 1) : memcmp(x, y, lx);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
   cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT, ckey = CS_BUF_INIT;
+  cs_doc_slot **order;
+  uint64_t *gone;
+  size_t n = 0, ngone = 0;
   int rc = 0;
 
-  for (size_t i = 0; i < c->cap; i++) {
-    cs_doc_slot *sl = &c->slots[i];
+  /*
+   * Each column family's keys go into the batch in ascending order: a
+   * memtable inserts a key that follows the one it inserted last from where
+   * that one went, instead of searching its skip list from the top. So the
+   * documents go in key order, taking new change cursors in that order, and
+   * the change entries they replace are deleted first, in cursor order.
+   */
+  order = cs__malloc((c->len ? c->len : 1) * sizeof(*order));
+  gone = cs__malloc((c->len ? c->len : 1) * sizeof(*gone));
+  if (!order || !gone) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < c->cap; i++)
+    if (c->slots[i].instance && c->slots[i].dirty) {
+      order[n++] = &c->slots[i];
+      if (c->slots[i].cursor)
+        gone[ngone++] = c->slots[i].cursor;
+    }
+  qsort(order, n, sizeof(*order), cmp_slot_key);
+  qsort(gone, ngone, sizeof(*gone), cmp_u64);
+  for (size_t i = 0; i < ngone; i++) {
+    cs__buf_clear(&ckey);
+    if ((rc = cs__key_change(&ckey, c->model->name, gone[i])) != 0)
+      goto done;
+    cs__wbatch_delete(b, CS_CF_CHANGES, ckey.ptr, ckey.size);
+  }
+  for (size_t i = 0; i < n; i++) {
+    cs_doc_slot *sl = order[i];
     uint8_t be[8];
-    if (!sl->instance || !sl->dirty)
-      continue;
     cs__buf_clear(&key);
     cs__buf_clear(&val);
     if ((rc = cs__key_doc(&key, c->model->name, sl->instance)) != 0)
       goto done;
-    if (sl->cursor) {
-      cs__buf_clear(&ckey);
-      if ((rc = cs__key_change(&ckey, c->model->name, sl->cursor)) != 0)
-        goto done;
-      cs__wbatch_delete(b, CS_CF_CHANGES, ckey.ptr, ckey.size);
-    }
     sl->cursor = ++s->cursor;
     cs__put_be64(be, sl->cursor);
     if ((rc = cs__buf_put(&val, be, 8)) != 0 || (rc = cs__codec_encode_doc(&val, &sl->doc)) != 0)
@@ -328,6 +364,8 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
     sl->dirty = false;
   }
 done:
+  cs__free(order);
+  cs__free(gone);
   cs_buf_dispose(&key);
   cs_buf_dispose(&val);
   cs_buf_dispose(&ckey);
