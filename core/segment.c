@@ -87,13 +87,22 @@ bool cs__intern_find(uint32_t *out, const cs_intern *t, const char *name) {
 
 void cs__segment_init(cs_segment *seg) { memset(seg, 0, sizeof(*seg)); }
 
-void cs__segment_dispose(cs_segment *seg) {
-  cs__intern_dispose(&seg->table);
+/* Empties the run, keeping its arrays for the next one. */
+static void segment_clear(cs_segment *seg) {
+  if (seg->table.cap)
+    memset(seg->table.names, 0, seg->table.cap * sizeof(*seg->table.names));
   for (size_t i = 0; i < seg->wm.ninstances; i++)
     cs__free(seg->wm.instances[i]);
-  cs__free(seg->wm.instances);
+  seg->wm.ninstances = 0;
   for (size_t i = 0; i < seg->wm.nactions; i++)
     cs__wire_action_dispose(&seg->wm.actions[i]);
+  seg->wm.nactions = 0;
+}
+
+void cs__segment_dispose(cs_segment *seg) {
+  segment_clear(seg);
+  cs__intern_dispose(&seg->table);
+  cs__free(seg->wm.instances);
   cs__free(seg->wm.actions);
   memset(seg, 0, sizeof(*seg));
 }
@@ -148,11 +157,7 @@ int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model) {
   if (rc == 0)
     seg->count += seg->wm.nactions;
   /* The next run starts empty (same origin or another). */
-  {
-    size_t count = seg->count;
-    cs__segment_dispose(seg);
-    seg->count = count;
-  }
+  segment_clear(seg);
   return rc;
 }
 
