@@ -255,9 +255,65 @@ static bool list_has(const cs_conflict_list *l, const uint8_t *id) {
   return false;
 }
 
+/*
+ * Conflict index changes of a flush, held until every document is encoded
+ * and then written in id order (ids are hashes: in document order they
+ * would land all over the index). A change's record is at `off` in
+ * `records`; a deletion has none.
+ */
+typedef struct conflict_change {
+  uint8_t id[CS_CONFLICT_ID_LEN];
+  bool put;
+  size_t off, len;
+} conflict_change;
+
+typedef struct conflict_changes {
+  cs_buf records;
+  conflict_change *items;
+  size_t len, cap;
+} conflict_changes;
+
+static int change_add(conflict_changes *cc, const uint8_t *id, const cs_buf *record) {
+  conflict_change *ch;
+  int rc;
+  if ((rc = cs__array_grow((void **)&cc->items, &cc->cap, cc->len + 1, sizeof(*cc->items))) != 0)
+    return rc;
+  ch = &cc->items[cc->len];
+  memcpy(ch->id, id, CS_CONFLICT_ID_LEN);
+  ch->put = record != NULL;
+  ch->off = cc->records.size;
+  ch->len = record ? record->size : 0;
+  if (record && (rc = cs__buf_put(&cc->records, record->ptr, record->size)) != 0)
+    return rc;
+  cc->len++;
+  return 0;
+}
+
+static int cmp_change(const void *a, const void *b) {
+  return memcmp(((const conflict_change *)a)->id, ((const conflict_change *)b)->id,
+                CS_CONFLICT_ID_LEN);
+}
+
+static void changes_write(conflict_changes *cc, cs_wbatch *b) {
+  qsort(cc->items, cc->len, sizeof(*cc->items), cmp_change);
+  for (size_t i = 0; i < cc->len; i++) {
+    const conflict_change *ch = &cc->items[i];
+    if (ch->put)
+      cs__wbatch_put(b, CS_CF_CONFLICTS, ch->id, CS_CONFLICT_ID_LEN, cc->records.ptr + ch->off,
+                     ch->len);
+    else
+      cs__wbatch_delete(b, CS_CF_CONFLICTS, ch->id, CS_CONFLICT_ID_LEN);
+  }
+}
+
+static void changes_dispose(conflict_changes *cc) {
+  cs_buf_dispose(&cc->records);
+  cs__free(cc->items);
+}
+
 /* Updates the conflict index for one document: ids that appeared are put,
  * ids that disappeared are deleted. */
-static int flush_conflicts(cs_doc_cache *c, cs_store *s, cs_doc_slot *sl, cs_wbatch *b) {
+static int flush_conflicts(conflict_changes *cc, cs_doc_cache *c, cs_store *s, cs_doc_slot *sl) {
   cs_conflict_list now = {0};
   cs_buf val = CS_BUF_INIT;
   int rc = 0;
@@ -267,7 +323,8 @@ static int flush_conflicts(cs_doc_cache *c, cs_store *s, cs_doc_slot *sl, cs_wba
     goto done;
   for (size_t i = 0; i < sl->before.len; i++)
     if (!list_has(&now, sl->before.items[i].id)) {
-      cs__wbatch_delete(b, CS_CF_CONFLICTS, sl->before.items[i].id, CS_CONFLICT_ID_LEN);
+      if ((rc = change_add(cc, sl->before.items[i].id, NULL)) != 0)
+        goto done;
       cs__conflicts_changed(s);
     }
   for (size_t i = 0; i < now.len; i++) {
@@ -278,9 +335,9 @@ static int flush_conflicts(cs_doc_cache *c, cs_store *s, cs_doc_slot *sl, cs_wba
     if ((rc = cs__key_name(&val, c->model->name)) != 0 ||
         (rc = cs__key_name(&val, sl->instance)) != 0 ||
         (rc = cs__key_name(&val, now.items[i].field ? now.items[i].field : "")) != 0 ||
-        (rc = cs__conflict_record(&val, &sl->doc, &now.items[i])) != 0)
+        (rc = cs__conflict_record(&val, &sl->doc, &now.items[i])) != 0 ||
+        (rc = change_add(cc, now.items[i].id, &val)) != 0)
       goto done;
-    cs__wbatch_put(b, CS_CF_CONFLICTS, now.items[i].id, CS_CONFLICT_ID_LEN, val.ptr, val.size);
   }
   /* The list now describes the stored state. */
   cs__conflict_list_dispose(&sl->before);
@@ -308,6 +365,7 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
   cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT, ckey = CS_BUF_INIT;
   cs_doc_slot **order;
   uint64_t *gone;
+  conflict_changes cc = {CS_BUF_INIT, NULL, 0, 0};
   size_t n = 0, ngone = 0;
   int rc = 0;
 
@@ -355,7 +413,7 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
       goto done;
     cs__wbatch_put(b, CS_CF_CHANGES, ckey.ptr, ckey.size, sl->instance, strlen(sl->instance));
     if ((sl->had_conflicts || cs__doc_may_conflict(&sl->doc)) &&
-        (rc = flush_conflicts(c, s, sl, b)) != 0)
+        (rc = flush_conflicts(&cc, c, s, sl)) != 0)
       goto done;
     /* Encoded into the batch: the decoded document goes now, so that the
      * documents and the batch that replaces them are not all in memory. */
@@ -364,6 +422,9 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
     sl->dirty = false;
   }
 done:
+  if (rc == 0)
+    changes_write(&cc, b);
+  changes_dispose(&cc);
   cs__free(order);
   cs__free(gone);
   cs_buf_dispose(&key);

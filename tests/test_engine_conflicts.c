@@ -205,3 +205,55 @@ Test(engine_conflicts, a_damaged_record_is_refused) {
   cs_store_close(a);
   cs_store_close(b);
 }
+
+/* Syncs b with a, failing at each allocation in turn until it goes
+ * through. A failed sync leaves b as it was, or with a's answer merged
+ * whole (a sync may fail after its merge, acknowledging): then b lists the
+ * `merged` conflicts. Returns the failures seen. */
+static int sync_through_failures(cs_store *b, cs_store *a, size_t merged) {
+  cs_peer *p;
+  int fails = 0;
+  cr_assert_eq(cs_peer_local(&p, a), 0);
+  for (unsigned long n = 1;; n++) {
+    uint64_t before = tu_fingerprint_data(b);
+    cs__alloc_fail_after(n);
+    int rc = cs_sync(NULL, b, p);
+    cs__alloc_fail_after(0);
+    if (rc == 0)
+      break;
+    cr_assert_eq(rc, CS_ENOMEM, "allocation %lu: %d %s", n, rc, cs_errmsg());
+    if (tu_fingerprint_data(b) != before)
+      cr_assert_eq(tu_conflicts(b, NULL), merged, "allocation %lu: b merged in part", n);
+    fails++;
+  }
+  cs_peer_free(p);
+  return fails;
+}
+
+/* The conflict index changes of a merge (records added, then removed) are
+ * written with everything else or not at all. */
+Test(engine_conflicts, every_allocation_failure_leaves_the_index_whole) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  const char *const docs[] = {"p1", "p2", "p3"};
+  char *list;
+  for (int i = 0; i < 3; i++)
+    tu_act(a, CS_ACTION_CREATE, "M", docs[i], "{\"x\":0,\"y\":0}");
+  tu_sync(a, b);
+  for (int i = 0; i < 3; i++) {
+    tu_act(a, CS_ACTION_UPDATE, "M", docs[i], "{\"x\":1,\"y\":1}");
+    tu_act(b, CS_ACTION_UPDATE, "M", docs[i], "{\"x\":2,\"y\":2}");
+  }
+  cr_expect_gt(sync_through_failures(b, a, 6), 20);
+  cr_expect_eq(tu_conflicts(a, NULL), 6);
+  cr_expect_eq(tu_conflicts(b, &list), 6, "%s", list);
+  free(list);
+  /* A later write of x supersedes its siblings: three records go. */
+  for (int i = 0; i < 3; i++)
+    tu_act(a, CS_ACTION_UPDATE, "M", docs[i], "{\"x\":3}");
+  cr_expect_eq(tu_conflicts(a, NULL), 3);
+  cr_expect_gt(sync_through_failures(b, a, 3), 20);
+  cr_expect_eq(tu_conflicts(b, &list), 3, "%s", list);
+  free(list);
+  cs_store_close(a);
+  cs_store_close(b);
+}
