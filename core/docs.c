@@ -295,6 +295,8 @@ static int cmp_change(const void *a, const void *b) {
 }
 
 static void changes_write(conflict_changes *cc, cs_wbatch *b) {
+  if (cc->len == 0)
+    return; /* and qsort may not be given a null array */
   qsort(cc->items, cc->len, sizeof(*cc->items), cmp_change);
   for (size_t i = 0; i < cc->len; i++) {
     const conflict_change *ch = &cc->items[i];
