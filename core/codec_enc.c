@@ -157,14 +157,15 @@ void cs__enc_collect_dotset(cs__enc *e, const cs_dotset *s) {
       rep_add(e, s->extra[i].replica);
 }
 
-void cs__enc_collect_doc(cs__enc *e, const cs_doc *d) {
+static void collect_doc(cs__enc *e, const cs_doc *d, bool fields) {
   for (size_t i = 0; i < d->nexist; i++) {
     rep_add(e, d->exist[i].dot.replica);
     cs__enc_collect_dotset(e, &d->exist[i].observed);
   }
   for (size_t f = 0; f < d->nfields; f++) {
     const cs_field *fl = &d->fields[f];
-    fld_add(e, fl->name);
+    if (fields)
+      fld_add(e, fl->name);
     if (fl->kind == CS_KIND_REG) {
       for (size_t i = 0; i < fl->u.reg.len; i++)
         rep_add(e, fl->u.reg.entries[i].dot.replica);
@@ -177,6 +178,34 @@ void cs__enc_collect_doc(cs__enc *e, const cs_doc *d) {
         rep_add(e, fl->u.ctr.entries[i].replica);
     }
   }
+}
+
+void cs__enc_collect_doc(cs__enc *e, const cs_doc *d) { collect_doc(e, d, true); }
+
+/* A standalone document's field table is its fields, in their order (both
+ * sort by bytes): field f is entry f, and no name is hashed. */
+static void doc_field_table(cs__enc *e, const cs_doc *d) {
+  if (e->rc)
+    return;
+  if ((e->fld_list = cs__malloc((d->nfields ? d->nfields : 1) * sizeof(char *))) == NULL) {
+    e->rc = CS_ENOMEM;
+    return;
+  }
+  for (size_t f = 0; f < d->nfields; f++) {
+    const char *name = d->fields[f].name;
+    size_t len = strlen(name);
+    if (len == 0 || len > CS_WIRE_MAX_NAME) {
+      cs__enc_fail(e, CS_ETOOBIG, "field name of %zu bytes (must be 1..%d)", len, CS_WIRE_MAX_NAME);
+      return;
+    }
+    if (f && strcmp(d->fields[f - 1].name, name) >= 0) {
+      cs__enc_fail(e, CS_EINVAL, "fields not sorted: '%s' after '%s'", name, d->fields[f - 1].name);
+      return;
+    }
+    e->fld_list[f] = name;
+  }
+  e->nflds = d->nfields;
+  e->doc_order = true;
 }
 
 void cs__enc_collect_action(cs__enc *e, const cs_wire_action *a) {
@@ -207,7 +236,8 @@ void cs__enc_tables_finish(cs__enc *e) {
   if (e->rc)
     return;
   e->rep_list = cs__malloc((e->nreps ? e->nreps : 1) * sizeof(uint64_t));
-  e->fld_list = cs__malloc((e->nflds ? e->nflds : 1) * sizeof(char *));
+  if (!e->doc_order)
+    e->fld_list = cs__malloc((e->nflds ? e->nflds : 1) * sizeof(char *));
   if (!e->rep_list || !e->fld_list) {
     e->rc = CS_ENOMEM;
     return;
@@ -219,6 +249,8 @@ void cs__enc_tables_finish(cs__enc *e) {
     qsort(e->rep_list, e->nreps, sizeof(uint64_t), cmp_u64);
   for (size_t i = 0; i < e->nreps; i++)
     rep_find(e, e->rep_list[i])->idx = (uint32_t)i;
+  if (e->doc_order)
+    return;
   n = 0;
   for (size_t i = 0; i < e->flds_cap; i++)
     if (e->flds[i].name)
@@ -410,7 +442,7 @@ void cs__enc_put_doc(cs__enc *e, const cs_doc *d, cs__dot_prev *pv) {
   cs__enc_put_u(e, d->nfields);
   for (size_t f = 0; f < d->nfields && !e->rc; f++) {
     const cs_field *fl = &d->fields[f];
-    uint32_t fi = fld_find(e, fl->name)->idx;
+    uint32_t fi = e->doc_order ? (uint32_t)f : fld_find(e, fl->name)->idx;
     if (f && fi <= prev_f)
       cs__enc_fail(e, CS_EINVAL, "fields not sorted: '%s' after '%s'", fl->name, d->fields[f - 1].name);
     prev_f = fi;
@@ -643,7 +675,8 @@ int cs__codec_encode_doc(cs_buf *out, const cs_doc *doc) {
   size_t start = out->size;
   cs__dot_prev pv = {false, 0, 0};
   cs__enc_init(&e, out);
-  cs__enc_collect_doc(&e, doc);
+  collect_doc(&e, doc, false);
+  doc_field_table(&e, doc);
   cs__enc_tables_finish(&e);
   cs__enc_put_frame(&e, CS__WIRE_DOC);
   cs__enc_put_tables(&e);

@@ -45,6 +45,7 @@ typedef struct cs__enc {
   cov_item *items;
   size_t items_cap, nitems;
   bool own_names; /* field names outlive the actions of a source: copy them */
+  bool doc_order; /* a standalone document's table: field f is entry f */
   struct cs__src_groups *groups; /* per model section, for sections with a source */
 } cs__enc;
 

@@ -638,3 +638,43 @@ Test(codec, every_allocation_failure_standalone) {
     cs_buf_dispose(&bd);
   }
 }
+
+/* A document's fields must be in name order, unique, and named 1..1024
+ * bytes: anything else is refused and nothing is written. */
+Test(codec, a_document_with_bad_field_names_is_refused) {
+  cs_reg_entry e = {{7, 1}, CS_HLC_MAKE(1000, 0), {CS_VAL_INT, {.i = 1}}};
+  cs_field f[2];
+  cs_doc d = CS_DOC_INIT;
+  cs_buf b = CS_BUF_INIT;
+  char *long_name = malloc(CS_WIRE_MAX_NAME + 2);
+  memset(long_name, 'n', CS_WIRE_MAX_NAME + 1);
+  long_name[CS_WIRE_MAX_NAME + 1] = '\0';
+  memset(f, 0, sizeof(f));
+  for (int i = 0; i < 2; i++) {
+    f[i].kind = CS_KIND_REG;
+    f[i].u.reg.entries = &e;
+    f[i].u.reg.len = 1;
+  }
+  d.fields = f;
+  d.nfields = 2;
+  const struct {
+    const char *a, *b;
+    int rc;
+    const char *why;
+  } cases[] = {{"b", "a", CS_EINVAL, "not sorted"},
+               {"a", "a", CS_EINVAL, "not sorted"},
+               {"", "a", CS_ETOOBIG, "field name of 0 bytes"},
+               {"a", long_name, CS_ETOOBIG, "field name of 1025 bytes"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    f[0].name = (char *)cases[i].a;
+    f[1].name = (char *)cases[i].b;
+    cr_expect_eq(cs__codec_encode_doc(&b, &d), cases[i].rc, "case %zu", i);
+    cr_expect(strstr(cs_errmsg(), cases[i].why) != NULL, "case %zu: %s", i, cs_errmsg());
+    cr_expect_eq(b.size, 0, "case %zu: nothing written", i);
+  }
+  f[0].name = "a";
+  f[1].name = "b";
+  cr_expect_eq(cs__codec_encode_doc(&b, &d), 0, "%s", cs_errmsg());
+  free(long_name);
+  cs_buf_dispose(&b);
+}
