@@ -134,7 +134,7 @@ static size_t entry_lower(const cs_reg_entry *e, size_t lo, size_t hi, cs_dot d)
  */
 static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, const cs_dotset *fctx,
                     size_t *dropped, const removal *rm) {
-  size_t j, nnew = 0, old = into->len, keep, staged = 0, lo = 0, first_gone = SIZE_MAX;
+  size_t j, nnew = 0, old = into->len, keep, staged = 0, lo = 0, first_gone = SIZE_MAX, need;
   size_t fn = from ? from->len : 0;
   cs_reg_entry *e = into->entries, *t = NULL, few[4];
   int rc = 0;
@@ -154,7 +154,21 @@ static int reg_join(cs_reg *into, const cs_dotset *ictx, const cs_reg *from, con
     t = few;
   else if ((t = cs__calloc(nnew, sizeof *t)) == NULL)
     return CS_ENOMEM;
-  if (nnew && (rc = cs__array_grow((void **)&into->entries, &into->cap, old + nnew,
+  /* Room for the new entries, less the ones a listed removal will drop
+   * (a write usually replaces one entry: no growth). Listed dots are unique
+   * and never from's, so each match is one distinct entry dropped. */
+  need = old + nnew;
+  if (nnew && *dropped < rm->budget && rm->listed) {
+    size_t ndrop = 0;
+    for (size_t k = 0; k < rm->n; k++) {
+      size_t i = entry_lower(e, 0, old, rm->dots[k]);
+      ndrop += i < old && cs__dot_cmp(&e[i].dot, &rm->dots[k]) == 0;
+    }
+    if (ndrop > rm->budget - *dropped)
+      ndrop = (size_t)(rm->budget - *dropped);
+    need -= ndrop;
+  }
+  if (nnew && (rc = cs__array_grow((void **)&into->entries, &into->cap, need,
                                    sizeof *into->entries)))
     goto fail;
   e = into->entries;
