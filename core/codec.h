@@ -52,7 +52,8 @@ typedef int (*cs_action_fn)(void *fnarg, const cs_wire_action *a);
 /*
  * A run of one origin's consecutive actions, described by what the
  * collecting pass of the encoder needs from them: how many there are and
- * exactly the replicas and field names they mention.
+ * exactly the replicas and field names they mention (sorted, as in a
+ * table). A cs_tables_fn borrows it for the call.
  */
 typedef struct cs_run_tables {
   cs_replica origin;
@@ -145,13 +146,21 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
  * actions) tells without decoding its actions: its tables, its instance
  * table and the first dot of its first action. `simple` is false when the
  * message has another shape (several sections or groups, a knowledge, an
- * origin other than its sender); the rest is then empty. The bytes are read
- * with the decoder's bounds but not checksummed: a full decode follows.
+ * origin other than its sender); the rest is then empty. What follows the
+ * first action's dot range is not read (a run with states still peeks as
+ * simple: cs__segment_decode refuses it). The bytes are read with the
+ * decoder's bounds but not checksummed, so the caller decodes the run in
+ * full before using its actions, and on a failure decodes it to report the
+ * damage (the checksum names it better).
+ *
+ * Returns 0, CS_ECORRUPT or CS_ENOMEM; on failure *out is empty. Everything
+ * in *out (t.reps, t.fields, instances) is owned by it: free it with
+ * cs__run_peek_dispose.
  */
 typedef struct cs_run_peek {
   bool simple;
   cs_run_tables t;
-  char **instances; /* owned */
+  char **instances;
   size_t ninstances;
   uint64_t first;
 } cs_run_peek;

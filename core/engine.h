@@ -268,10 +268,10 @@ typedef struct cs_log_source {
 
 void cs__log_source_init(cs_log_source *ls, cs_wire_model *wm, cs_store *s, cs_model *m,
                          cs_dotset *peer_knows);
+void cs__log_source_dispose(cs_log_source *ls);
 /* When false (tests), the collecting pass decodes every run instead of
  * describing the runs a peer lacks entirely by their tables. */
 extern bool cs__log_runs_by_tables;
-void cs__log_source_dispose(cs_log_source *ls);
 
 /* A message being built from the store, at most one section per model, whose
  * sections may read their actions from the log as the message is encoded. */

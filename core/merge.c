@@ -44,20 +44,26 @@ int cs__peer_ack_put(cs_wbatch *b, cs_replica peer, const char *model, const cs_
 bool cs__log_runs_by_tables = true;
 
 /*
- * The collecting pass over a run the peer lacks entirely (its first dot is
- * above everything the peer has of its origin) needs only the run's tables
- * and instance table: its actions are not decoded. *done is false when the
- * run must be read action by action.
+ * The collecting pass over a run the peer lacks entirely (it has none of
+ * the run's dots first..last) needs only the run's tables and instance
+ * table: its actions are not decoded. *taken is false when the run must be
+ * read action by action: it has another shape, the peer has part of it, or
+ * its bytes do not read (the full decode then reports the damage).
  */
-static int collect_run(bool *done, cs_log_source *ls, cs_tables_fn tables, void *fnarg,
-                       cs_replica origin, cs_bytes v) {
+static int collect_run(bool *taken, cs_log_source *ls, cs_tables_fn tables, void *fnarg,
+                       cs_replica origin, uint64_t last, cs_bytes v) {
   cs_run_peek pk;
   int rc = cs__codec_peek_run(&pk, (const uint8_t *)v.ptr, v.len);
 
-  *done = false;
-  if (rc || !pk.simple || pk.t.origin != origin ||
-      cs__dotset_any_from(&ls->peer_knows, (cs_dot){origin, pk.first}))
-    goto out;
+  *taken = false;
+  if (rc != 0) {
+    if (rc != CS_ENOMEM)
+      rc = 0;
+    goto done;
+  }
+  if (!pk.simple || pk.t.origin != origin ||
+      cs__dotset_any_in(&ls->peer_knows, origin, pk.first, last))
+    goto done;
   for (size_t i = 0; i < pk.ninstances && rc == 0; i++) {
     uint32_t idx;
     rc = cs__intern(&idx, &ls->table, ls->wm, &ls->inst_cap, pk.instances[i]);
@@ -67,8 +73,8 @@ static int collect_run(bool *done, cs_log_source *ls, cs_tables_fn tables, void 
     rc = tables(fnarg, &pk.t);
   if (rc == 0)
     ls->count += pk.t.nactions;
-  *done = true;
-out:
+  *taken = true;
+done:
   cs__run_peek_dispose(&pk);
   return rc;
 }
@@ -79,7 +85,11 @@ static void run_error(int rc, const cs_model *m, uint64_t origin, uint64_t last)
                  (unsigned long long)origin, (unsigned long long)last);
 }
 
-/* Hands fn every logged action of the source's model that the peer lacks. */
+/*
+ * Hands fn every logged action of the source's model that the peer lacks;
+ * in the collecting pass (tables set), a run the peer lacks entirely goes
+ * to `tables` instead, described by its tables.
+ */
 static int log_each(void *arg, cs_action_fn fn, cs_tables_fn tables, void *fnarg) {
   cs_log_source *ls = arg;
   cs_store *s = ls->store;
@@ -119,12 +129,12 @@ static int log_each(void *arg, cs_action_fn fn, cs_tables_fn tables, void *fnarg
     }
     /* A run of this origin's actions: hand over those the peer lacks. */
     if (first_pass && tables && cs__log_runs_by_tables) {
-      bool done;
-      if ((rc = collect_run(&done, ls, tables, fnarg, origin, v)) != 0) {
+      bool taken;
+      if ((rc = collect_run(&taken, ls, tables, fnarg, origin, last, v)) != 0) {
         run_error(rc, m, origin, last);
         goto done;
       }
-      if (done) {
+      if (taken) {
         cs__iter_next(it);
         continue;
       }

@@ -96,8 +96,8 @@ void cs__dotset_clear(cs_dotset *s);
 int cs__dotset_copy(cs_dotset *dst, const cs_dotset *src);
 bool cs__dotset_contains(const cs_dotset *s, cs_dot d);
 int cs__dotset_add(cs_dotset *s, cs_dot d);
-/* true when s holds some dot of d.replica with a counter >= d.counter. */
-bool cs__dotset_any_from(const cs_dotset *s, cs_dot d);
+/* true when s holds some dot of replica r with a counter in lo..hi. */
+bool cs__dotset_any_in(const cs_dotset *s, cs_replica r, uint64_t lo, uint64_t hi);
 /* into := into ∪ from */
 int cs__dotset_join(cs_dotset *into, const cs_dotset *from);
 /* The highest contiguous counter of replica r (0 when none). */

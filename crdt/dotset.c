@@ -88,12 +88,14 @@ bool cs__dotset_contains(const cs_dotset *s, cs_dot d) {
   return i < s->extra_len && cs__dot_cmp(&s->extra[i], &d) == 0;
 }
 
-bool cs__dotset_any_from(const cs_dotset *s, cs_dot d) {
+bool cs__dotset_any_in(const cs_dotset *s, cs_replica r, uint64_t lo, uint64_t hi) {
   size_t i;
-  if (d.counter <= cs__dotset_max(s, d.replica))
+  if (lo > hi)
+    return false;
+  if (lo <= cs__dotset_max(s, r))
     return true;
-  i = extra_lower(s, d);
-  return i < s->extra_len && s->extra[i].replica == d.replica;
+  i = extra_lower(s, (cs_dot){r, lo});
+  return i < s->extra_len && s->extra[i].replica == r && s->extra[i].counter <= hi;
 }
 
 int cs__dotset_add(cs_dotset *s, cs_dot d) {

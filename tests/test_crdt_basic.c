@@ -173,6 +173,17 @@ Test(crdt_dotset, random_add_join_subset_match_naive_model) {
         if (mu.has[r][k])
           hi = k;
       cr_assert_eq(cs__dotset_next(&c, r).counter, hi + 1);
+      /* any dot of r in lo..hi, against the model, ranges past the ends included */
+      for (uint64_t lo = 1; lo <= NCTR + 1; lo++)
+        for (uint64_t up = lo - 1; up <= NCTR + 1; up++) {
+          bool any = false;
+          for (uint64_t k = lo; k <= up && k <= NCTR; k++)
+            any = any || ma.has[r][k];
+          cr_assert_eq(cs__dotset_any_in(&a, r, lo, up), any,
+                       "seed=%llu iteration %d: replica %llu, %llu..%llu",
+                       (unsigned long long)seed, it, (unsigned long long)r,
+                       (unsigned long long)lo, (unsigned long long)up);
+        }
     }
     cs__dotset_dispose(&a);
     cs__dotset_dispose(&b);

@@ -207,19 +207,26 @@ Test(engine_log, runs_of_another_shape_are_decoded) {
 }
 
 /* A run whose checksum no longer matches: its tables still read, but the
- * answer fails, naming the run. */
+ * answer fails, naming the run and the checksum. */
 static void break_checksum(cs_sync_msg *run, cs_buf *bytes) {
   (void)run;
   bytes->ptr[bytes->size - 1] ^= 1;
 }
 
-Test(engine_log, a_run_with_a_bad_checksum_fails_the_answer) {
-  cs_store *a = tu_open(dir, "a");
+/* A run whose kind byte is damaged does not read as a run: the full decode
+ * reports it (by its checksum, which the damage breaks too). */
+static void break_kind(cs_sync_msg *run, cs_buf *bytes) {
+  (void)run;
+  bytes->ptr[1] = 9;
+}
+
+static void expect_damage_reported(const char *name, void (*damage)(cs_sync_msg *, cs_buf *)) {
+  cs_store *a = tu_open(dir, name);
   cs_sync_msg req;
   cs_buf bytes = CS_BUF_INIT, resp = CS_BUF_INIT;
   int status = 0;
   edits(a, 0, 10);
-  rewrite_runs(a, break_checksum);
+  rewrite_runs(a, damage);
   memset(&req, 0, sizeof(req));
   req.type = CS_MSG_SYNC_REQUEST;
   req.sender = 0x5eed;
@@ -233,6 +240,11 @@ Test(engine_log, a_run_with_a_bad_checksum_fails_the_answer) {
   cs_buf_dispose(&bytes);
   cs_buf_dispose(&resp);
   cs_store_close(a);
+}
+
+Test(engine_log, a_damaged_run_fails_the_answer_naming_it) {
+  expect_damage_reported("sum", break_checksum);
+  expect_damage_reported("kind", break_kind);
 }
 
 /* Each allocation of an answer read from the log may fail: the answer then
