@@ -39,6 +39,43 @@ static void edges(const char *target, uint8_t kind) {
   put(target, "edge_huge_count", huge_count, sizeof(huge_count));
 }
 
+/* A log run made of m's first action group: one section, no knowledge, one
+ * origin that is also the sender (the shape cs__codec_peek_run reads).
+ * false when m has no action. */
+static bool run_of(cs_sync_msg *run, const cs_sync_msg *m) {
+  const cs_wire_model *src;
+  cs_wire_model *wm;
+  size_t n = 0;
+  memset(run, 0, sizeof(*run));
+  if (m->nmodels == 0 || m->models[0].nactions == 0)
+    return false;
+  src = &m->models[0];
+  while (n < src->nactions && src->actions[n].origin == src->actions[0].origin)
+    n++;
+  run->type = CS_MSG_SYNC_REQUEST;
+  run->sender = src->actions[0].origin;
+  run->clock = m->clock;
+  run->models = wm = cs__calloc(1, sizeof(*wm));
+  run->nmodels = 1;
+  wm->name = cs__strdup(src->name);
+  wm->instances = cs__calloc(src->ninstances, sizeof(char *));
+  for (size_t i = 0; i < src->ninstances; i++)
+    wm->instances[wm->ninstances++] = cs__strdup(src->instances[i]);
+  wm->actions = cs__calloc(n, sizeof(cs_wire_action));
+  for (size_t i = 0; i < n; i++) {
+    cs_wire_action *a = &wm->actions[wm->nactions++];
+    *a = src->actions[i];
+    memset(&a->doc, 0, sizeof(a->doc));
+    memset(&a->ctx, 0, sizeof(a->ctx));
+    if (cs__doc_copy(&a->doc, &src->actions[i].doc) != 0 ||
+        cs__dotset_copy(&a->ctx, &src->actions[i].ctx) != 0) {
+      fprintf(stderr, "corpus_gen: out of memory\n");
+      exit(1);
+    }
+  }
+  return true;
+}
+
 int main(int argc, char **argv) {
   gen_rng r = {20261125};
   char name[64];
@@ -56,6 +93,7 @@ int main(int argc, char **argv) {
     cs_doc d;
     cs_dotset s;
     cs_wire_action a;
+    cs_sync_msg run;
     cs_sync_msg m;
     gen_dots g = {0, 0, 0, false};
 
@@ -89,6 +127,12 @@ int main(int argc, char **argv) {
       snprintf(name, sizeof(name), "msg_%02d", i);
       put("fuzz_msg", name, b.ptr, b.size - 16);
     }
+    cs__buf_clear(&b);
+    if (run_of(&run, &m) && cs__codec_encode_msg(&b, &run) == 0 && b.size < 4096) {
+      snprintf(name, sizeof(name), "run_%02d", i);
+      put("fuzz_msg", name, b.ptr, b.size - 16);
+    }
+    cs__sync_msg_dispose(&run);
     cs__sync_msg_dispose(&m);
     cs_buf_dispose(&b);
   }

@@ -10,6 +10,7 @@
  */
 #include <sodium.h>
 
+#include "core/codec_enc.h"
 #include "fuzz_common.h"
 
 /* The actions a streamed decode hands over, per section. */
@@ -106,6 +107,24 @@ static void peeked(const uint8_t *data, size_t size, const cs_sync_msg *m) {
                 wm->ninstances == pk.ninstances;
     for (size_t i = 0; same && i < pk.ninstances; i++)
       same = strcmp(wm->instances[i], pk.instances[i]) == 0;
+    /* and its tables are what the encoder collects from the actions */
+    if (same) {
+      cs_buf ob = CS_BUF_INIT;
+      cs__enc e;
+      cs__enc_init(&e, &ob);
+      for (size_t i = 0; i < wm->nactions; i++)
+        cs__enc_collect_action(&e, &wm->actions[i]);
+      cs__enc_tables_finish(&e);
+      if (!e.rc) {
+        same = e.nreps == pk.t.nreps && e.nflds == pk.t.nfields;
+        for (size_t i = 0; same && i < e.nreps; i++)
+          same = e.rep_list[i] == pk.t.reps[i];
+        for (size_t i = 0; same && i < e.nflds; i++)
+          same = strcmp(e.fld_list[i], pk.t.fields[i]) == 0;
+      }
+      cs__enc_end(&e, 0);
+      cs_buf_dispose(&ob);
+    }
     if (!same) {
       fprintf(stderr, "msg peek: the run's summary differs from its decode\n");
       abort();
