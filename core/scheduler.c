@@ -92,7 +92,6 @@ static void notify(cs_scheduler *s) {
 }
 
 int cs_scheduler_tick(cs_scheduler *s, uint64_t now) {
-  cs_sync_result r = CS_SYNC_RESULT_INIT;
   size_t pending = 0;
   bool due;
   int rc;
@@ -107,7 +106,7 @@ int cs_scheduler_tick(cs_scheduler *s, uint64_t now) {
   if (!due)
     return 0;
   notify(s);
-  rc = cs_sync(&r, s->store, s->peer);
+  rc = cs_sync(NULL, s->store, s->peer); /* the status needs no conflict list */
   cs_outbox_count(&pending, s->store);
   pthread_mutex_lock(&s->lock);
   s->status.pending = pending;
@@ -126,7 +125,6 @@ int cs_scheduler_tick(cs_scheduler *s, uint64_t now) {
     s->status.next_attempt_ms = now + backoff_ms(s, s->status.failures);
   }
   pthread_mutex_unlock(&s->lock);
-  cs_sync_result_dispose(&r);
   notify(s);
   return rc;
 }

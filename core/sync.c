@@ -269,7 +269,7 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
   cs_sync_result local = CS_SYNC_RESULT_INIT;
   cs_sync_msg resp = {0}, prev = {0};
   cs_buf req = CS_BUF_INIT, respb = CS_BUF_INIT;
-  bool have_prev = false;
+  bool have_prev = false, want_result = out != NULL;
   int rc = 0;
 
   if (!out)
@@ -307,9 +307,12 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
     memset(&resp, 0, sizeof(resp));
     have_prev = true;
   }
-  CS_LOCK(s);
-  rc = finish_result(out, s);
-  CS_UNLOCK(s);
+  /* The conflict list is rendered only for a caller who takes it. */
+  if (want_result) {
+    CS_LOCK(s);
+    rc = finish_result(out, s);
+    CS_UNLOCK(s);
+  }
 done:
   cs__sync_msg_dispose(&resp);
   cs__sync_msg_dispose(&prev);

@@ -324,7 +324,8 @@ CS_EXTERN void cs_sync_result_dispose(cs_sync_result *r);
  * sync: one exchange with `peer`, both directions: sends what the peer lacks,
  * merges its answer in one atomic write, records what each side has
  * acknowledged and drops acknowledged actions from the outbox. `out` may be
- * NULL. Safe to repeat or interrupt: joins are idempotent.
+ * NULL, which also spares rendering the conflict list. Safe to repeat or
+ * interrupt: joins are idempotent.
  */
 CS_EXTERN int cs_sync(cs_sync_result *out, cs_store *store, cs_peer *peer);
 
