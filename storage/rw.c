@@ -36,12 +36,17 @@ int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen) {
   return rc;
 }
 
+/*
+ * RocksDB's batched MultiGet: it sorts the keys, reads each block once for
+ * all the keys it holds and pins the values in place (the older per-key
+ * rocksdb_multi_get_cf does a Get per key and copies every value twice).
+ */
 int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_bytes *keys,
                      size_t n) {
   const char **kp = NULL;
-  size_t *ks = NULL, *vs = NULL;
-  char **vals = NULL, **errs = NULL;
-  const rocksdb_column_family_handle_t **cfs = NULL;
+  size_t *ks = NULL;
+  rocksdb_pinnableslice_t **vals = NULL;
+  char **errs = NULL;
   int rc;
 
   for (size_t i = 0; i < n; i++) {
@@ -52,20 +57,17 @@ int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_byt
     return rc;
   kp = cs__calloc(n, sizeof(*kp));
   ks = cs__calloc(n, sizeof(*ks));
-  vs = cs__calloc(n, sizeof(*vs));
   vals = cs__calloc(n, sizeof(*vals));
   errs = cs__calloc(n, sizeof(*errs));
-  cfs = cs__calloc(n, sizeof(*cfs));
-  if (!kp || !ks || !vs || !vals || !errs || !cfs) {
+  if (!kp || !ks || !vals || !errs) {
     rc = CS_ENOMEM;
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
     kp[i] = (const char *)keys[i].ptr;
     ks[i] = keys[i].len;
-    cfs[i] = db->cf[cf];
   }
-  rocksdb_multi_get_cf(db->rdb, db->ropts, cfs, n, kp, ks, vals, vs, errs);
+  rocksdb_batched_multi_get_cf(db->rdb, db->ropts, db->cf[cf], n, kp, ks, vals, errs, false);
   for (size_t i = 0; i < n; i++) {
     if (errs[i]) {
       if (rc == 0) {
@@ -75,18 +77,19 @@ int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_byt
         rocksdb_free(errs[i]);
       }
     } else if (vals[i] && rc == 0) {
+      size_t vlen;
+      const char *v = rocksdb_pinnableslice_value(vals[i], &vlen);
       found[i] = true;
-      rc = cs__buf_put(&out[i], vals[i], vs[i]);
+      rc = cs__buf_put(&out[i], v, vlen);
     }
-    rocksdb_free(vals[i]);
+    if (vals[i])
+      rocksdb_pinnableslice_destroy(vals[i]);
   }
 done:
   cs__free(kp);
   cs__free(ks);
-  cs__free(vs);
   cs__free(vals);
   cs__free(errs);
-  cs__free(cfs);
   return rc;
 }
 

@@ -335,6 +335,55 @@ Test(storage_db, multi_get_hits_and_misses) {
   cs__db_close(db);
 }
 
+/* Many keys in no order, some in table files, some in the memtable, some
+ * absent: each gets its own value (the batched read sorts them itself). */
+Test(storage_db, multi_get_of_many_keys_in_any_order) {
+  cs_db *db = open_new(NULL);
+  enum { N = 3000 };
+  static cs_bytes keys[N];
+  static char names[N][16];
+  static cs_buf out[N];
+  static bool found[N];
+  cs_wbatch *b = NULL;
+  uint64_t seed = st_seed(), rs = seed;
+
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof(names[i]), "k%05d", i);
+    if (i % 3 == 0)
+      cs__wbatch_put(b, CS_CF_DOCS, names[i], strlen(names[i]), names[i], strlen(names[i]));
+  }
+  cr_assert_eq(cs__db_write(db, b, false), 0, "%s", cs_errmsg());
+  cs__wbatch_free(b);
+  cr_assert_eq(cs__db_compact(db, CS_CF_DOCS), 0, "%s", cs_errmsg()); /* into table files */
+  for (int i = 1; i < N; i += 3)
+    put1(db, CS_CF_DOCS, names[i], names[i]); /* in the memtable */
+  for (int i = 0; i < N; i++) {
+    keys[i] = (cs_bytes){(const uint8_t *)names[i], strlen(names[i])};
+    out[i] = (cs_buf)CS_BUF_INIT;
+  }
+  for (int i = N - 1; i > 0; i--) { /* shuffle */
+    int j = (int)(st_rand(&rs) % (uint64_t)(i + 1));
+    cs_bytes t = keys[i];
+    keys[i] = keys[j];
+    keys[j] = t;
+  }
+  cr_assert_eq(cs__db_multi_get(out, found, db, CS_CF_DOCS, keys, N), 0, "%s", cs_errmsg());
+  for (int i = 0; i < N; i++) {
+    int k = atoi((const char *)keys[i].ptr + 1);
+    cr_assert_eq(found[i], k % 3 != 2, "seed=%llu: key %.*s", (unsigned long long)seed,
+                 (int)keys[i].len, (const char *)keys[i].ptr);
+    if (found[i])
+      cr_assert(out[i].size == keys[i].len && memcmp(out[i].ptr, keys[i].ptr, keys[i].len) == 0,
+                "seed=%llu: key %.*s", (unsigned long long)seed, (int)keys[i].len,
+                (const char *)keys[i].ptr);
+    else
+      cr_assert_eq(out[i].size, 0, "seed=%llu", (unsigned long long)seed);
+    cs_buf_dispose(&out[i]);
+  }
+  cs__db_close(db);
+}
+
 /* Property: iteration over a model's change keys yields cursors in numeric
  * order, exactly the keys of that model, within [lower, upper). */
 Test(storage_db, iteration_orders_big_endian_keys_within_bounds) {
