@@ -32,23 +32,31 @@ static void edits(cs_store *s, int base, int n) {
   cr_assert_eq(cs_batch_commit(b), 0, "%s", cs_errmsg());
 }
 
-/* What store s answers to a peer that knows `knows` of UserProfile. */
-static void answer(cs_sync_msg *out, cs_store *s, const cs_dotset *knows) {
+/* The bytes of a sync request from a peer that knows `knows` of
+ * UserProfile (NULL: a request with no section, knowing nothing). */
+static void request(cs_buf *bytes, const cs_dotset *knows) {
   cs_sync_msg req;
   cs_wire_model wm;
-  cs_buf bytes = CS_BUF_INIT, resp = CS_BUF_INIT;
-  int status = 0;
-
   memset(&req, 0, sizeof(req));
   memset(&wm, 0, sizeof(wm));
-  wm.name = "UserProfile";
-  wm.knowledge = *knows;
   req.type = CS_MSG_SYNC_REQUEST;
   req.sender = 0x5eed;
   req.clock = CS_HLC_MAKE(cs__now_ms(), 0);
-  req.models = &wm;
-  req.nmodels = 1;
-  cr_assert_eq(cs__codec_encode_msg(&bytes, &req), 0, "%s", cs_errmsg());
+  if (knows) {
+    wm.name = "UserProfile";
+    wm.knowledge = *knows;
+    req.models = &wm;
+    req.nmodels = 1;
+  }
+  cr_assert_eq(cs__codec_encode_msg(bytes, &req), 0, "%s", cs_errmsg());
+}
+
+/* What store s answers to a peer that knows `knows` of UserProfile. */
+static void answer(cs_sync_msg *out, cs_store *s, const cs_dotset *knows) {
+  cs_buf bytes = CS_BUF_INIT, resp = CS_BUF_INIT;
+  int status = 0;
+
+  request(&bytes, knows);
   cr_assert_eq(cs__store_serve(&resp, &status, s, "/v1/sync", (const uint8_t *)bytes.ptr,
                                bytes.size, NULL, true),
                0, "%s", cs_errmsg());
@@ -222,16 +230,11 @@ static void break_kind(cs_sync_msg *run, cs_buf *bytes) {
 
 static void expect_damage_reported(const char *name, void (*damage)(cs_sync_msg *, cs_buf *)) {
   cs_store *a = tu_open(dir, name);
-  cs_sync_msg req;
   cs_buf bytes = CS_BUF_INIT, resp = CS_BUF_INIT;
   int status = 0;
   edits(a, 0, 10);
   rewrite_runs(a, damage);
-  memset(&req, 0, sizeof(req));
-  req.type = CS_MSG_SYNC_REQUEST;
-  req.sender = 0x5eed;
-  req.clock = CS_HLC_MAKE(cs__now_ms(), 0);
-  cr_assert_eq(cs__codec_encode_msg(&bytes, &req), 0, "%s", cs_errmsg());
+  request(&bytes, NULL);
   cr_expect_eq(cs__store_serve(&resp, &status, a, "/v1/sync", (const uint8_t *)bytes.ptr,
                                bytes.size, NULL, true),
                CS_ECORRUPT);
@@ -251,15 +254,11 @@ Test(engine_log, a_damaged_run_fails_the_answer_naming_it) {
  * fails with CS_ENOMEM, and the next one is whole. */
 Test(engine_log, every_allocation_failure_of_an_answer_is_reported) {
   cs_store *a = tu_open(dir, "a");
-  cs_sync_msg req, got;
+  cs_sync_msg got;
   cs_buf bytes = CS_BUF_INIT, resp = CS_BUF_INIT;
   int fails = 0, rc;
   edits(a, 0, 130); /* two runs */
-  memset(&req, 0, sizeof(req));
-  req.type = CS_MSG_SYNC_REQUEST;
-  req.sender = 0x5eed;
-  req.clock = CS_HLC_MAKE(cs__now_ms(), 0);
-  cr_assert_eq(cs__codec_encode_msg(&bytes, &req), 0, "%s", cs_errmsg());
+  request(&bytes, NULL);
   for (unsigned long n = 1;; n++) {
     int status = 0;
     cs__buf_clear(&resp);
