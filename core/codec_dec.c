@@ -21,11 +21,16 @@ void cs__dec_init(cs__dec *d, const uint8_t *p, size_t len) {
 }
 
 void cs__dec_dispose(cs__dec *d) {
-  cs__free(d->reps);
-  cs__free(d->flds);
-  cs__free(d->fld_lens);
-  cs__free(d->rep_used);
-  cs__free(d->fld_used);
+  if (d->reps != d->reps_small)
+    cs__free(d->reps);
+  if (d->rep_used != d->rep_used_small)
+    cs__free(d->rep_used);
+  if (d->flds != d->flds_small)
+    cs__free(d->flds);
+  if (d->fld_lens != d->lens_small)
+    cs__free(d->fld_lens);
+  if (d->fld_used != d->fld_used_small)
+    cs__free(d->fld_used);
   cs__dotcur_dispose(&d->cur);
 }
 
@@ -74,8 +79,10 @@ int cs__dec_tables(cs__dec *d) {
   int rc;
   if ((rc = cs__dec_count(d, &n, 1, "replica table")) != 0)
     return rc;
-  if (!(d->reps = cs__malloc((n ? n : 1) * sizeof(uint64_t))) ||
-      !(d->rep_used = cs__calloc(n ? n : 1, 1)))
+  if (n <= CS__DEC_SMALL) {
+    d->reps = d->reps_small;
+    d->rep_used = d->rep_used_small;
+  } else if (!(d->reps = cs__malloc(n * sizeof(uint64_t))) || !(d->rep_used = cs__calloc(n, 1)))
     return CS_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     if ((rc = cs__dec_uint(d, &d->reps[i], "replica id")) != 0)
@@ -87,11 +94,17 @@ int cs__dec_tables(cs__dec *d) {
   }
   if ((rc = cs__dec_count(d, &n, 2, "field table")) != 0)
     return rc;
-  d->flds = cs__malloc((n ? n : 1) * sizeof(uint8_t *));
-  d->fld_lens = cs__malloc((n ? n : 1) * sizeof(uint32_t));
-  d->fld_used = cs__calloc(n ? n : 1, 1);
-  if (!d->flds || !d->fld_lens || !d->fld_used)
-    return CS_ENOMEM;
+  if (n <= CS__DEC_SMALL) {
+    d->flds = d->flds_small;
+    d->fld_lens = d->lens_small;
+    d->fld_used = d->fld_used_small;
+  } else {
+    d->flds = cs__malloc(n * sizeof(uint8_t *));
+    d->fld_lens = cs__malloc(n * sizeof(uint32_t));
+    d->fld_used = cs__calloc(n, 1);
+    if (!d->flds || !d->fld_lens || !d->fld_used)
+      return CS_ENOMEM;
+  }
   for (size_t i = 0; i < n; i++) {
     if ((rc = cs__dec_name(d, &d->flds[i], &d->fld_lens[i], "field name")) != 0)
       return rc;
@@ -502,7 +515,10 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, int code) 
   cov_state cs = {-1, 0, 0};
   size_t n = 0;
   int rc = 0;
+  /* The covered dots are mostly single dots, and the action's own dot joins
+   * them: one allocation holds both. */
   if (code == CS__CODE_REG1_ONE || code == CS__CODE_EMPTY_ONE) {
+    TRY(cs__array_grow((void **)&a->ctx.extra, &a->ctx.extra_cap, 2, sizeof(cs_dot)));
     TRY(dec_item(d, a, &cs, oridx));
     if (a->ctx.vv_len) {
       rc = cs__dec_fail(d, "covered prefix where the tag promises one single dot");
@@ -518,6 +534,7 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, int code) 
         goto done;
       }
     }
+    TRY(cs__array_grow((void **)&a->ctx.extra, &a->ctx.extra_cap, n + 1, sizeof(cs_dot)));
     for (size_t i = 0; i < n; i++)
       TRY(dec_item(d, a, &cs, oridx));
     if (n == 1 && a->ctx.extra_len == 1 &&

@@ -8,6 +8,8 @@
 
 #include "core/codec_int.h"
 
+#define CS__DEC_SMALL 16
+
 typedef struct cs__dec {
   const uint8_t *base, *p, *end;
   size_t item;        /* offset of the item being read, for messages */
@@ -19,6 +21,12 @@ typedef struct cs__dec {
   uint32_t *fld_lens;
   size_t nflds;
   uint8_t *rep_used, *fld_used; /* canonical tables hold only what is used */
+  /* A document's tables are small: up to CS__DEC_SMALL entries they live
+   * here, and decoding one allocates nothing for them (never copy a cs__dec). */
+  uint64_t reps_small[CS__DEC_SMALL];
+  const uint8_t *flds_small[CS__DEC_SMALL];
+  uint32_t lens_small[CS__DEC_SMALL];
+  uint8_t rep_used_small[CS__DEC_SMALL], fld_used_small[CS__DEC_SMALL];
   cs_hlc hlc;                   /* previous stamp */
   /* Own dots the actions may still claim: decoding materialises them (the
    * context holds them), so their total is bounded by the input size. */

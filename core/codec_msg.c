@@ -336,7 +336,14 @@ int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len) {
     }
   out->simple = true;
   out->t.origin = sender;
-  out->t.reps = d.reps;
+  if (d.reps != d.reps_small)
+    out->t.reps = d.reps; /* taken */
+  else if ((out->t.reps = cs__malloc(d.nreps * sizeof(uint64_t))) != NULL)
+    memcpy((uint64_t *)out->t.reps, d.reps, d.nreps * sizeof(uint64_t));
+  else {
+    rc = CS_ENOMEM;
+    goto done;
+  }
   out->t.nreps = d.nreps;
   d.reps = NULL;
   out->t.fields = fields;
