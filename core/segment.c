@@ -110,7 +110,8 @@ void cs__segment_dispose(cs_segment *seg) {
 int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_action *a,
                     const char *instance) {
   cs_wire_action *slot;
-  char *name;
+  char *name = NULL;
+  uint32_t idx;
   int rc;
 
   if (seg->wm.nactions && seg->origin != a->origin)
@@ -120,16 +121,18 @@ int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_ac
   if ((rc = cs__array_grow((void **)&seg->wm.actions, &seg->act_cap, seg->wm.nactions + 1,
                            sizeof(cs_wire_action))) != 0)
     return rc;
-  if ((name = cs__strdup(instance)) == NULL)
+  /* An instance the run names already needs no copy. */
+  if (!cs__intern_find(&idx, &seg->table, instance) && (name = cs__strdup(instance)) == NULL)
     return CS_ENOMEM;
   slot = &seg->wm.actions[seg->wm.nactions];
   *slot = *a;
   memset(a, 0, sizeof(*a)); /* the segment owns the document and context now */
-  if ((rc = cs__intern(&slot->instance, &seg->table, &seg->wm, &seg->inst_cap, name)) != 0) {
+  if (name && (rc = cs__intern(&idx, &seg->table, &seg->wm, &seg->inst_cap, name)) != 0) {
     *a = *slot; /* give them back */
     memset(slot, 0, sizeof(*slot));
     return rc;
   }
+  slot->instance = idx;
   seg->wm.nactions++;
   return seg->wm.nactions < CS_SEGMENT_MAX_ACTIONS ? 0 : cs__segment_flush(seg, b, model);
 }
