@@ -54,6 +54,19 @@ char *cs__strndup(const char *s, size_t n);
 void cs__free(void *ptr);
 
 /*
+ * Shared names (base/names.c), for names that repeat across many objects
+ * (field names). cs__name_dupn returns a NUL-terminated copy of s[0..len):
+ * while a process-wide table has room, the one shared copy of that name
+ * (equal names, equal pointers; never freed, never to be written), otherwise
+ * a private one. cs__name_dup returns a shared name itself. cs__name_free
+ * frees private copies only. Thread-safe; NULL (CS_ENOMEM) on failure.
+ */
+char *cs__name_dupn(const char *s, size_t len);
+char *cs__name_dup(const char *s);
+void cs__name_free(char *name);
+bool cs__name_shared(const char *name);
+
+/*
  * Test hook: make the n-th allocation from now fail (0 disables). Lets tests
  * drive every out-of-memory path. Not thread-safe; tests only.
  */

@@ -239,7 +239,7 @@ static int dec_fields(cs__dec *d, cs_doc *doc, cs__dot_prev *pv) {
                         (const char *)d->flds[fi]);
       goto done;
     }
-    if (!(fl->name = cs__strndup((const char *)d->flds[fi], d->fld_lens[fi]))) {
+    if (!(fl->name = cs__name_dupn((const char *)d->flds[fi], d->fld_lens[fi]))) {
       rc = CS_ENOMEM;
       goto done;
     }
@@ -558,7 +558,7 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
   if (!(a->doc.fields = fl = cs__calloc(1, sizeof(cs_field))))
     return CS_ENOMEM;
   a->doc.nfields = a->doc.fields_cap = 1;
-  if (!(fl->name = cs__strndup((const char *)d->flds[fi], d->fld_lens[fi])))
+  if (!(fl->name = cs__name_dupn((const char *)d->flds[fi], d->fld_lens[fi])))
     return CS_ENOMEM;
   if (shape == CS__SHAPE_REG1) {
     fl->kind = CS_KIND_REG;

@@ -207,7 +207,7 @@ typedef enum cs_field_kind {
 } cs_field_kind;
 
 typedef struct cs_field {
-  char *name; /* owned */
+  char *name; /* from cs__name_dup: shared or owned; free with cs__name_free */
   uint8_t kind;
   union {
     cs_reg reg;

@@ -17,7 +17,7 @@ static void set_dispose(cs_set *s) {
 }
 
 void cs__field_dispose(cs_field *f) {
-  cs__free(f->name);
+  cs__name_free(f->name);
   switch (f->kind) {
   case CS_KIND_REG:
     reg_dispose(&f->u.reg);
@@ -121,7 +121,7 @@ int cs__field_copy(cs_field *dst, const cs_field *src) {
     rc = cs__error(CS_EINTERNAL, "field '%s': unknown kind %u", src->name, src->kind);
     break;
   }
-  if (!rc && !(dst->name = cs__strdup(src->name)))
+  if (!rc && !(dst->name = cs__name_dup(src->name)))
     rc = CS_ENOMEM;
   if (rc)
     cs__field_dispose(dst);
@@ -231,7 +231,7 @@ int cs__doc_field_insert(cs_field **out, cs_doc *doc, const char *name, uint8_t 
   if ((rc = cs__array_grow((void **)&doc->fields, &doc->fields_cap, doc->nfields + 1,
                            sizeof *doc->fields)))
     return rc;
-  if (!(copy = cs__strdup(name)))
+  if (!(copy = cs__name_dup(name)))
     return CS_ENOMEM;
   memmove(&doc->fields[i + 1], &doc->fields[i], (doc->nfields - i) * sizeof *doc->fields);
   memset(&doc->fields[i], 0, sizeof doc->fields[i]);

@@ -546,7 +546,7 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
       cs__field_dispose(&nf);
       continue;
     }
-    if (!(nf.name = cs__strdup(from->fields[j].name))) {
+    if (!(nf.name = cs__name_dup(from->fields[j].name))) {
       cs__field_dispose(&nf);
       rc = CS_ENOMEM;
       goto done;

@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -85,4 +87,102 @@ Test(base, utf8_check) {
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
     cr_expect_eq(cs__utf8_check(cases[i].s, cases[i].len), cases[i].bad, "case %zu", i);
+}
+
+/* ---- shared names ---- */
+
+Test(base_names, equal_names_share_one_copy) {
+  char *a = cs__name_dupn("interests!", 9), *b = cs__name_dup("interests"), *c = cs__name_dup("age");
+  cr_assert(a && b && c);
+  cr_expect_str_eq(a, "interests");
+  cr_expect_eq(a, b, "equal names are one pointer");
+  cr_expect_neq(a, c);
+  cr_expect(cs__name_shared(a) && cs__name_shared(c));
+  cr_expect_eq(cs__name_dup(a), a, "a shared name is its own copy");
+  cs__name_free(a); /* no-op: it stays valid */
+  cr_expect_str_eq(b, "interests");
+}
+
+Test(base_names, long_or_nul_names_get_private_copies) {
+  char longname[300], nul[3] = {'a', '\0', 'b'};
+  memset(longname, 'x', sizeof(longname) - 1);
+  longname[sizeof(longname) - 1] = '\0';
+  char *l1 = cs__name_dup(longname), *l2 = cs__name_dup(longname), *n = cs__name_dupn(nul, 3);
+  cr_assert(l1 && l2 && n);
+  cr_expect(!cs__name_shared(l1) && !cs__name_shared(n));
+  cr_expect_neq(l1, l2);
+  cr_expect_str_eq(l1, longname);
+  cr_expect_eq(memcmp(n, nul, 3), 0);
+  cs__name_free(l1);
+  cs__name_free(l2);
+  cs__name_free(n);
+}
+
+Test(base_names, private_copy_reports_nomem_shared_needs_none) {
+  char longname[200];
+  memset(longname, 'y', sizeof(longname) - 1);
+  longname[sizeof(longname) - 1] = '\0';
+  cr_assert_not_null(cs__name_dup("status"));
+  cs__alloc_fail_after(1);
+  cr_expect_not_null(cs__name_dup("status"), "a known shared name allocates nothing");
+  cr_expect_null(cs__name_dup(longname));
+  cr_expect_eq(cs_errcode(), CS_ENOMEM);
+  cs__alloc_fail_after(0);
+}
+
+/* Distinct names of `len` bytes until one is no longer shared; all read back. */
+static size_t fill_names(size_t len, size_t limit) {
+  char buf[160];
+  size_t n = 0;
+  for (; n < limit; n++) {
+    snprintf(buf, sizeof(buf), "%0*zu", (int)len, n);
+    char *p = cs__name_dup(buf);
+    cr_assert_not_null(p);
+    cr_assert_str_eq(p, buf);
+    if (!cs__name_shared(p)) {
+      cs__name_free(p);
+      break;
+    }
+  }
+  /* The shared ones are still there, one pointer per name. */
+  snprintf(buf, sizeof(buf), "%0*zu", (int)len, (size_t)0);
+  cr_expect_eq(cs__name_dup(buf), cs__name_dup(buf));
+  cr_expect(cs__name_shared(cs__name_dup(buf)));
+  return n;
+}
+
+Test(base_names, table_full_falls_back_to_private_copies) {
+  size_t n = fill_names(8, 100000);
+  cr_expect(n > 1000 && n < 100000, "shared %zu short names before the table filled", n);
+}
+
+Test(base_names, arena_full_falls_back_to_private_copies) {
+  size_t n = fill_names(120, 100000);
+  cr_expect(n > 1000 && n < 100000, "shared %zu long names before the arena filled", n);
+}
+
+
+static void *share_many(void *arg) {
+  char **out = arg, buf[32];
+  for (int i = 0; i < 500; i++) {
+    snprintf(buf, sizeof(buf), "field_%d", i);
+    out[i] = cs__name_dup(buf);
+  }
+  return NULL;
+}
+
+Test(base_names, threads_agree_on_one_copy) {
+  static char *got[4][500];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, share_many, got[i]), 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(t[i], NULL);
+  for (int k = 0; k < 500; k++) {
+    char buf[32];
+    snprintf(buf, sizeof(buf), "field_%d", k);
+    cr_assert_str_eq(got[0][k], buf);
+    for (int i = 1; i < 4; i++)
+      cr_assert_eq(got[i][k], got[0][k], "name %d differs between threads", k);
+  }
 }
