@@ -45,10 +45,6 @@ void *cs__calloc(size_t n, size_t size);
 void *cs__realloc(void *ptr, size_t size);
 /* Grows an array to hold at least `need` items of `item` bytes; 0 or CS_ENOMEM. */
 int cs__array_grow(void **ptr, size_t *cap, size_t need, size_t item);
-/* Gives the heap's free pages back to the system (glibc), after a large
- * operation freed what it held: otherwise they stay resident, and the
- * holes they leave make the next large operation's memory come on top. */
-void cs__heap_trim(void);
 char *cs__strdup(const char *s);
 char *cs__strndup(const char *s, size_t n);
 void cs__free(void *ptr);

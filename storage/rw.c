@@ -107,18 +107,11 @@ int cs__wbatch_new(cs_wbatch **out, cs_db *db) {
 }
 
 void cs__wbatch_free(cs_wbatch *b) {
-  size_t total = 0;
   if (!b)
     return;
-  for (int i = 0; i < CS_CF__COUNT; i++)
-    total += b->bytes[i];
   if (b->rb)
     rocksdb_writebatch_destroy(b->rb);
   cs__free(b);
-  /* A batch of a memtable's worth or more ends a large operation (a merge,
-   * a big commit); its caller frees the batch last. */
-  if (total >= CS_MEMTABLE_BYTES)
-    cs__heap_trim();
 }
 
 void cs__wbatch_clear(cs_wbatch *b) {

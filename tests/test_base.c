@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -185,4 +186,48 @@ Test(base_names, threads_agree_on_one_copy) {
     for (int i = 1; i < 4; i++)
       cr_assert_eq(got[i][k], got[0][k], "name %d differs between threads", k);
   }
+}
+
+/* ---- memory ---- */
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CS_TEST_ASAN 1
+#endif
+
+static long resident_kib(void) {
+  long pages = 0, rss = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
+    rss = 0;
+  if (f)
+    fclose(f);
+  return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+Test(base_memory, release_gives_freed_heap_back) {
+#if !defined(__GLIBC__) || defined(CS_TEST_ASAN)
+  cr_skip_test("needs glibc's allocator");
+#else
+  enum { N = 4096, SIZE = 16384 }; /* 64 MiB in blocks the heap serves */
+  static void *blocks[N];
+  for (int i = 0; i < N; i++) {
+    cr_assert_not_null(blocks[i] = cs__malloc(SIZE));
+    memset(blocks[i], 1, SIZE);
+  }
+  /* Every 16th block stays: the freed ones are holes the heap keeps. */
+  for (int i = 0; i < N; i++)
+    if (i % 16 != 15)
+      cs__free(blocks[i]);
+  long kept = resident_kib();
+  cs_release_memory();
+  long released = kept - resident_kib();
+  cr_expect(released >= 32 * 1024, "released %ld KiB of 60 MiB freed", released);
+  for (int i = 15; i < N; i += 16)
+    cs__free(blocks[i]);
+#endif
 }
