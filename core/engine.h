@@ -216,6 +216,9 @@ typedef struct cs_intern {
 
 /* Interns `name` (taking ownership) into wm's instance table. */
 int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, char *name);
+/* The same for a borrowed name, copied only when it is new to the table. */
+int cs__intern_copy(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap,
+                    const char *name);
 /* The index of a name interned already. */
 bool cs__intern_find(uint32_t *out, const cs_intern *t, const char *name);
 void cs__intern_dispose(cs_intern *t);

@@ -149,16 +149,12 @@ static int log_each(void *arg, cs_action_fn fn, cs_tables_fn tables, void *fnarg
       cs_wire_action *sa = &sm->actions[j];
       const char *name = sm->instances[sa->instance];
       bool all_known = true;
-      char *dup;
       for (uint64_t c = sa->first; c <= sa->last && all_known; c++)
         all_known = cs__dotset_contains(peer_knows, (cs_dot){sa->origin, c});
       if (all_known)
         continue;
       if (first_pass) {
-        if ((dup = cs__strdup(name)) == NULL)
-          rc = CS_ENOMEM;
-        else
-          rc = cs__intern(&sa->instance, &ls->table, ls->wm, &ls->inst_cap, dup);
+        rc = cs__intern_copy(&sa->instance, &ls->table, ls->wm, &ls->inst_cap, name);
         ls->count++;
       } else if (!cs__intern_find(&sa->instance, &ls->table, name)) {
         rc = cs__error(CS_EINTERNAL, "log of model '%s': instance '%s' appeared between passes",

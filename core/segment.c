@@ -24,7 +24,10 @@ void cs__intern_dispose(cs_intern *t) {
   memset(t, 0, sizeof(*t));
 }
 
-int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, char *name) {
+/* Interns `name`; `owned` is name itself (taken: kept or freed) or NULL (a
+ * copy is made if the name is new). */
+static int intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap,
+                  const char *name, char *owned) {
   size_t i;
   int rc;
 
@@ -35,7 +38,7 @@ int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, c
     if (!nn || !ni) {
       cs__free(nn);
       cs__free(ni);
-      cs__free(name);
+      cs__free(owned);
       return CS_ENOMEM;
     }
     for (size_t j = 0; j < t->cap; j++) {
@@ -57,21 +60,32 @@ int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, c
   while (t->names[i]) {
     if (strcmp(t->names[i], name) == 0) {
       *out = t->idx[i];
-      cs__free(name);
+      cs__free(owned);
       return 0;
     }
     i = (i + 1) & (t->cap - 1);
   }
   if ((rc = cs__array_grow((void **)&wm->instances, wm_cap, wm->ninstances + 1, sizeof(char *))) !=
       0) {
-    cs__free(name);
+    cs__free(owned);
     return rc;
   }
-  wm->instances[wm->ninstances] = name;
-  t->names[i] = name;
+  if (!owned && !(owned = cs__strdup(name)))
+    return CS_ENOMEM;
+  wm->instances[wm->ninstances] = owned;
+  t->names[i] = owned;
   t->idx[i] = (uint32_t)wm->ninstances;
   *out = (uint32_t)wm->ninstances++;
   return 0;
+}
+
+int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, char *name) {
+  return intern(out, t, wm, wm_cap, name, name);
+}
+
+int cs__intern_copy(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap,
+                    const char *name) {
+  return intern(out, t, wm, wm_cap, name, NULL);
 }
 
 bool cs__intern_find(uint32_t *out, const cs_intern *t, const char *name) {
@@ -110,8 +124,6 @@ void cs__segment_dispose(cs_segment *seg) {
 int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_action *a,
                     const char *instance) {
   cs_wire_action *slot;
-  char *name = NULL;
-  uint32_t idx;
   int rc;
 
   if (seg->wm.nactions && seg->origin != a->origin)
@@ -121,18 +133,14 @@ int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_ac
   if ((rc = cs__array_grow((void **)&seg->wm.actions, &seg->act_cap, seg->wm.nactions + 1,
                            sizeof(cs_wire_action))) != 0)
     return rc;
-  /* An instance the run names already needs no copy. */
-  if (!cs__intern_find(&idx, &seg->table, instance) && (name = cs__strdup(instance)) == NULL)
-    return CS_ENOMEM;
   slot = &seg->wm.actions[seg->wm.nactions];
   *slot = *a;
   memset(a, 0, sizeof(*a)); /* the segment owns the document and context now */
-  if (name && (rc = cs__intern(&idx, &seg->table, &seg->wm, &seg->inst_cap, name)) != 0) {
+  if ((rc = cs__intern_copy(&slot->instance, &seg->table, &seg->wm, &seg->inst_cap, instance))) {
     *a = *slot; /* give them back */
     memset(slot, 0, sizeof(*slot));
     return rc;
   }
-  slot->instance = idx;
   seg->wm.nactions++;
   return seg->wm.nactions < CS_SEGMENT_MAX_ACTIONS ? 0 : cs__segment_flush(seg, b, model);
 }
