@@ -7,13 +7,17 @@
 
 #define TRY(x) CS__TRY(x)
 
-static int cmp_str_ptr(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+/* FNV-1a of a name, for the duplicate check below. */
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
 }
 
 static int dec_instances(cs__dec *d, cs_wire_model *m) {
   size_t n;
-  char **sorted = NULL;
+  uint32_t *seen = NULL;
   int rc = 0;
   TRY(cs__dec_count(d, &n, 2, "instance table"));
   if (n && !(m->instances = cs__calloc(n, sizeof(char *)))) {
@@ -24,22 +28,29 @@ static int dec_instances(cs__dec *d, cs_wire_model *m) {
     TRY(cs__dec_name_dup(d, &m->instances[i], "instance name"));
     m->ninstances = i + 1;
   }
-  /* Names must be unique: sort a copy of the pointers and compare neighbours. */
+  /* Names must be unique: each goes into a hash table of indexes (at most
+   * half full) that its equal would already be in. */
   if (n > 1) {
-    if (!(sorted = cs__malloc(n * sizeof(char *)))) {
+    size_t cap = 4;
+    while (cap < 2 * n)
+      cap *= 2;
+    if (!(seen = cs__calloc(cap, sizeof(uint32_t)))) {
       rc = CS_ENOMEM;
       goto done;
     }
-    memcpy(sorted, m->instances, n * sizeof(char *));
-    qsort(sorted, n, sizeof(char *), cmp_str_ptr);
-    for (size_t i = 1; i < n; i++)
-      if (strcmp(sorted[i - 1], sorted[i]) == 0) {
-        rc = cs__dec_fail(d, "instance table: duplicate name '%.200s'", sorted[i]);
-        goto done;
-      }
+    for (size_t i = 0; i < n; i++) {
+      const char *name = m->instances[i];
+      size_t k = name_hash(name) & (cap - 1);
+      for (; seen[k]; k = (k + 1) & (cap - 1))
+        if (strcmp(m->instances[seen[k] - 1], name) == 0) {
+          rc = cs__dec_fail(d, "instance table: duplicate name '%.200s'", name);
+          goto done;
+        }
+      seen[k] = (uint32_t)i + 1;
+    }
   }
 done:
-  cs__free(sorted);
+  cs__free(seen);
   return rc;
 }
 

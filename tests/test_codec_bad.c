@@ -324,6 +324,28 @@ Test(codec_bad, duplicate_instance_names) {
              "model 'UserProfile': instance table: duplicate name 'p1'");
 }
 
+/* A duplicate far from its twin in a large table is found as well. */
+Test(codec_bad, duplicate_instance_names_apart) {
+  enum { N = 300 };
+  static uint8_t body[sizeof(msg_ok) + 3 + 6 * N], buf[sizeof(body) + 16];
+  size_t at = MSG_INST_TABLE;
+  memcpy(body, msg_ok, MSG_INST_TABLE);
+  body[at++] = 0xcd; /* N + 1 names: p0 .. p299, then p5 again */
+  body[at++] = (uint8_t)((N + 1) >> 8);
+  body[at++] = (uint8_t)(N + 1);
+  for (int i = 0; i <= N; i++) {
+    char name[8];
+    int len = snprintf(name, sizeof(name), "p%d", i < N ? i : 5);
+    body[at++] = (uint8_t)(0xa0 | len);
+    memcpy(body + at, name, (size_t)len);
+    at += (size_t)len;
+  }
+  memcpy(body + at, msg_ok + MSG_INST_TABLE + 4, sizeof(msg_ok) - MSG_INST_TABLE - 4);
+  at += sizeof(msg_ok) - MSG_INST_TABLE - 4;
+  EXPECT_MSG(buf, seal(buf, body, at), CS_ECORRUPT,
+             "model 'UserProfile': instance table: duplicate name 'p5'");
+}
+
 Test(codec_bad, covered_dot_repeats_own_dot) {
   uint8_t body[sizeof(msg_ok) + 1], buf[256];
   memcpy(body, msg_ok, sizeof(msg_ok));
