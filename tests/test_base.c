@@ -199,6 +199,7 @@ Test(base_names, threads_agree_on_one_copy) {
 #define CS_TEST_ASAN 1
 #endif
 
+#if defined(__GLIBC__) && !defined(CS_TEST_ASAN)
 static long resident_kib(void) {
   long pages = 0, rss = 0;
   FILE *f = fopen("/proc/self/statm", "r");
@@ -208,6 +209,7 @@ static long resident_kib(void) {
     fclose(f);
   return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
+#endif
 
 Test(base_memory, release_gives_freed_heap_back) {
 #if !defined(__GLIBC__) || defined(CS_TEST_ASAN)
