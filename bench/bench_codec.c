@@ -257,9 +257,9 @@ static size_t val_size(const cs_val *v) {
   case CS_VAL_DOUBLE:
     return 9;
   case CS_VAL_STR:
-    return v->u.s.len + (v->u.s.len < 32 ? 1 : v->u.s.len < 256 ? 2 : 3);
+    return v->len + (v->len < 32 ? 1 : v->len < 256 ? 2 : 3);
   case CS_VAL_BYTES:
-    return v->u.s.len + (v->u.s.len < 256 ? 2 : 3);
+    return v->len + (v->len < 256 ? 2 : 3);
   default:
     return 1;
   }

@@ -314,16 +314,16 @@ static void put_val(cs__enc *e, const cs_val *v) {
     break;
   case CS_VAL_STR:
   case CS_VAL_BYTES:
-    if (v->u.s.len > CS_WIRE_MAX_VALUE) {
-      cs__enc_fail(e, CS_ETOOBIG, "value of %u bytes (the limit is %u)", v->u.s.len, CS_WIRE_MAX_VALUE);
+    if (v->len > CS_WIRE_MAX_VALUE) {
+      cs__enc_fail(e, CS_ETOOBIG, "value of %u bytes (the limit is %u)", v->len, CS_WIRE_MAX_VALUE);
       return;
     }
     if (v->type == CS_VAL_STR)
-      r = msgpack_pack_str(&e->pk, v->u.s.len) ||
-          msgpack_pack_str_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_str(&e->pk, v->len) ||
+          msgpack_pack_str_body(&e->pk, cs__val_data(v), v->len);
     else
-      r = msgpack_pack_bin(&e->pk, v->u.s.len) ||
-          msgpack_pack_bin_body(&e->pk, v->u.s.ptr, v->u.s.len);
+      r = msgpack_pack_bin(&e->pk, v->len) ||
+          msgpack_pack_bin_body(&e->pk, cs__val_data(v), v->len);
     break;
   default:
     cs__enc_fail(e, CS_EINVAL, "value of unknown type %u", v->type);

@@ -253,17 +253,10 @@ int cs__dec_val(cs__dec *d, cs_val *out, const char *what) {
   }
   if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb) || (b >= 0xc4 && b <= 0xc6)) {
     bool bin = b >= 0xc4 && b <= 0xc6;
-    char *s;
-    if ((rc = raw_header(d, &len, bin, CS_WIRE_MAX_VALUE, what)) != 0)
+    if ((rc = raw_header(d, &len, bin, CS_WIRE_MAX_VALUE, what)) != 0 ||
+        (rc = bin ? cs__val_bytes(out, d->p, len) : cs__val_str(out, (const char *)d->p, len)) != 0)
       return rc;
-    if (!(s = cs__malloc((size_t)len + 1)))
-      return CS_ENOMEM;
-    memcpy(s, d->p, len);
-    s[len] = '\0';
     d->p += len;
-    out->type = bin ? CS_VAL_BYTES : CS_VAL_STR;
-    out->u.s.ptr = s;
-    out->u.s.len = len;
     return 0;
   }
   return cs__dec_fail(d, "%s: bad value type %s (0x%02x)", what, type_name(b), b);

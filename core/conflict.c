@@ -120,7 +120,7 @@ static int put_value(cs_buf *out, const cs_val *v) {
     return put_u64(out, bits);
   case CS_VAL_STR:
   case CS_VAL_BYTES:
-    return put_bytes(out, v->u.s.ptr, v->u.s.len);
+    return put_bytes(out, cs__val_data(v), v->len);
   default:
     return 0;
   }
@@ -222,8 +222,8 @@ static cs_val get_value(rec_reader *r) {
     break;
   case CS_VAL_STR:
   case CS_VAL_BYTES:
-    v.u.s.len = get_u32(r);
-    v.u.s.ptr = (char *)take(r, v.u.s.len);
+    v.len = get_u32(r); /* a view into the record, not owned */
+    v.u.ptr = (char *)take(r, v.len);
     break;
   default:
     r->bad = true;

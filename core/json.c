@@ -85,13 +85,13 @@ json_t *cs__val_to_json(const cs_val *v) {
   case CS_VAL_DOUBLE:
     return isfinite(v->u.d) ? json_real(v->u.d) : json_null();
   case CS_VAL_STR:
-    return json_stringn(v->u.s.ptr, v->u.s.len);
+    return json_stringn(cs__val_data(v), v->len);
   case CS_VAL_BYTES: {
-    char *hex = cs__malloc((size_t)v->u.s.len * 2 + 1);
+    char *hex = cs__malloc((size_t)v->len * 2 + 1);
     json_t *o;
     if (!hex)
       return NULL;
-    cs__hex_encode(hex, (const uint8_t *)v->u.s.ptr, v->u.s.len);
+    cs__hex_encode(hex, (const uint8_t *)cs__val_data(v), v->len);
     o = json_pack("{s:s}", "$bytes", hex);
     cs__free(hex);
     return o;
@@ -231,13 +231,13 @@ int cs__json_put_val(cs_buf *out, const cs_val *v) {
   case CS_VAL_DOUBLE:
     return put_double(out, v->u.d);
   case CS_VAL_STR:
-    return cs__json_put_str(out, v->u.s.ptr, v->u.s.len);
+    return cs__json_put_str(out, cs__val_data(v), v->len);
   case CS_VAL_BYTES: {
-    char *hex = cs__malloc((size_t)v->u.s.len * 2 + 1);
+    char *hex = cs__malloc((size_t)v->len * 2 + 1);
     int rc;
     if (!hex)
       return CS_ENOMEM;
-    cs__hex_encode(hex, (const uint8_t *)v->u.s.ptr, v->u.s.len);
+    cs__hex_encode(hex, (const uint8_t *)cs__val_data(v), v->len);
     if ((rc = cs__buf_puts(out, "{\"$bytes\":\"")) == 0 && (rc = cs__buf_puts(out, hex)) == 0)
       rc = cs__buf_puts(out, "\"}");
     cs__free(hex);

@@ -37,12 +37,12 @@ static const char *doc_bad_text(const cs_doc *d) {
     if (fl->kind == CS_KIND_REG) {
       for (size_t e = 0; e < fl->u.reg.len; e++)
         if (fl->u.reg.entries[e].val.type == CS_VAL_STR &&
-            !text_ok(fl->u.reg.entries[e].val.u.s.ptr, fl->u.reg.entries[e].val.u.s.len))
+            !text_ok(cs__val_data(&fl->u.reg.entries[e].val), fl->u.reg.entries[e].val.len))
           return "a string value";
     } else if (fl->kind == CS_KIND_SET) {
       for (size_t e = 0; e < fl->u.set.len; e++)
         if (fl->u.set.elems[e].val.type == CS_VAL_STR &&
-            !text_ok(fl->u.set.elems[e].val.u.s.ptr, fl->u.set.elems[e].val.u.s.len))
+            !text_ok(cs__val_data(&fl->u.set.elems[e].val), fl->u.set.elems[e].val.len))
           return "a string element";
     }
   }

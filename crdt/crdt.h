@@ -121,19 +121,30 @@ typedef enum cs_val_type {
   CS_VAL_BYTES = 5,
 } cs_val_type;
 
-/* A scalar. STR and BYTES own their memory (ptr is NUL-terminated for both). */
+/* STR and BYTES values of up to this many bytes live inside the cs_val. */
+#define CS_VAL_INLINE 15
+
+/*
+ * A scalar. STR and BYTES hold `len` bytes, NUL-terminated for both: inline
+ * in u.in when `inl` is set (short values, which most are: no allocation),
+ * else at u.ptr, owned. Read them with cs__val_data.
+ */
 typedef struct cs_val {
   uint8_t type;
+  bool inl;
+  uint32_t len;
   union {
     bool b;
     int64_t i;
     double d;
-    struct {
-      char *ptr;
-      uint32_t len;
-    } s;
+    char *ptr;
+    char in[CS_VAL_INLINE + 1];
   } u;
 } cs_val;
+
+static inline const char *cs__val_data(const cs_val *v) {
+  return v->inl ? v->u.in : v->u.ptr;
+}
 
 void cs__val_dispose(cs_val *v);
 int cs__val_copy(cs_val *dst, const cs_val *src);

@@ -2,9 +2,11 @@
 #include "crdt/crdt.h"
 
 void cs__val_dispose(cs_val *v) {
-  if (v->type == CS_VAL_STR || v->type == CS_VAL_BYTES)
-    cs__free(v->u.s.ptr);
+  if ((v->type == CS_VAL_STR || v->type == CS_VAL_BYTES) && !v->inl)
+    cs__free(v->u.ptr);
   v->type = CS_VAL_NULL;
+  v->inl = false;
+  v->len = 0;
   v->u.i = 0;
 }
 
@@ -13,15 +15,19 @@ static int val_blob(cs_val *out, uint8_t type, const void *p, size_t len) {
 
   if (len > UINT32_MAX - 1)
     return cs__error(CS_ETOOBIG, "value of %zu bytes exceeds the 4 GiB limit", len);
-  copy = cs__malloc(len + 1);
-  if (!copy)
+  if (len <= CS_VAL_INLINE) {
+    copy = out->u.in;
+    out->inl = true;
+  } else if ((copy = cs__malloc(len + 1)) != NULL) {
+    out->u.ptr = copy;
+    out->inl = false;
+  } else
     return CS_ENOMEM;
   if (len)
     memcpy(copy, p, len);
   copy[len] = '\0';
   out->type = type;
-  out->u.s.ptr = copy;
-  out->u.s.len = (uint32_t)len;
+  out->len = (uint32_t)len;
   return 0;
 }
 
@@ -35,7 +41,7 @@ int cs__val_bytes(cs_val *out, const void *p, size_t len) {
 
 int cs__val_copy(cs_val *dst, const cs_val *src) {
   if (src->type == CS_VAL_STR || src->type == CS_VAL_BYTES)
-    return val_blob(dst, src->type, src->u.s.ptr, src->u.s.len);
+    return val_blob(dst, src->type, cs__val_data(src), src->len);
   *dst = *src;
   return 0;
 }
@@ -66,11 +72,11 @@ int cs__val_cmp(const cs_val *a, const cs_val *b) {
   }
   case CS_VAL_STR:
   case CS_VAL_BYTES: {
-    uint32_t n = a->u.s.len < b->u.s.len ? a->u.s.len : b->u.s.len;
-    int c = n ? memcmp(a->u.s.ptr, b->u.s.ptr, n) : 0;
+    uint32_t n = a->len < b->len ? a->len : b->len;
+    int c = n ? memcmp(cs__val_data(a), cs__val_data(b), n) : 0;
     if (c)
       return c < 0 ? -1 : 1;
-    return a->u.s.len < b->u.s.len ? -1 : a->u.s.len > b->u.s.len;
+    return a->len < b->len ? -1 : a->len > b->len;
   }
   default: /* NULL (and unknown tags, which never reach a document) */
     return 0;

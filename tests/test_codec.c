@@ -642,7 +642,7 @@ Test(codec, every_allocation_failure_standalone) {
 /* A document's fields must be in name order, unique, and named 1..1024
  * bytes: anything else is refused and nothing is written. */
 Test(codec, a_document_with_bad_field_names_is_refused) {
-  cs_reg_entry e = {{7, 1}, CS_HLC_MAKE(1000, 0), {CS_VAL_INT, {.i = 1}}};
+  cs_reg_entry e = {{7, 1}, CS_HLC_MAKE(1000, 0), {CS_VAL_INT, false, 0, {.i = 1}}};
   cs_field f[2];
   cs_doc d = CS_DOC_INIT;
   cs_buf b = CS_BUF_INIT;

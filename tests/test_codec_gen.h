@@ -122,22 +122,20 @@ static inline void gen_val(gen_rng *r, cs_val *v) {
   case 4:
   case 5: {
     size_t len = gen_chance(r, 90) ? gen_below(r, 12) : gen_below(r, 400);
-    v->type = CS_VAL_STR;
-    v->u.s.ptr = cs__malloc(len + 1);
+    char s[400];
     for (size_t i = 0; i < len; i++)
-      v->u.s.ptr[i] = alpha[gen_below(r, 26)];
-    v->u.s.ptr[len] = '\0';
-    v->u.s.len = (uint32_t)len;
+      s[i] = alpha[gen_below(r, 26)];
+    if (cs__val_str(v, s, len) != 0)
+      abort();
     break;
   }
   default: {
-    size_t len = gen_below(r, 10);
-    v->type = CS_VAL_BYTES;
-    v->u.s.ptr = cs__malloc(len + 1);
+    size_t len = gen_below(r, 40);
+    uint8_t s[40];
     for (size_t i = 0; i < len; i++)
-      v->u.s.ptr[i] = (char)gen_below(r, 256);
-    v->u.s.ptr[len] = '\0';
-    v->u.s.len = (uint32_t)len;
+      s[i] = (uint8_t)gen_below(r, 256);
+    if (cs__val_bytes(v, s, len) != 0)
+      abort();
     break;
   }
   }

@@ -37,7 +37,7 @@ Test(crdt_val, order_is_by_type_then_value) {
   cr_expect_lt(cs__val_cmp(&i1, &i2), 0);
   cr_expect_lt(cs__val_cmp(&n, &i1), 0); /* NULL sorts first */
   cr_expect_lt(cs__val_cmp(&i2, &a), 0); /* INT before STR */
-  cr_expect_eq(a.u.s.ptr[3], '\0');
+  cr_expect_eq(cs__val_data(&a)[3], '\0');
   cs__val_dispose(&a);
   cs__val_dispose(&b);
 }
@@ -65,14 +65,53 @@ Test(crdt_val, doubles_follow_total_order) {
 }
 
 Test(crdt_val, copy_is_deep) {
-  cs_val a, b;
-  cr_assert_eq(cs__val_str(&a, "hello", 5), 0);
-  cr_assert_eq(cs__val_copy(&b, &a), 0);
-  cr_expect_neq(a.u.s.ptr, b.u.s.ptr);
-  cr_expect(cs__val_equal(&a, &b));
-  cs__val_dispose(&a);
-  cr_expect_str_eq(b.u.s.ptr, "hello");
-  cs__val_dispose(&b);
+  const char *texts[] = {"hello", "a string longer than fifteen bytes"};
+  for (int i = 0; i < 2; i++) {
+    cs_val a, b;
+    cr_assert_eq(cs__val_str(&a, texts[i], strlen(texts[i])), 0);
+    cr_assert_eq(cs__val_copy(&b, &a), 0);
+    cr_expect_neq(cs__val_data(&a), cs__val_data(&b));
+    cr_expect(cs__val_equal(&a, &b));
+    cs__val_dispose(&a);
+    cr_expect_str_eq(cs__val_data(&b), texts[i]);
+    cs__val_dispose(&b);
+  }
+}
+
+/* Up to CS_VAL_INLINE bytes live in the value; longer ones are allocated.
+ * Either way: the same bytes, terminated, ordered and copied alike. */
+Test(crdt_val, short_values_are_inline_long_ones_allocated) {
+  char text[CS_VAL_INLINE + 2];
+  memset(text, 'q', sizeof(text));
+  for (size_t len = CS_VAL_INLINE - 1; len <= CS_VAL_INLINE + 1; len++) {
+    cs_val a, b, c;
+    cr_assert_eq(cs__val_str(&a, text, len), 0);
+    cr_expect_eq(a.inl, len <= CS_VAL_INLINE, "len %zu", len);
+    cr_expect_eq(a.len, len);
+    cr_expect_eq(cs__val_data(&a)[len], '\0');
+    cr_expect_eq(memcmp(cs__val_data(&a), text, len), 0);
+    cr_assert_eq(cs__val_copy(&b, &a), 0);
+    cr_expect_eq(b.inl, a.inl);
+    cr_expect(cs__val_equal(&a, &b));
+    /* a moved value stays valid: nothing points into the struct itself */
+    c = b;
+    memset(&b, 0x5a, sizeof(b));
+    cr_expect(cs__val_equal(&a, &c));
+    cs__val_dispose(&a);
+    cs__val_dispose(&c);
+    cr_expect_eq(c.type, CS_VAL_NULL);
+  }
+  cs_val x;
+  cr_assert_eq(cs__val_bytes(&x, "\0a\0", 3), 0);
+  cr_expect(x.inl && x.len == 3 && memcmp(cs__val_data(&x), "\0a\0", 4) == 0);
+  cs__val_dispose(&x);
+  /* A failed allocation of a long value reports it; a short one needs none. */
+  cs__alloc_fail_after(1);
+  cr_expect_eq(cs__val_str(&x, text, CS_VAL_INLINE + 1), CS_ENOMEM);
+  cs__alloc_fail_after(1);
+  cr_expect_eq(cs__val_str(&x, text, CS_VAL_INLINE), 0);
+  cs__alloc_fail_after(0);
+  cs__val_dispose(&x);
 }
 
 /* ---- dot sets ---- */
@@ -301,7 +340,7 @@ Test(crdt_doc, copy_equal_and_lookup) {
   cr_expect_not_null(cs__doc_field(&b, "city"));
   cr_expect_null(cs__doc_field(&b, "cit"));
   cr_expect_null(cs__doc_field(&b, "zzz"));
-  cr_expect_str_eq(cs__reg_visible(&cs__doc_field(&b, "city")->u.reg)->val.u.s.ptr, "Lyon");
+  cr_expect_str_eq(cs__val_data(&cs__reg_visible(&cs__doc_field(&b, "city")->u.reg)->val), "Lyon");
   cr_expect_eq(cs__ctr_value(&cs__doc_field(&b, "age")->u.ctr), 3);
   cr_expect(cs__doc_alive(&b));
   cr_expect_not(cs__doc_empty(&b));

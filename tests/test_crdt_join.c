@@ -90,7 +90,7 @@ static const char *visible_str(const rep *r, const char *field) {
   if (!f || f->kind != CS_KIND_REG)
     return NULL;
   e = cs__reg_visible(&f->u.reg);
-  return e ? e->val.u.s.ptr : NULL;
+  return e ? cs__val_data(&e->val) : NULL;
 }
 
 static bool has_elem(const rep *r, const char *field, const char *s) {
@@ -98,7 +98,7 @@ static bool has_elem(const rep *r, const char *field, const char *s) {
   if (!f)
     return false;
   for (size_t i = 0; i < f->u.set.len; i++)
-    if (strcmp(f->u.set.elems[i].val.u.s.ptr, s) == 0)
+    if (strcmp(cs__val_data(&f->u.set.elems[i].val), s) == 0)
       return f->u.set.elems[i].ndots > 0;
   return false;
 }

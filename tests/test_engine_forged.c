@@ -139,9 +139,9 @@ Test(engine_forged, text_that_is_not_utf8_is_refused) {
     cs_wire_action a;
     cs_field f;
     char *inst = (char *)cases[i].inst;
-    cs_reg_entry e = {{7, 1}, CS_HLC_MAKE(cs__now_ms(), 0), {CS_VAL_STR, {.i = 0}}};
-    e.val.u.s.ptr = (char *)cases[i].value;
-    e.val.u.s.len = (uint32_t)strlen(cases[i].value);
+    cs_reg_entry e = {{7, 1}, CS_HLC_MAKE(cs__now_ms(), 0), {CS_VAL_STR, false, 0, {.i = 0}}};
+    e.val.u.ptr = (char *)cases[i].value; /* a view: never disposed */
+    e.val.len = (uint32_t)strlen(cases[i].value);
     memset(&a, 0, sizeof(a));
     memset(&f, 0, sizeof(f));
     f.name = (char *)cases[i].field;
