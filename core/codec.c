@@ -72,53 +72,57 @@ bool cs__dotcur_get(const cs__dotcur *c, uint32_t instance, uint32_t ridx, uint6
   if (!c->cap)
     return false;
   for (size_t i = dotcur_slot(key, c->cap);; i = (i + 1) & (c->cap - 1)) {
-    if (c->keys[i] == key) {
-      *out = c->vals[i];
+    if (c->ents[i].key == key) {
+      *out = c->ents[i].val;
       return true;
     }
-    if (!c->keys[i])
+    if (!c->ents[i].key)
       return false;
   }
 }
 
-int cs__dotcur_set(cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t counter) {
+uint64_t *cs__dotcur_at(cs__dotcur *c, uint32_t instance, uint32_t ridx, bool *found) {
   uint64_t key = (((uint64_t)instance << 32) | ridx) + 1;
   size_t i;
 
   if ((c->len + 1) * 2 > c->cap) {
     size_t ncap = c->cap ? c->cap * 2 : 256;
-    uint64_t *nk = cs__calloc(ncap, sizeof(uint64_t)), *nv = cs__malloc(ncap * sizeof(uint64_t));
-    if (!nk || !nv) {
-      cs__free(nk);
-      cs__free(nv);
-      return CS_ENOMEM;
-    }
+    cs__dotcur_ent *ne = cs__calloc(ncap, sizeof(*ne));
+    if (!ne)
+      return NULL;
     for (size_t j = 0; j < c->cap; j++) {
-      if (!c->keys[j])
+      if (!c->ents[j].key)
         continue;
-      for (i = dotcur_slot(c->keys[j], ncap); nk[i]; i = (i + 1) & (ncap - 1))
+      for (i = dotcur_slot(c->ents[j].key, ncap); ne[i].key; i = (i + 1) & (ncap - 1))
         ;
-      nk[i] = c->keys[j];
-      nv[i] = c->vals[j];
+      ne[i] = c->ents[j];
     }
-    cs__free(c->keys);
-    cs__free(c->vals);
-    c->keys = nk;
-    c->vals = nv;
+    cs__free(c->ents);
+    c->ents = ne;
     c->cap = ncap;
   }
-  for (i = dotcur_slot(key, c->cap); c->keys[i] && c->keys[i] != key; i = (i + 1) & (c->cap - 1))
+  for (i = dotcur_slot(key, c->cap); c->ents[i].key && c->ents[i].key != key;
+       i = (i + 1) & (c->cap - 1))
     ;
-  if (!c->keys[i]) {
-    c->keys[i] = key;
+  *found = c->ents[i].key != 0;
+  if (!*found) {
+    c->ents[i].key = key;
+    c->ents[i].val = 0;
     c->len++;
   }
-  c->vals[i] = counter;
+  return &c->ents[i].val;
+}
+
+int cs__dotcur_set(cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t counter) {
+  bool found;
+  uint64_t *v = cs__dotcur_at(c, instance, ridx, &found);
+  if (!v)
+    return CS_ENOMEM;
+  *v = counter;
   return 0;
 }
 
 void cs__dotcur_dispose(cs__dotcur *c) {
-  cs__free(c->keys);
-  cs__free(c->vals);
+  cs__free(c->ents);
   memset(c, 0, sizeof(*c));
 }

@@ -448,7 +448,7 @@ typedef struct cov_state {
 /* One covered item (see CS__ITEM_LIM and the encoder's covered_items). */
 static int dec_item(cs__dec *d, cs_wire_action *a, cov_state *cs, uint32_t oridx) {
   cs_dotset *s = &a->ctx;
-  uint64_t w, q, code, c, base, x;
+  uint64_t w, q, code, c, x, *cur = NULL;
   uint32_t r;
   bool vv;
   int rc;
@@ -491,8 +491,13 @@ static int dec_item(cs__dec *d, cs_wire_action *a, cov_state *cs, uint32_t oridx
     return 0;
   }
   c = code;
-  if (d->use_cur && cs__dotcur_get(&d->cur, a->instance, r, &base))
-    c = base + (uint64_t)cs__unzigzag(code);
+  if (d->use_cur) {
+    bool found;
+    if (!(cur = cs__dotcur_at(&d->cur, a->instance, r, &found)))
+      return CS_ENOMEM;
+    if (found)
+      c = *cur + (uint64_t)cs__unzigzag(code);
+  }
   if (r == oridx && c >= a->first && c <= a->last)
     return cs__dec_fail(d, "covered dot %llu repeats one of the action's own dots",
                         (unsigned long long)c);
@@ -501,8 +506,8 @@ static int dec_item(cs__dec *d, cs_wire_action *a, cov_state *cs, uint32_t oridx
                         "covered dot %llu of replica index %u: unsorted, duplicate or not compact",
                         (unsigned long long)c, r);
   cs->prev_c = c;
-  if (d->use_cur && (rc = cs__dotcur_set(&d->cur, a->instance, r, c)) != 0)
-    return rc;
+  if (cur)
+    *cur = c;
   if ((rc = cs__array_grow((void **)&s->extra, &s->extra_cap, s->extra_len + 1, sizeof(cs_dot))))
     return rc;
   s->extra[s->extra_len++] = (cs_dot){d->reps[r], c};

@@ -558,14 +558,19 @@ static void covered_items(cs__enc *e, const cs_wire_action *a) {
 /* One covered item (see CS__ITEM_LIM); single dots are written relative to
  * the document's dot cursor when it has one. */
 static void put_item(cs__enc *e, const cs_wire_action *a, const cov_item *it) {
-  uint64_t code = it->counter, base;
-  if (!it->vv && e->use_cur && cs__dotcur_get(&e->cur, a->instance, it->ridx, &base))
-    code = cs__zigzag((int64_t)(it->counter - base));
+  uint64_t code = it->counter, *cur = NULL;
+  bool found;
+  if (!it->vv && e->use_cur && !e->rc) {
+    if (!(cur = cs__dotcur_at(&e->cur, a->instance, it->ridx, &found)))
+      e->rc = CS_ENOMEM;
+    else if (found)
+      code = cs__zigzag((int64_t)(it->counter - *cur));
+  }
   cs__enc_put_u(e, ((code < CS__ITEM_LIM ? code : CS__ITEM_LIM) * e->nreps + it->ridx) << 1 | it->vv);
   if (code >= CS__ITEM_LIM)
     cs__enc_put_u(e, code - CS__ITEM_LIM);
-  if (!it->vv && e->use_cur && !e->rc)
-    e->rc = cs__dotcur_set(&e->cur, a->instance, it->ridx, it->counter);
+  if (cur)
+    *cur = it->counter;
 }
 
 /* One action record; prev_last is the last dot of the previous action of the

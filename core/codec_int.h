@@ -72,15 +72,23 @@ static inline int64_t cs__unzigzag(uint64_t z) {
  * distance from it: edits of one document tend to overwrite dots that are
  * close to each other (its creation dots, or its previous edit).
  */
+typedef struct cs__dotcur_ent {
+  uint64_t key; /* (instance << 32 | replica index) + 1; 0 = free */
+  uint64_t val;
+} cs__dotcur_ent;
+
 typedef struct cs__dotcur {
-  uint64_t *keys; /* (instance << 32 | replica index) + 1; 0 = free */
-  uint64_t *vals;
+  cs__dotcur_ent *ents;
   size_t cap, len;
 } cs__dotcur;
 
 /* true and *out set when the key has a cursor. */
 bool cs__dotcur_get(const cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t *out);
 int cs__dotcur_set(cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t counter);
+/* The key's cursor, made (0, *found false) when it has none: one probe for
+ * a read and the write that follows it. Valid until the next call; NULL
+ * (CS_ENOMEM) when the table cannot grow. */
+uint64_t *cs__dotcur_at(cs__dotcur *c, uint32_t instance, uint32_t ridx, bool *found);
 void cs__dotcur_dispose(cs__dotcur *c);
 
 /* The previous dot written in a document (dots are relative to it). */
