@@ -8,7 +8,11 @@
  * the memory, whatever peers send.
  *
  * Readers probe without the lock: a slot is published (release) only after
- * its name's bytes are written, and neither ever changes again.
+ * its name's bytes are written, and neither ever changes again. Names come
+ * from peers too (decoded before the message is judged, and kept if it is
+ * then refused): the hash is not keyed, so a probe gives up after
+ * NAME_MAX_PROBE slots, and a name that would need more gets a private copy.
+ * Names chosen to collide cost a lookup no more than that.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -19,6 +23,7 @@
 #define NAME_ARENA (256u << 10)
 #define NAME_SLOTS 8192u /* a power of two, filled to 3/4 at most */
 #define NAME_MAX_LEN 128u
+#define NAME_MAX_PROBE 32u
 
 /* Each name: its length byte, its bytes, a NUL. */
 static char arena[NAME_ARENA];
@@ -34,17 +39,22 @@ static uint32_t name_hash(const char *s, size_t len) {
   return h;
 }
 
-/* The shared copy of s, or NULL; *at is where the probe ended. */
+/* The shared copy of s, or NULL; *at is the free slot the probe ended on,
+ * or NAME_SLOTS when it gave up. */
 static char *lookup(const char *s, size_t len, uint32_t h, size_t *at) {
   size_t i = h & (NAME_SLOTS - 1);
   uint32_t off;
-  while ((off = __atomic_load_n(&slots[i], __ATOMIC_ACQUIRE)) != 0) {
+  for (unsigned n = 0; n < NAME_MAX_PROBE; n++) {
+    if ((off = __atomic_load_n(&slots[i], __ATOMIC_ACQUIRE)) == 0) {
+      *at = i;
+      return NULL;
+    }
     char *p = &arena[off - 1];
     if ((uint8_t)p[0] == len && memcmp(p + 1, s, len) == 0)
       return p + 1;
     i = (i + 1) & (NAME_SLOTS - 1);
   }
-  *at = i;
+  *at = NAME_SLOTS;
   return NULL;
 }
 
@@ -56,7 +66,7 @@ static char *share(const char *s, size_t len) {
     return p;
   pthread_mutex_lock(&lock);
   /* Another thread may have added it since; the probe also finds the slot. */
-  if (!(p = lookup(s, len, h, &at)) && slots_used < NAME_SLOTS / 4 * 3 &&
+  if (!(p = lookup(s, len, h, &at)) && at < NAME_SLOTS && slots_used < NAME_SLOTS / 4 * 3 &&
       arena_used + len + 2 <= NAME_ARENA) {
     p = &arena[arena_used];
     p[0] = (char)len;

@@ -539,7 +539,10 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, int code) 
         goto done;
       }
     }
-    TRY(cs__array_grow((void **)&a->ctx.extra, &a->ctx.extra_cap, n + 1, sizeof(cs_dot)));
+    /* n is checked against the input only at a byte an item: reserve for a
+     * short list, let a long one grow as its items prove to be there. */
+    TRY(cs__array_grow((void **)&a->ctx.extra, &a->ctx.extra_cap, (n < 16 ? n : 16) + 1,
+                       sizeof(cs_dot)));
     for (size_t i = 0; i < n; i++)
       TRY(dec_item(d, a, &cs, oridx));
     if (n == 1 && a->ctx.extra_len == 1 &&

@@ -1,5 +1,6 @@
 /* The sync message decoder (docs/wire-format.md section 7): model sections,
  * instance tables, action groups and states, on top of core/codec_dec.c. */
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 
@@ -7,12 +8,26 @@
 
 #define TRY(x) CS__TRY(x)
 
-/* FNV-1a of a name, for the duplicate check below. */
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
+/*
+ * The duplicate check below hashes names a peer chose: with a fixed hash it
+ * could send names that all collide and make the check quadratic. SipHash
+ * (libsodium's crypto_shorthash) under a key drawn once per process leaves
+ * it nothing to aim at.
+ */
+static unsigned char name_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t name_key_once = PTHREAD_ONCE_INIT;
+
+static void name_key_init(void) {
+  if (sodium_init() >= 0)
+    randombytes_buf(name_key, sizeof(name_key));
+}
+
+static uint64_t name_hash(const char *s) {
+  unsigned char h[crypto_shorthash_BYTES];
+  uint64_t v;
+  crypto_shorthash(h, (const unsigned char *)s, strlen(s), name_key);
+  memcpy(&v, h, sizeof(v));
+  return v;
 }
 
 static int dec_instances(cs__dec *d, cs_wire_model *m) {
@@ -32,6 +47,7 @@ static int dec_instances(cs__dec *d, cs_wire_model *m) {
    * half full) that its equal would already be in. */
   if (n > 1) {
     size_t cap = 4;
+    pthread_once(&name_key_once, name_key_init);
     while (cap < 2 * n)
       cap *= 2;
     if (!(seen = cs__calloc(cap, sizeof(uint32_t)))) {

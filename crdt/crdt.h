@@ -155,9 +155,7 @@ bool cs__val_equal(const cs_val *a, const cs_val *b);
 int cs__val_str(cs_val *out, const char *s, size_t len); /* copies */
 int cs__val_bytes(cs_val *out, const void *p, size_t len);
 static inline cs_val cs__val_int(int64_t i) {
-  cs_val v;
-  v.type = CS_VAL_INT;
-  v.u.i = i;
+  cs_val v = {.type = CS_VAL_INT, .u.i = i};
   return v;
 }
 

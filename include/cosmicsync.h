@@ -114,12 +114,13 @@ CS_EXTERN void cs_free(void *ptr);
 
 /*
  * Gives the memory the process's allocator holds free back to the system
- * (malloc_trim on glibc; nothing elsewhere), and returns at once. cosmicsync
- * never does this on its own: the memory a large merge or batch freed stays
- * with the allocator, for the next one to reuse without faulting its pages in
- * again. Call it when the application goes idle or to the background after
- * large syncs, if resident memory matters more then. Affects the whole
- * process's heap, not only cosmicsync's; safe from any thread.
+ * (malloc_trim on glibc; nothing elsewhere). cosmicsync never does this on
+ * its own: the memory a large merge or batch freed stays with the allocator,
+ * for the next one to reuse without faulting its pages in again. Call it
+ * when the application goes idle or to the background after large syncs, if
+ * resident memory matters more then. It walks the whole process's heap, not
+ * only cosmicsync's, and other threads' allocations wait while it does; safe
+ * from any thread.
  */
 CS_EXTERN void cs_release_memory(void);
 

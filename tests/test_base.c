@@ -163,6 +163,38 @@ Test(base_names, arena_full_falls_back_to_private_copies) {
 }
 
 
+/* base/names.c's hash (FNV-1a, 32 bits), to make names that collide. */
+static uint32_t fnv1a(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+/* Names chosen to land on one slot cost a bounded probe: past it they get
+ * private copies, and every name still reads back. */
+Test(base_names, colliding_names_are_bounded) {
+  char names[48][16];
+  char *got[48];
+  int n = 0, shared = 0;
+  for (unsigned i = 0; n < 48; i++) {
+    snprintf(names[n], sizeof(names[n]), "c%u", i);
+    if ((fnv1a(names[n]) & 8191) == 77)
+      n++;
+  }
+  for (int k = 0; k < n; k++) {
+    cr_assert_not_null(got[k] = cs__name_dup(names[k]));
+    cr_expect_str_eq(got[k], names[k]);
+    shared += cs__name_shared(got[k]);
+  }
+  cr_expect(shared >= 8 && shared <= 32, "%d of %d colliding names shared", shared, n);
+  for (int k = 0; k < n; k++) {
+    if (cs__name_shared(got[k]))
+      cr_expect_eq(cs__name_dup(names[k]), got[k], "a shared name is found again");
+    cs__name_free(got[k]);
+  }
+}
+
 static void *share_many(void *arg) {
   char **out = arg, buf[32];
   for (int i = 0; i < 500; i++) {
