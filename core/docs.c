@@ -17,7 +17,7 @@ static uint64_t hash_str(const char *s) {
     h ^= (uint8_t)*s;
     h *= 1099511628211ull;
   }
-  return h;
+  return h ^ (h >> 32);
 }
 
 int cs__doc_value_decode(cs_doc *out, uint64_t *out_cursor, const uint8_t *p, size_t len,
@@ -89,10 +89,12 @@ void cs__cache_drop_docs(cs_doc_cache *c) {
   c->model = m;
 }
 
-static cs_doc_slot *slot_find(cs_doc_cache *c, const char *instance, bool *found) {
-  size_t i = (size_t)hash_str(instance) & (c->cap - 1);
+/* Each slot keeps its instance's hash: a probe compares names only when the
+ * hashes agree, and growing rehashes nothing. */
+static cs_doc_slot *slot_find(cs_doc_cache *c, const char *instance, uint32_t h, bool *found) {
+  size_t i = h & (c->cap - 1);
   while (c->slots[i].instance) {
-    if (strcmp(c->slots[i].instance, instance) == 0) {
+    if (c->slots[i].hash == h && strcmp(c->slots[i].instance, instance) == 0) {
       *found = true;
       return &c->slots[i];
     }
@@ -112,9 +114,12 @@ static int cache_grow(cs_doc_cache *c) {
   c->slots = ns;
   c->cap = oldcap * 2;
   for (size_t i = 0; i < oldcap; i++) {
-    bool found;
-    if (old[i].instance)
-      *slot_find(c, old[i].instance, &found) = old[i];
+    if (old[i].instance) {
+      size_t j = old[i].hash & (c->cap - 1);
+      while (ns[j].instance)
+        j = (j + 1) & (c->cap - 1);
+      ns[j] = old[i];
+    }
   }
   cs__free(old);
   return 0;
@@ -133,6 +138,7 @@ static int slot_loaded(cs_doc_slot *sl, cs_doc_cache *c) {
 
 static int slot_new(cs_doc_slot **out, cs_doc_cache *c, const char *instance) {
   bool found;
+  uint32_t h = (uint32_t)hash_str(instance);
   cs_doc_slot *sl;
 
   if ((c->len + 1) * 10 > c->cap * 7) {
@@ -140,11 +146,12 @@ static int slot_new(cs_doc_slot **out, cs_doc_cache *c, const char *instance) {
     if (rc)
       return rc;
   }
-  sl = slot_find(c, instance, &found);
+  sl = slot_find(c, instance, h, &found);
   if (!found) {
     memset(sl, 0, sizeof(*sl));
     if ((sl->instance = cs__strdup(instance)) == NULL)
       return CS_ENOMEM;
+    sl->hash = h;
     c->len++;
   }
   *out = sl;
@@ -191,6 +198,10 @@ int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, siz
       (found = cs__calloc(n, sizeof(bool))) == NULL ||
       (slots = cs__calloc(n, sizeof(cs_doc_slot *))) == NULL)
     goto done;
+  /* Room for all n first: the slots taken below must not move. */
+  while ((c->len + n) * 10 > c->cap * 7)
+    if ((rc = cache_grow(c)) != 0)
+      goto done;
   for (size_t i = 0; i < n; i++) {
     cs_doc_slot *sl;
     if ((rc = slot_new(&sl, c, instances[i])) != 0)
@@ -240,7 +251,7 @@ done:
 int cs__cache_slots(cs_doc_slot **out, cs_doc_cache *c, char *const *instances, size_t n) {
   for (size_t i = 0; i < n; i++) {
     bool found;
-    cs_doc_slot *sl = slot_find(c, instances[i], &found);
+    cs_doc_slot *sl = slot_find(c, instances[i], (uint32_t)hash_str(instances[i]), &found);
     if (!found || !sl->loaded)
       return cs__error(CS_EINTERNAL, "instance '%s' was not read before use", instances[i]);
     out[i] = sl;

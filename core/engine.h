@@ -79,6 +79,7 @@ typedef struct cs_doc_slot {
   char *instance;
   cs_doc doc;
   uint64_t cursor;      /* change cursor stored with the document (0: new) */
+  uint32_t hash;        /* of instance, for the cache's probes */
   bool loaded, exists, dirty;
   bool had_conflicts;   /* before this operation */
   cs_conflict_list before;
