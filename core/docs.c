@@ -34,24 +34,31 @@ int cs__doc_value_decode(cs_doc *out, uint64_t *out_cursor, const uint8_t *p, si
   return 0;
 }
 
+typedef struct doc_read_ctx {
+  cs_doc *out;
+  uint64_t *cursor;
+  const char *model, *instance;
+} doc_read_ctx;
+
+static int doc_read_value(void *ctx, const uint8_t *p, size_t len) {
+  doc_read_ctx *r = ctx;
+  return cs__doc_value_decode(r->out, r->cursor, p, len, r->model, r->instance);
+}
+
+/* Decodes the stored value where RocksDB holds it: no copy. */
 int cs__doc_read(cs_doc *out, uint64_t *out_cursor, cs_store *s, const char *model,
                  const char *instance) {
-  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  cs_buf key = CS_BUF_INIT;
+  doc_read_ctx r = {out, out_cursor, model, instance};
   int rc;
 
   if ((rc = cs__key_doc(&key, model, instance)) != 0)
     goto done;
-  rc = cs__db_get(&val, s->db, CS_CF_DOCS, key.ptr, key.size);
-  if (rc == CS_ENOTFOUND) {
+  rc = cs__db_get_with(s->db, CS_CF_DOCS, key.ptr, key.size, doc_read_value, &r);
+  if (rc == CS_ENOTFOUND)
     rc = cs__error(CS_ENOTFOUND, "instance '%s' of model '%s' not found", instance, model);
-    goto done;
-  }
-  if (rc == 0)
-    rc = cs__doc_value_decode(out, out_cursor, (const uint8_t *)val.ptr, val.size, model,
-                              instance);
 done:
   cs_buf_dispose(&key);
-  cs_buf_dispose(&val);
   return rc;
 }
 

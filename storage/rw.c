@@ -15,14 +15,14 @@ static int cf_check(const cs_db *db, cs_cf cf, const char *op) {
   return 0;
 }
 
-int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen) {
+int cs__db_get_with(cs_db *db, cs_cf cf, const void *key, size_t klen, cs_db_value_fn fn,
+                    void *ctx) {
   rocksdb_pinnableslice_t *ps = NULL;
   const char *v;
   size_t vlen = 0;
   char *err = NULL;
   int rc;
 
-  cs__buf_clear(out);
   if ((rc = cf_check(db, cf, "get")) != 0)
     return rc;
   ps = rocksdb_get_pinned_cf(db->rdb, db->ropts, db->cf[cf], key, klen, &err);
@@ -31,9 +31,18 @@ int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen) {
   if (!ps)
     return CS_ENOTFOUND; /* absence is an answer: no message */
   v = rocksdb_pinnableslice_value(ps, &vlen);
-  rc = cs__buf_put(out, v, vlen);
+  rc = fn(ctx, (const uint8_t *)v, vlen);
   rocksdb_pinnableslice_destroy(ps);
   return rc;
+}
+
+static int copy_value(void *ctx, const uint8_t *v, size_t len) {
+  return cs__buf_put(ctx, v, len);
+}
+
+int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen) {
+  cs__buf_clear(out);
+  return cs__db_get_with(db, cf, key, klen, copy_value, out);
 }
 
 /*

@@ -54,6 +54,12 @@ int cs__db_mark_home(cs_db *db);
 /* Point read. CS_ENOTFOUND (no message set: absence is an answer) when absent. */
 int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen);
 
+/* Point read without a copy: fn sees the value where RocksDB holds it, valid
+ * only during the call; its result is returned. CS_ENOTFOUND as above. */
+typedef int (*cs_db_value_fn)(void *ctx, const uint8_t *value, size_t len);
+int cs__db_get_with(cs_db *db, cs_cf cf, const void *key, size_t klen, cs_db_value_fn fn,
+                    void *ctx);
+
 /*
  * Multi-get: n keys of one column family at once (RocksDB MultiGet).
  * out[i] is filled, found[i] set; returns 0 unless a read failed.

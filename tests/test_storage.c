@@ -144,6 +144,33 @@ Test(storage_db, failed_batch_applies_nothing) {
   cs__db_close(db);
 }
 
+static int see_value(void *ctx, const uint8_t *v, size_t len) {
+  cs_buf *seen = ctx;
+  cs__buf_put(seen, v, len);
+  return len == 3 ? 0 : CS_ECORRUPT; /* the callback's answer is the read's */
+}
+
+Test(storage_db, get_with_lends_the_value_to_a_callback) {
+  cs_db *db = open_new(NULL);
+  cs_buf seen = CS_BUF_INIT;
+
+  put1(db, CS_CF_DOCS, "three", "abc");
+  put1(db, CS_CF_DOCS, "four", "abcd");
+  cr_expect_eq(cs__db_get_with(db, CS_CF_DOCS, "three", 5, see_value, &seen), 0);
+  cr_expect_eq(seen.size, 3);
+  cr_expect_eq(memcmp(seen.ptr, "abc", 3), 0);
+  cs__buf_clear(&seen);
+  cr_expect_eq(cs__db_get_with(db, CS_CF_DOCS, "four", 4, see_value, &seen), CS_ECORRUPT);
+  cr_expect_eq(seen.size, 4);
+  cs__buf_clear(&seen);
+  cr_expect_eq(cs__db_get_with(db, CS_CF_DOCS, "none", 4, see_value, &seen), CS_ENOTFOUND);
+  cr_expect_eq(cs__db_get_with(db, (cs_cf)99, "three", 5, see_value, &seen), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "no column family 99") != NULL, "message: %s", cs_errmsg());
+  cr_expect_eq(seen.size, 0, "the callback runs only for a value");
+  cs_buf_dispose(&seen);
+  cs__db_close(db);
+}
+
 /* A freed batch's buffer is kept for the next one: none of its ops may
  * come with it, whether it was written, failed or dropped unwritten, and
  * batches alive at the same time stay apart. */
