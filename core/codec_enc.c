@@ -28,13 +28,16 @@ void cs__enc_init(cs__enc *e, cs_buf *out) {
 }
 
 static void enc_dispose(cs__enc *e) {
-  cs__free(e->reps);
-  cs__free(e->rep_list);
+  if (e->reps != e->reps_small)
+    cs__free(e->reps);
+  if (e->rep_list != e->rep_list_small)
+    cs__free(e->rep_list);
   if (e->own_names)
     for (size_t i = 0; i < e->flds_cap; i++)
       cs__free((char *)e->flds[i].name);
   cs__free(e->flds);
-  cs__free(e->fld_list);
+  if (e->fld_list != e->fld_list_small)
+    cs__free(e->fld_list);
   cs__free(e->items);
   cs__dotcur_dispose(&e->cur);
 }
@@ -77,10 +80,13 @@ static rep_slot *rep_find(const cs__enc *e, uint64_t r) {
 
 static void rep_add(cs__enc *e, uint64_t r) {
   rep_slot *s;
-  if (e->rc)
+  if (e->rc || (e->nreps && r == e->last_rep)) /* runs of one replica are common */
     return;
-  if ((e->nreps + 1) * 2 > e->reps_cap) {
-    size_t ncap = e->reps_cap ? e->reps_cap * 2 : 16;
+  if (!e->reps_cap) {
+    e->reps = e->reps_small; /* zeroed by cs__enc_init */
+    e->reps_cap = CS__ENC_SMALL;
+  } else if ((e->nreps + 1) * 2 > e->reps_cap) {
+    size_t ncap = e->reps_cap * 2;
     rep_slot *old = e->reps;
     size_t ocap = e->reps_cap;
     if (!(e->reps = cs__calloc(ncap, sizeof(rep_slot)))) {
@@ -92,7 +98,8 @@ static void rep_add(cs__enc *e, uint64_t r) {
     for (size_t i = 0; i < ocap; i++)
       if (old[i].used)
         *rep_find(e, old[i].key) = old[i];
-    cs__free(old);
+    if (old != e->reps_small)
+      cs__free(old);
   }
   s = rep_find(e, r);
   if (!s->used) {
@@ -100,6 +107,7 @@ static void rep_add(cs__enc *e, uint64_t r) {
     s->key = r;
     e->nreps++;
   }
+  e->last_rep = r;
 }
 
 static fld_slot *fld_find(const cs__enc *e, const char *name) {
@@ -187,7 +195,9 @@ void cs__enc_collect_doc(cs__enc *e, const cs_doc *d) { collect_doc(e, d, true);
 static void doc_field_table(cs__enc *e, const cs_doc *d) {
   if (e->rc)
     return;
-  if ((e->fld_list = cs__malloc((d->nfields ? d->nfields : 1) * sizeof(char *))) == NULL) {
+  if (d->nfields <= CS__ENC_SMALL)
+    e->fld_list = e->fld_list_small;
+  else if ((e->fld_list = cs__malloc(d->nfields * sizeof(char *))) == NULL) {
     e->rc = CS_ENOMEM;
     return;
   }
@@ -235,9 +245,11 @@ void cs__enc_tables_finish(cs__enc *e) {
   size_t n = 0;
   if (e->rc)
     return;
-  e->rep_list = cs__malloc((e->nreps ? e->nreps : 1) * sizeof(uint64_t));
+  e->rep_list = e->nreps <= CS__ENC_SMALL / 2 ? e->rep_list_small
+                                               : cs__malloc(e->nreps * sizeof(uint64_t));
   if (!e->doc_order)
-    e->fld_list = cs__malloc((e->nflds ? e->nflds : 1) * sizeof(char *));
+    e->fld_list = e->nflds <= CS__ENC_SMALL ? e->fld_list_small
+                                            : cs__malloc(e->nflds * sizeof(char *));
   if (!e->rep_list || !e->fld_list) {
     e->rc = CS_ENOMEM;
     return;

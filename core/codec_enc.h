@@ -28,13 +28,18 @@ typedef struct cov_item {
   uint64_t counter;
 } cov_item;
 
+/* Tables this small live in the encoder itself: a document or action names
+ * a few replicas and fields, and is encoded without allocating for them. */
+#define CS__ENC_SMALL 16
+
 typedef struct cs__enc {
   msgpack_packer pk;
   cs_buf *out;
   int rc;
-  rep_slot *reps; /* hash set, cap a power of two */
+  rep_slot *reps; /* hash set, cap a power of two; reps_small or heap */
   size_t reps_cap, nreps;
-  uint64_t *rep_list; /* sorted table */
+  uint64_t last_rep;  /* the replica added last (valid when nreps > 0) */
+  uint64_t *rep_list; /* sorted table; rep_list_small or heap */
   fld_slot *flds;
   size_t flds_cap, nflds;
   const char **fld_list;
@@ -47,6 +52,9 @@ typedef struct cs__enc {
   bool own_names; /* field names outlive the actions of a source: copy them */
   bool doc_order; /* a standalone document's table: field f is entry f */
   struct cs__src_groups *groups; /* per model section, for sections with a source */
+  rep_slot reps_small[CS__ENC_SMALL];
+  uint64_t rep_list_small[CS__ENC_SMALL / 2];
+  const char *fld_list_small[CS__ENC_SMALL];
 } cs__enc;
 
 /* The origin groups of a section whose actions come from a source, counted

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
+#include "core/codec_enc.h"
 #include "test_codec_gen.h"
 
 static bool action_equal(const cs_wire_action *a, const cs_wire_action *b) {
@@ -65,6 +66,53 @@ Test(codec, doc_round_trip) {
     CHECK(cs__codec_encode_doc(&b2, &back) == 0, seed, it, "re-encode");
     CHECK(b1.size == b2.size && memcmp(b1.ptr, b2.ptr, b1.size) == 0, seed, it,
           "re-encoding gives other bytes");
+    cs__doc_dispose(&d);
+    cs__doc_dispose(&back);
+    cs_buf_dispose(&b1);
+    cs_buf_dispose(&b2);
+  }
+}
+
+/* Counter fields f0..f(k-1), field i counted by replicas 1..i+1: k fields
+ * and k replicas in all, across the sizes where the encoder's tables move
+ * from its own space to the heap (CS__ENC_SMALL). */
+static void doc_of_width(cs_doc *d, size_t k) {
+  memset(d, 0, sizeof(*d));
+  d->fields = cs__calloc(k, sizeof(cs_field));
+  d->fields_cap = k;
+  for (size_t f = 0; f < k; f++) {
+    cs_field *fl = &d->fields[d->nfields++];
+    char name[32];
+    snprintf(name, sizeof(name), "f%03zu", f);
+    fl->name = cs__strdup(name);
+    fl->kind = CS_KIND_CTR;
+    fl->u.ctr.entries = cs__calloc(f + 1, sizeof(cs_ctr_entry));
+    fl->u.ctr.cap = fl->u.ctr.len = f + 1;
+    for (size_t i = 0; i <= f; i++)
+      fl->u.ctr.entries[i] = (cs_ctr_entry){.replica = 1000 + i, .pos = i + 1, .neg = 0};
+  }
+}
+
+Test(codec, documents_of_every_table_width) {
+  const size_t widths[] = {1,
+                           CS__ENC_SMALL / 2 - 1,
+                           CS__ENC_SMALL / 2,
+                           CS__ENC_SMALL / 2 + 1,
+                           CS__ENC_SMALL - 1,
+                           CS__ENC_SMALL,
+                           CS__ENC_SMALL + 1,
+                           4 * CS__ENC_SMALL + 3};
+  for (size_t w = 0; w < sizeof(widths) / sizeof(widths[0]); w++) {
+    cs_doc d, back;
+    cs_buf b1 = CS_BUF_INIT, b2 = CS_BUF_INIT;
+    doc_of_width(&d, widths[w]);
+    cr_assert_eq(cs__codec_encode_doc(&b1, &d), 0, "width %zu: %s", widths[w], cs_errmsg());
+    cr_assert_eq(cs__codec_decode_doc(&back, (const uint8_t *)b1.ptr, b1.size), 0, "width %zu: %s",
+                 widths[w], cs_errmsg());
+    cr_expect(cs__doc_equal(&d, &back), "width %zu: decoded document differs", widths[w]);
+    cr_assert_eq(cs__codec_encode_doc(&b2, &back), 0);
+    cr_expect(b1.size == b2.size && memcmp(b1.ptr, b2.ptr, b1.size) == 0,
+              "width %zu: re-encoding gives other bytes", widths[w]);
     cs__doc_dispose(&d);
     cs__doc_dispose(&back);
     cs_buf_dispose(&b1);
