@@ -77,7 +77,7 @@ void cs__free(void *ptr) { free(ptr); }
 
 void cs_free(void *ptr) { free(ptr); }
 
-void cs_release_memory(void) {
+void cs__heap_trim(void) {
 #ifdef __GLIBC__
   malloc_trim(0);
 #endif

@@ -67,6 +67,8 @@ bool cs__name_shared(const char *name);
  * drive every out-of-memory path. Not thread-safe; tests only.
  */
 void cs__alloc_fail_after(unsigned long n);
+/* Returns the allocator's free memory to the system (glibc: malloc_trim). */
+void cs__heap_trim(void);
 
 /* ---- buffers ---- */
 

@@ -3,6 +3,11 @@
 
 #include "core/engine.h"
 
+void cs_release_memory(void) {
+  cs__wbatch_release_spares();
+  cs__heap_trim();
+}
+
 typedef struct peer_acks {
   cs_dotset *acks;
   size_t len, cap;

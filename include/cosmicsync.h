@@ -114,9 +114,11 @@ CS_EXTERN void cs_free(void *ptr);
 
 /*
  * Gives the memory the process's allocator holds free back to the system
- * (malloc_trim on glibc; nothing elsewhere). cosmicsync never does this on
- * its own: the memory a large merge or batch freed stays with the allocator,
- * for the next one to reuse without faulting its pages in again. Call it
+ * (malloc_trim on glibc; nothing elsewhere), after freeing the write batch
+ * buffers (two at most, 16 MiB each at most) that cosmicsync keeps for its
+ * next writes. cosmicsync never does this on its own: the memory a large
+ * merge or batch freed stays with the allocator, for the next one to reuse
+ * without faulting its pages in again. Call it
  * when the application goes idle or to the background after large syncs, if
  * resident memory matters more then. It walks the whole process's heap, not
  * only cosmicsync's, and other threads' allocations wait while it does; safe

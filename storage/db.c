@@ -313,8 +313,6 @@ static void db_free(cs_db *db) {
     rocksdb_writeoptions_destroy(db->wopts_sync);
   if (db->wopts_fast)
     rocksdb_writeoptions_destroy(db->wopts_fast);
-  if (db->spare)
-    rocksdb_writebatch_destroy(db->spare);
   db_options_free(db);
   cs__free(db->extra);
   cs__free(db->path);

@@ -104,41 +104,68 @@ done:
 
 /* ---- write batches ---- */
 
+/*
+ * A batch's ops live in one buffer that doubles as it grows, copying itself
+ * each time: a sync or a batch of 50,000 edits spent 7% of its time there.
+ * A cleared batch keeps its buffer, and holds nothing of the database it
+ * was written to (ops name families by number), so the process keeps a few
+ * of up to CS_SPARE_BATCH_BYTES for the next writes to fill without growing.
+ * cs_release_memory() frees them.
+ */
+static rocksdb_writebatch_t *spares[CS_SPARE_BATCHES];
+
+static rocksdb_writebatch_t *spare_take(void) {
+  for (int i = 0; i < CS_SPARE_BATCHES; i++) {
+    rocksdb_writebatch_t *rb = __atomic_exchange_n(&spares[i], NULL, __ATOMIC_ACQUIRE);
+    if (rb)
+      return rb;
+  }
+  return NULL;
+}
+
+/* Keeps a batch if there is room; false when the caller must destroy it. */
+static bool spare_give(rocksdb_writebatch_t *rb) {
+  size_t size = 0;
+  (void)rocksdb_writebatch_data(rb, &size);
+  if (size > CS_SPARE_BATCH_BYTES)
+    return false;
+  rocksdb_writebatch_clear(rb);
+  for (int i = 0; i < CS_SPARE_BATCHES; i++) {
+    rocksdb_writebatch_t *none = NULL;
+    if (__atomic_compare_exchange_n(&spares[i], &none, rb, false, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED))
+      return true;
+  }
+  return false;
+}
+
+size_t cs__wbatch_release_spares(void) {
+  size_t n = 0;
+  rocksdb_writebatch_t *rb;
+  while ((rb = spare_take()) != NULL) {
+    rocksdb_writebatch_destroy(rb);
+    n++;
+  }
+  return n;
+}
+
 int cs__wbatch_new(cs_wbatch **out, cs_db *db) {
   cs_wbatch *b = cs__calloc(1, sizeof(*b));
   *out = NULL;
   if (!b)
     return CS_ENOMEM;
   b->db = db;
-  b->rb = __atomic_exchange_n(&db->spare, NULL, __ATOMIC_ACQUIRE);
-  if (!b->rb)
+  if ((b->rb = spare_take()) == NULL)
     b->rb = rocksdb_writebatch_create();
   *out = b;
   return 0;
 }
 
-/*
- * A batch's ops live in one buffer that doubles as it grows, copying itself
- * each time: a sync or a batch of 50,000 edits spent 7% of its time there.
- * A cleared batch keeps its buffer, so the database keeps one, up to
- * CS_SPARE_BATCH_BYTES, for the next write to fill without growing.
- */
 void cs__wbatch_free(cs_wbatch *b) {
   if (!b)
     return;
-  if (b->rb) {
-    size_t size = 0;
-    rocksdb_writebatch_t *none = NULL;
-    (void)rocksdb_writebatch_data(b->rb, &size);
-    if (size <= CS_SPARE_BATCH_BYTES) {
-      rocksdb_writebatch_clear(b->rb);
-      if (__atomic_compare_exchange_n(&b->db->spare, &none, b->rb, false, __ATOMIC_RELEASE,
-                                      __ATOMIC_RELAXED))
-        b->rb = NULL;
-    }
-    if (b->rb)
-      rocksdb_writebatch_destroy(b->rb);
-  }
+  if (b->rb && !spare_give(b->rb))
+    rocksdb_writebatch_destroy(b->rb);
   cs__free(b);
 }
 

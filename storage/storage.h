@@ -70,6 +70,9 @@ int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_byt
 /* An atomic write batch for database `db` (written only there). */
 typedef struct cs_wbatch cs_wbatch;
 int cs__wbatch_new(cs_wbatch **out, cs_db *db);
+/* Frees the cleared batches kept for reuse (see storage/rw.c); returns how
+ * many there were. */
+size_t cs__wbatch_release_spares(void);
 void cs__wbatch_free(cs_wbatch *b);
 void cs__wbatch_clear(cs_wbatch *b);
 void cs__wbatch_put(cs_wbatch *b, cs_cf cf, const void *key, size_t klen, const void *val,

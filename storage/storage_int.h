@@ -23,8 +23,6 @@ struct cs_db {
   size_t nextra;
   rocksdb_readoptions_t *ropts;
   rocksdb_writeoptions_t *wopts_sync, *wopts_fast;
-  /* A cleared batch kept for the next write (atomic; see cs__wbatch_free). */
-  rocksdb_writebatch_t *spare;
 };
 
 /*
@@ -35,7 +33,8 @@ struct cs_db {
 /* The memtable size of each family. */
 #define CS_MEMTABLE_BYTES (4u << 20)
 
-/* The largest batch whose buffer is kept for the next write. */
+/* Cleared batches kept for reuse by the process, and the largest kept. */
+#define CS_SPARE_BATCHES 2
 #define CS_SPARE_BATCH_BYTES (16u << 20)
 
 struct cs_wbatch {

@@ -173,7 +173,7 @@ Test(storage_db, get_with_lends_the_value_to_a_callback) {
 
 /* A freed batch's buffer is kept for the next one: none of its ops may
  * come with it, whether it was written, failed or dropped unwritten, and
- * batches alive at the same time stay apart. */
+ * batches alive at the same time stay apart (storage/rw.c). */
 Test(storage_db, freed_batch_passes_on_no_ops) {
   cs_db *db = open_new(NULL);
   cs_wbatch *b = NULL, *c = NULL;
@@ -215,8 +215,37 @@ Test(storage_db, freed_batch_passes_on_no_ops) {
   cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "failed", 6), CS_ENOTFOUND);
   cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "kept", 4), CS_ENOTFOUND);
   expect_value(db, CS_CF_DOCS, "last", "4");
-  cs_buf_dispose(&out);
   cs__wbatch_free(b);
+
+  /* A kept batch goes to any database: nothing of the first one follows. */
+  cs_db *other = NULL;
+  char path2[600];
+  bool moved;
+  snprintf(path2, sizeof(path2), "%s-other", dbpath);
+  cr_assert_eq(cs__db_open(&other, &moved, path2, NULL), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cs__wbatch_put(b, CS_CF_DOCS, "first", 5, "5", 1);
+  cs__wbatch_free(b);
+  cr_assert_eq(cs__wbatch_new(&b, other), 0);
+  cs__wbatch_put(b, CS_CF_LOG, "second", 6, "6", 1);
+  cr_assert_eq(cs__db_write(other, b, false), 0, "%s", cs_errmsg());
+  cs__wbatch_free(b);
+  expect_value(other, CS_CF_LOG, "second", "6");
+  cr_expect_eq(cs__db_get(&out, other, CS_CF_DOCS, "first", 5), CS_ENOTFOUND);
+  cr_expect_eq(cs__db_get(&out, db, CS_CF_DOCS, "first", 5), CS_ENOTFOUND);
+
+  /* Freed and kept, then given back: as many as were kept, at most two. */
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cr_assert_eq(cs__wbatch_new(&c, db), 0);
+  cs_wbatch *d = NULL;
+  cr_assert_eq(cs__wbatch_new(&d, db), 0);
+  cs__wbatch_free(b);
+  cs__wbatch_free(c);
+  cs__wbatch_free(d);
+  cr_expect_eq(cs__wbatch_release_spares(), 2);
+  cr_expect_eq(cs__wbatch_release_spares(), 0);
+  cs_buf_dispose(&out);
+  cs__db_close(other);
   cs__db_close(db);
 }
 
