@@ -82,7 +82,8 @@ void cs__cache_dispose(cs_doc_cache *c) {
     cs_doc_slot *sl = &c->slots[i];
     if (!sl->instance)
       continue;
-    cs__free(sl->instance);
+    if (sl->instance != sl->name)
+      cs__free(sl->instance);
     cs__doc_dispose(&sl->doc);
     cs__conflict_list_dispose(&sl->before);
   }
@@ -96,8 +97,9 @@ void cs__cache_drop_docs(cs_doc_cache *c) {
   c->model = m;
 }
 
-/* Each slot keeps its instance's hash: a probe compares names only when the
- * hashes agree, and growing rehashes nothing. */
+/* Each slot keeps its instance's hash, and a short name in itself: a probe
+ * compares names only when the hashes agree, without reading elsewhere, and
+ * growing rehashes nothing. */
 static cs_doc_slot *slot_find(cs_doc_cache *c, const char *instance, uint32_t h, bool *found) {
   size_t i = h & (c->cap - 1);
   while (c->slots[i].instance) {
@@ -126,6 +128,8 @@ static int cache_grow(cs_doc_cache *c) {
       while (ns[j].instance)
         j = (j + 1) & (c->cap - 1);
       ns[j] = old[i];
+      if (old[i].instance == old[i].name)
+        ns[j].instance = ns[j].name;
     }
   }
   cs__free(old);
@@ -155,8 +159,11 @@ static int slot_new(cs_doc_slot **out, cs_doc_cache *c, const char *instance) {
   }
   sl = slot_find(c, instance, h, &found);
   if (!found) {
+    size_t len = strlen(instance);
     memset(sl, 0, sizeof(*sl));
-    if ((sl->instance = cs__strdup(instance)) == NULL)
+    if (len < sizeof(sl->name))
+      sl->instance = memcpy(sl->name, instance, len + 1);
+    else if ((sl->instance = cs__strdup(instance)) == NULL)
       return CS_ENOMEM;
     sl->hash = h;
     c->len++;

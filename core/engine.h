@@ -75,11 +75,15 @@ int cs__store_put_meta(cs_store *s, cs_wbatch *b, cs_model *const *models, size_
 
 /* ---- docs.c: documents by (model, instance), a per-operation cache ---- */
 
+/* Instance names shorter than this live in their slot. */
+#define CS_SLOT_NAME 40
+
 typedef struct cs_doc_slot {
-  char *instance;
+  char *instance;       /* name, or a heap copy when longer */
+  uint32_t hash;        /* of instance, for the cache's probes */
+  char name[CS_SLOT_NAME];
   cs_doc doc;
   uint64_t cursor;      /* change cursor stored with the document (0: new) */
-  uint32_t hash;        /* of instance, for the cache's probes */
   bool loaded, exists, dirty;
   bool had_conflicts;   /* before this operation */
   cs_conflict_list before;

@@ -491,6 +491,38 @@ Test(engine, typed_batch_commits_many_actions_at_once) {
   cs_store_close(a);
 }
 
+/* A batch's document cache keeps short instance names in its slots and
+ * longer ones apart; both kinds must survive the cache growing (300
+ * instances: it starts with room for 64) and be found again afterwards. */
+Test(engine, batch_over_short_and_long_instance_names) {
+  cs_store *a = tu_open(dir, "a");
+  cs_batch *bt;
+  char inst[128];
+  const int n = 300;
+  cr_assert_eq(cs_batch_begin(&bt, a), 0);
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < n; i++) {
+      /* Lengths 30..49 around the 40-byte slot name. */
+      int len = snprintf(inst, sizeof(inst), "i%d-", i);
+      memset(inst + len, 'x', (size_t)(30 + i % 20 - len));
+      inst[30 + i % 20] = '\0';
+      cr_assert_eq(cs_batch_counter_add(bt, "P", inst, "n", i + round * 1000), 0, "%s",
+                   cs_errmsg());
+    }
+  cr_assert_eq(cs_batch_commit(bt), 0, "%s", cs_errmsg());
+  for (int i = 0; i < n; i++) {
+    char want[32], *j;
+    int len = snprintf(inst, sizeof(inst), "i%d-", i);
+    memset(inst + len, 'x', (size_t)(30 + i % 20 - len));
+    inst[30 + i % 20] = '\0';
+    snprintf(want, sizeof(want), "{\"n\":%d}", 2 * i + 1000);
+    j = tu_get(a, "P", inst);
+    cr_expect_str_eq(j, want, "%s", inst);
+    free(j);
+  }
+  cs_store_close(a);
+}
+
 /* Each new model a batch touches is inserted in name order, which moves the
  * store's models (and the models of the batch's earlier caches) in memory. */
 Test(engine, batch_over_many_new_models_keeps_each_models_changes) {
