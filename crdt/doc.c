@@ -206,11 +206,17 @@ bool cs__doc_equal(const cs_doc *a, const cs_doc *b) {
   return true;
 }
 
+/* Field names are mostly the process's shared copies (base/names.c): the
+ * same pointer is the same name, found without comparing bytes. Names in a
+ * document are unique, so a match is the lower bound. */
 size_t cs__doc_field_lower(const cs_doc *doc, const char *name) {
   size_t lo = 0, hi = doc->nfields;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (strcmp(doc->fields[mid].name, name) < 0)
+    int c = doc->fields[mid].name == name ? 0 : strcmp(doc->fields[mid].name, name);
+    if (c == 0)
+      return mid;
+    if (c < 0)
       lo = mid + 1;
     else
       hi = mid;
@@ -220,7 +226,10 @@ size_t cs__doc_field_lower(const cs_doc *doc, const char *name) {
 
 cs_field *cs__doc_field(const cs_doc *doc, const char *name) {
   size_t i = cs__doc_field_lower(doc, name);
-  return (i < doc->nfields && strcmp(doc->fields[i].name, name) == 0) ? &doc->fields[i] : NULL;
+  return (i < doc->nfields &&
+          (doc->fields[i].name == name || strcmp(doc->fields[i].name, name) == 0))
+             ? &doc->fields[i]
+             : NULL;
 }
 
 int cs__doc_field_insert(cs_field **out, cs_doc *doc, const char *name, uint8_t kind) {

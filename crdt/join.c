@@ -528,7 +528,10 @@ static int fields_join(cs_doc *into, const cs_dotset *ictx, const cs_doc *from,
     return CS_ENOMEM;
   for (j = 0; j < from->nfields; j++) {
     size_t k = cs__doc_field_lower(into, from->fields[j].name);
-    match[j] = k < old && strcmp(into->fields[k].name, from->fields[j].name) == 0 ? k : old;
+    const char *name = from->fields[j].name;
+    match[j] = k < old && (into->fields[k].name == name || strcmp(into->fields[k].name, name) == 0)
+                   ? k
+                   : old;
   }
   /* Fields only `from` has: joined into fresh fields first, so that a
    * failure leaves `into` as it was. */
