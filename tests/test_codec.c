@@ -120,6 +120,35 @@ Test(codec, documents_of_every_table_width) {
   }
 }
 
+/* The encoder writes unsigned integers itself: byte for byte what
+ * msgpack-c's packer writes, at every width's edges, between the packer's
+ * own items, from an empty buffer up. */
+Test(codec, unsigned_integers_are_written_as_msgpack_c_writes_them) {
+  const uint64_t vals[] = {0,          1,          0x7f,         0x80,        0xff,
+                           0x100,      0xffff,     0x10000,      0xffffffffu, 0x100000000ull,
+                           UINT64_MAX, 1234567890, 0x7fffffffff, 42};
+  msgpack_sbuffer want;
+  msgpack_packer pk;
+  cs_buf got = CS_BUF_INIT;
+  cs__enc e;
+
+  msgpack_sbuffer_init(&want);
+  msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+  cs__enc_init(&e, &got);
+  for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+    msgpack_pack_uint64(&pk, vals[i]);
+    cs__enc_put_u(&e, vals[i]);
+    msgpack_pack_str(&pk, 2); /* a packer item after each */
+    msgpack_pack_str_body(&pk, "ab", 2);
+    cs__enc_put_name(&e, "test", "ab");
+  }
+  cr_assert_eq(cs__enc_end(&e, 0), 0, "%s", cs_errmsg());
+  cr_assert_eq(got.size, want.size);
+  cr_expect_eq(memcmp(got.ptr, want.data, want.size), 0);
+  msgpack_sbuffer_destroy(&want);
+  cs_buf_dispose(&got);
+}
+
 Test(codec, dotset_round_trip) {
   uint64_t seed = gen_seed();
   gen_rng r = {seed};
