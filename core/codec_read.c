@@ -66,6 +66,7 @@ int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what) {
   uint8_t b;
   int n;
   uint64_t v, min;
+  *out = 0; /* defined on failure too */
   d->item = (size_t)(d->p - d->base);
   if (CS__UNLIKELY(d->p >= d->end))
     return cs__dec_fail(d, "truncated: expected %s", what);
@@ -128,6 +129,7 @@ static int raw_header(cs__dec *d, uint32_t *len, bool bin, uint32_t max, const c
   uint8_t b;
   int n;
   uint64_t l;
+  *len = 0; /* defined on failure too */
   d->item = (size_t)(d->p - d->base);
   if (d->p >= d->end)
     return cs__dec_fail(d, "truncated: expected %s", what);
@@ -160,7 +162,9 @@ static int raw_header(cs__dec *d, uint32_t *len, bool bin, uint32_t max, const c
 }
 
 int cs__dec_name(cs__dec *d, const uint8_t **ptr, uint32_t *len, const char *what) {
-  int rc = raw_header(d, len, false, CS_WIRE_MAX_NAME, what);
+  int rc;
+  *ptr = NULL;
+  rc = raw_header(d, len, false, CS_WIRE_MAX_NAME, what);
   if (rc)
     return rc;
   if (*len == 0)
