@@ -40,8 +40,8 @@ typedef struct doc_read_ctx {
   const char *model, *instance;
 } doc_read_ctx;
 
-static int doc_read_value(void *ctx, const uint8_t *p, size_t len) {
-  doc_read_ctx *r = ctx;
+static int doc_read_value(const uint8_t *p, size_t len, void *payload) {
+  doc_read_ctx *r = payload;
   return cs__doc_value_decode(r->out, r->cursor, p, len, r->model, r->instance);
 }
 

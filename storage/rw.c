@@ -16,7 +16,7 @@ static int cf_check(const cs_db *db, cs_cf cf, const char *op) {
 }
 
 int cs__db_get_with(cs_db *db, cs_cf cf, const void *key, size_t klen, cs_db_value_fn fn,
-                    void *ctx) {
+                    void *payload) {
   rocksdb_pinnableslice_t *ps = NULL;
   const char *v;
   size_t vlen = 0;
@@ -31,13 +31,13 @@ int cs__db_get_with(cs_db *db, cs_cf cf, const void *key, size_t klen, cs_db_val
   if (!ps)
     return CS_ENOTFOUND; /* absence is an answer: no message */
   v = rocksdb_pinnableslice_value(ps, &vlen);
-  rc = fn(ctx, (const uint8_t *)v, vlen);
+  rc = fn((const uint8_t *)v, vlen, payload);
   rocksdb_pinnableslice_destroy(ps);
   return rc;
 }
 
-static int copy_value(void *ctx, const uint8_t *v, size_t len) {
-  return cs__buf_put(ctx, v, len);
+static int copy_value(const uint8_t *v, size_t len, void *payload) {
+  return cs__buf_put(payload, v, len);
 }
 
 int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen) {
@@ -123,11 +123,19 @@ static rocksdb_writebatch_t *spare_take(void) {
   return NULL;
 }
 
-/* Keeps a batch if there is room; false when the caller must destroy it. */
-static bool spare_give(rocksdb_writebatch_t *rb) {
+/* The batch's size now, and the most it held before (cs__wbatch_clear keeps
+ * the buffer): what its buffer has room for. */
+static size_t wbatch_peak(cs_wbatch *b) {
   size_t size = 0;
-  (void)rocksdb_writebatch_data(rb, &size);
-  if (size > CS_SPARE_BATCH_BYTES)
+  (void)rocksdb_writebatch_data(b->rb, &size);
+  if (size > b->peak)
+    b->peak = size;
+  return b->peak;
+}
+
+/* Keeps a batch if there is room; false when the caller must destroy it. */
+static bool spare_give(rocksdb_writebatch_t *rb, size_t peak) {
+  if (peak > CS_SPARE_BATCH_BYTES)
     return false;
   rocksdb_writebatch_clear(rb);
   for (int i = 0; i < CS_SPARE_BATCHES; i++) {
@@ -164,12 +172,13 @@ int cs__wbatch_new(cs_wbatch **out, cs_db *db) {
 void cs__wbatch_free(cs_wbatch *b) {
   if (!b)
     return;
-  if (b->rb && !spare_give(b->rb))
+  if (b->rb && !spare_give(b->rb, wbatch_peak(b)))
     rocksdb_writebatch_destroy(b->rb);
   cs__free(b);
 }
 
 void cs__wbatch_clear(cs_wbatch *b) {
+  (void)wbatch_peak(b);
   rocksdb_writebatch_clear(b->rb);
   b->count = 0;
   b->err = 0;

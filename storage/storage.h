@@ -56,9 +56,9 @@ int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen);
 
 /* Point read without a copy: fn sees the value where RocksDB holds it, valid
  * only during the call; its result is returned. CS_ENOTFOUND as above. */
-typedef int (*cs_db_value_fn)(void *ctx, const uint8_t *value, size_t len);
+typedef int (*cs_db_value_fn)(const uint8_t *value, size_t len, void *payload);
 int cs__db_get_with(cs_db *db, cs_cf cf, const void *key, size_t klen, cs_db_value_fn fn,
-                    void *ctx);
+                    void *payload);
 
 /*
  * Multi-get: n keys of one column family at once (RocksDB MultiGet).
@@ -70,8 +70,8 @@ int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_byt
 /* An atomic write batch for database `db` (written only there). */
 typedef struct cs_wbatch cs_wbatch;
 int cs__wbatch_new(cs_wbatch **out, cs_db *db);
-/* Frees the cleared batches kept for reuse (see storage/rw.c); returns how
- * many there were. */
+/* Frees the cleared batches the process keeps for reuse (see storage/rw.c);
+ * returns how many there were. */
 size_t cs__wbatch_release_spares(void);
 void cs__wbatch_free(cs_wbatch *b);
 void cs__wbatch_clear(cs_wbatch *b);

@@ -33,7 +33,8 @@ struct cs_db {
 /* The memtable size of each family. */
 #define CS_MEMTABLE_BYTES (4u << 20)
 
-/* Cleared batches kept for reuse by the process, and the largest kept. */
+/* Cleared batches kept for reuse by the process, and the most bytes of ops
+ * a kept one may have held (its buffer may be up to twice that). */
 #define CS_SPARE_BATCHES 2
 #define CS_SPARE_BATCH_BYTES (16u << 20)
 
@@ -42,6 +43,7 @@ struct cs_wbatch {
   size_t count;
   size_t bytes[CS_CF__COUNT]; /* key and value bytes put per family */
   int err; /* sticky: first failure of a void put/delete, reported by cs__db_write */
+  size_t peak; /* the most bytes rb held before a clear: its buffer is that large */
   rocksdb_writebatch_t *rb;
 };
 

@@ -1,5 +1,7 @@
 #include "test_storage_db.h"
 
+#include "storage/storage_int.h" /* CS_SPARE_BATCH_BYTES */
+
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -144,8 +146,8 @@ Test(storage_db, failed_batch_applies_nothing) {
   cs__db_close(db);
 }
 
-static int see_value(void *ctx, const uint8_t *v, size_t len) {
-  cs_buf *seen = ctx;
+static int see_value(const uint8_t *v, size_t len, void *payload) {
+  cs_buf *seen = payload;
   cs__buf_put(seen, v, len);
   return len == 3 ? 0 : CS_ECORRUPT; /* the callback's answer is the read's */
 }
@@ -171,6 +173,106 @@ Test(storage_db, get_with_lends_the_value_to_a_callback) {
   cs__db_close(db);
 }
 
+/* A batch that held more than CS_SPARE_BATCH_BYTES is not kept, even when
+ * it was cleared first (its buffer stays that large); cs_release_memory
+ * empties the pool. */
+Test(storage_db, large_batches_are_not_kept) {
+  cs_db *db = open_new(NULL);
+  cs_wbatch *b = NULL;
+  static char big[1u << 20];
+  char key[16];
+
+  cs__wbatch_release_spares();
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  for (unsigned i = 0; i <= CS_SPARE_BATCH_BYTES / sizeof(big); i++) {
+    snprintf(key, sizeof(key), "big%u", i);
+    cs__wbatch_put(b, CS_CF_DOCS, key, strlen(key), big, sizeof(big));
+  }
+  cs__wbatch_free(b);
+  cr_expect_eq(cs__wbatch_release_spares(), 0, "a batch over the limit was kept");
+
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  for (unsigned i = 0; i <= CS_SPARE_BATCH_BYTES / sizeof(big); i++) {
+    snprintf(key, sizeof(key), "big%u", i);
+    cs__wbatch_put(b, CS_CF_DOCS, key, strlen(key), big, sizeof(big));
+  }
+  cs__wbatch_clear(b);
+  cs__wbatch_put(b, CS_CF_DOCS, "small", 5, "1", 1);
+  cs__wbatch_free(b);
+  cr_expect_eq(cs__wbatch_release_spares(), 0, "a cleared batch over the limit was kept");
+
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  cs__wbatch_put(b, CS_CF_DOCS, "small", 5, "1", 1);
+  cs__wbatch_free(b);
+  cs_release_memory();
+  cr_expect_eq(cs__wbatch_release_spares(), 0, "cs_release_memory kept a batch");
+  cs__db_close(db);
+}
+
+/* Threads taking and giving back kept batches at once, one of them
+ * emptying the pool now and then: every written op lands, and no op of a
+ * batch dropped unwritten ever does. */
+struct pool_ctx {
+  cs_db *db;
+  unsigned id, n;
+  int rc;
+};
+
+static void *pool_worker(void *p) {
+  struct pool_ctx *c = p;
+  cs_buf k = CS_BUF_INIT;
+  for (unsigned i = 0; i < c->n && c->rc == 0; i++) {
+    cs_wbatch *b = NULL;
+    if ((c->rc = cs__wbatch_new(&b, c->db)) != 0)
+      break;
+    cs__buf_clear(&k);
+    cs__key_log(&k, i % 5 == 0 ? "G" : "M", c->id, i); /* G: dropped */
+    cs__wbatch_put(b, CS_CF_LOG, k.ptr, k.size, "v", 1);
+    if (i % 5 != 0)
+      c->rc = cs__db_write(c->db, b, false);
+    cs__wbatch_free(b);
+    if (c->id == 0 && i % 10 == 0)
+      cs__wbatch_release_spares();
+  }
+  cs_buf_dispose(&k);
+  return NULL;
+}
+
+static unsigned count_keys(cs_db *db, const char *model) {
+  cs_iter *it = NULL;
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
+  unsigned n = 0;
+  char next[2] = {(char)(model[0] + 1), 0};
+  cs__key_name(&lo, model);
+  cs__key_name(&hi, next);
+  cr_assert_eq(cs__iter_new(&it, db, CS_CF_LOG, lo.ptr, lo.size, hi.ptr, hi.size), 0);
+  for (; cs__iter_valid(it); cs__iter_next(it))
+    n++;
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+  cs_buf_dispose(&hi);
+  return n;
+}
+
+Test(storage_db, kept_batches_pass_between_threads) {
+  cs_db *db = open_new(NULL);
+  pthread_t t[4];
+  struct pool_ctx c[4];
+  unsigned n = st_scale(1000);
+
+  for (unsigned i = 0; i < 4; i++) {
+    c[i] = (struct pool_ctx){db, i, n, 0};
+    cr_assert_eq(pthread_create(&t[i], NULL, pool_worker, &c[i]), 0);
+  }
+  for (unsigned i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    cr_expect_eq(c[i].rc, 0, "thread %u: %d", i, c[i].rc);
+  }
+  cr_expect_eq(count_keys(db, "M"), 4 * (n - (n + 4) / 5));
+  cr_expect_eq(count_keys(db, "G"), 0, "an op of a dropped batch was written");
+  cs__db_close(db);
+}
+
 /* A freed batch's buffer is kept for the next one: none of its ops may
  * come with it, whether it was written, failed or dropped unwritten, and
  * batches alive at the same time stay apart (storage/rw.c). */
@@ -180,6 +282,7 @@ Test(storage_db, freed_batch_passes_on_no_ops) {
   cs_buf out = CS_BUF_INIT;
   char key[16];
 
+  cs__wbatch_release_spares(); /* the pool is the process's */
   cr_assert_eq(cs__wbatch_new(&b, db), 0);
   for (int i = 0; i < 1000; i++) {
     snprintf(key, sizeof(key), "dropped%d", i);
