@@ -147,6 +147,24 @@ Test(codec, unsigned_integers_are_written_as_msgpack_c_writes_them) {
   cr_expect_eq(memcmp(got.ptr, want.data, want.size), 0);
   msgpack_sbuffer_destroy(&want);
   cs_buf_dispose(&got);
+
+  /* From every fill of a buffer's first sizes, the widest integers still
+   * leave the byte a cs_buf keeps for its terminating NUL. */
+  for (size_t pad = 0; pad < 300; pad++) {
+    cs_buf b = CS_BUF_INIT;
+    for (size_t i = 0; i < pad; i++)
+      cr_assert_eq(cs__buf_put(&b, "p", 1), 0);
+    cs__enc_init(&e, &b);
+    cs__enc_put_u(&e, UINT64_MAX);
+    cr_expect(b.size == pad + 9 && b.size < b.asize, "pad %zu: size %zu of %zu", pad, b.size,
+              b.asize);
+    cs__enc_put_u(&e, 0xffffffffu);
+    cr_expect(b.size == pad + 14 && b.size < b.asize, "pad %zu: size %zu of %zu", pad, b.size,
+              b.asize);
+    cr_assert_eq(cs__enc_end(&e, pad), 0);
+    cr_expect_eq(b.ptr[b.size], '\0');
+    cs_buf_dispose(&b);
+  }
 }
 
 Test(codec, dotset_round_trip) {

@@ -523,6 +523,38 @@ Test(engine, batch_over_short_and_long_instance_names) {
   cs_store_close(a);
 }
 
+/* Prefetching more documents than a cache has room for grows it first:
+ * every slot it hands out stays where it is (ASan sees any that moved). */
+Test(engine, prefetch_past_the_cache_room_keeps_every_slot) {
+  cs_store *a = tu_open(dir, "a");
+  cs_model *m = NULL;
+  cs_doc_cache c;
+  enum { N = 300 };
+  char *names[N];
+  cs_doc_slot *slots[N];
+
+  tu_act(a, CS_ACTION_CREATE, "P", "i7", "{\"n\":7}");
+  for (int i = 0; i < N; i++) {
+    char b[16];
+    snprintf(b, sizeof(b), "i%d", i);
+    names[i] = strdup(b);
+  }
+  CS_LOCK(a);
+  cr_assert_eq(cs__model_get(&m, a, "P"), 0);
+  cr_assert_eq(cs__cache_init(&c, m, 1), 0);
+  cr_assert_eq(cs__cache_prefetch(&c, a, names, N), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs__cache_slots(slots, &c, names, N), 0, "%s", cs_errmsg());
+  for (int i = 0; i < N; i++) {
+    cr_expect_str_eq(slots[i]->instance, names[i]);
+    cr_expect_eq(slots[i]->exists, i == 7, "%s", names[i]);
+  }
+  cs__cache_dispose(&c);
+  CS_UNLOCK(a);
+  for (int i = 0; i < N; i++)
+    free(names[i]);
+  cs_store_close(a);
+}
+
 /* Each new model a batch touches is inserted in name order, which moves the
  * store's models (and the models of the batch's earlier caches) in memory. */
 Test(engine, batch_over_many_new_models_keeps_each_models_changes) {
