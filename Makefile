@@ -29,7 +29,9 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/build.ninja:
+# Configured again when this file changes (a build/ made before CS_WERROR
+# existed would otherwise keep building without it).
+$(BUILD)/build.ninja: Makefile
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCS_WERROR=ON
 
 build: deps $(BUILD)/build.ninja

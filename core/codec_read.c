@@ -66,7 +66,9 @@ int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what) {
   uint8_t b;
   int n;
   uint64_t v, min;
-  *out = 0; /* defined on failure too */
+  /* Defined on failure too: at -O3, gcc cannot tell that callers read it
+   * only on success (-Wmaybe-uninitialized in cs__dec_count, dec_hlc). */
+  *out = 0;
   d->item = (size_t)(d->p - d->base);
   if (CS__UNLIKELY(d->p >= d->end))
     return cs__dec_fail(d, "truncated: expected %s", what);
@@ -129,7 +131,8 @@ static int raw_header(cs__dec *d, uint32_t *len, bool bin, uint32_t max, const c
   uint8_t b;
   int n;
   uint64_t l;
-  *len = 0; /* defined on failure too */
+  /* As in cs__dec_uint (cs__dec_name_dup, cs__dec_val). */
+  *len = 0;
   d->item = (size_t)(d->p - d->base);
   if (d->p >= d->end)
     return cs__dec_fail(d, "truncated: expected %s", what);

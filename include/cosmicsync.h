@@ -115,8 +115,8 @@ CS_EXTERN void cs_free(void *ptr);
 /*
  * Gives the memory the process's allocator holds free back to the system
  * (malloc_trim on glibc; nothing elsewhere), after freeing the write batch
- * buffers (two at most, 16 MiB each at most) that cosmicsync keeps for its
- * next writes. cosmicsync never does this on its own: the memory a large
+ * buffers that cosmicsync keeps for its next writes (two at most, of batches
+ * that held up to 16 MiB each; a buffer can be up to twice that). cosmicsync never does this on its own: the memory a large
  * merge or batch freed stays with the allocator, for the next one to reuse
  * without faulting its pages in again. Call it
  * when the application goes idle or to the background after large syncs, if
