@@ -7,6 +7,7 @@
 #include "test_storage_util.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 
 static char dir[256];
 static char dbpath[300];
@@ -19,7 +20,7 @@ static void teardown(void) {
   st_rmtree(dir);
 }
 
-static cs_db *open_new(bool *moved) {
+static inline cs_db *open_new(bool *moved) {
   cs_db *db = NULL;
   bool m = false;
   int rc = cs__db_open(&db, &m, dbpath, NULL);
@@ -29,7 +30,30 @@ static cs_db *open_new(bool *moved) {
   return db;
 }
 
-static void put1(cs_db *db, cs_cf cf, const char *k, const char *v) {
+/* What each of st_run_workers' threads gets: its id, the work size n, and
+ * where it leaves its result. */
+struct st_worker {
+  cs_db *db;
+  unsigned id, n;
+  int rc;
+};
+
+/* Runs worker on four threads over one database and expects each to end
+ * with rc 0. */
+static inline void st_run_workers(cs_db *db, unsigned n, void *(*worker)(void *)) {
+  pthread_t t[4];
+  struct st_worker c[4];
+  for (unsigned i = 0; i < 4; i++) {
+    c[i] = (struct st_worker){db, i, n, 0};
+    cr_assert_eq(pthread_create(&t[i], NULL, worker, &c[i]), 0);
+  }
+  for (unsigned i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    cr_expect_eq(c[i].rc, 0, "thread %u: %d", i, c[i].rc);
+  }
+}
+
+static inline void put1(cs_db *db, cs_cf cf, const char *k, const char *v) {
   cs_wbatch *b = NULL;
   cr_assert_eq(cs__wbatch_new(&b, db), 0);
   cs__wbatch_put(b, cf, k, strlen(k), v, strlen(v));
@@ -37,7 +61,7 @@ static void put1(cs_db *db, cs_cf cf, const char *k, const char *v) {
   cs__wbatch_free(b);
 }
 
-static void expect_value(cs_db *db, cs_cf cf, const char *k, const char *v) {
+static inline void expect_value(cs_db *db, cs_cf cf, const char *k, const char *v) {
   cs_buf out = CS_BUF_INIT;
   int rc = cs__db_get(&out, db, cf, k, strlen(k));
   cr_expect_eq(rc, 0, "get %s/%s: %d %s", cs__cf_name(cf), k, rc, cs_errmsg());
