@@ -121,6 +121,12 @@ int cs__hex_decode(uint8_t *out, size_t len, const char *hex);
 
 /* ---- text ---- */
 
+/* v in decimal (out holds CS_DEC_MAX bytes: 20 digits, sign, NUL); returns
+ * the length, as snprintf's "%llu" / "%lld" would write it. */
+#define CS_DEC_MAX 22
+size_t cs__fmt_u64(char *out, uint64_t v);
+size_t cs__fmt_i64(char *out, int64_t v);
+
 /* The offset of the first byte that is not part of well-formed UTF-8 (no
  * overlong forms, surrogates or code points above U+10FFFF; NUL counts as
  * invalid since names and strings are C strings), or len when all is. */

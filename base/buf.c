@@ -49,18 +49,26 @@ int cs__buf_putc(cs_buf *buf, char c) { return cs__buf_put(buf, &c, 1); }
 
 int cs__buf_printf(cs_buf *buf, const char *fmt, ...) {
   va_list ap;
+  size_t room = buf->asize > buf->size ? buf->asize - buf->size : 0;
   int n, rc;
 
+  /* One pass when the text fits in the room already there (it usually
+   * does), a second into a grown buffer when it did not. */
   va_start(ap, fmt);
-  n = vsnprintf(NULL, 0, fmt, ap);
+  n = vsnprintf(room ? buf->ptr + buf->size : NULL, room, fmt, ap);
   va_end(ap);
   if (n < 0)
     return cs__error(CS_EINTERNAL, "bad format string '%s'", fmt);
-  if ((rc = cs__buf_grow(buf, buf->size + (size_t)n)) != 0)
-    return rc;
-  va_start(ap, fmt);
-  vsnprintf(buf->ptr + buf->size, (size_t)n + 1, fmt, ap);
-  va_end(ap);
+  if ((size_t)n >= room) {
+    if ((rc = cs__buf_grow(buf, buf->size + (size_t)n)) != 0) {
+      if (room)
+        buf->ptr[buf->size] = '\0';
+      return rc;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf->ptr + buf->size, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
   buf->size += (size_t)n;
   return 0;
 }

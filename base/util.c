@@ -24,6 +24,26 @@ void cs__hex_encode(char *out, const uint8_t *in, size_t len) {
   out[2 * len] = '\0';
 }
 
+size_t cs__fmt_u64(char *out, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
+  out[n] = '\0';
+  return n;
+}
+
+size_t cs__fmt_i64(char *out, int64_t v) {
+  if (v >= 0)
+    return cs__fmt_u64(out, (uint64_t)v);
+  out[0] = '-';
+  return 1 + cs__fmt_u64(out + 1, 0 - (uint64_t)v); /* INT64_MIN included */
+}
+
 static int hexval(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';

@@ -140,15 +140,33 @@ json_t *cs__doc_to_json(const cs_doc *doc) {
 
 /* ------------------------------------------------------- direct writer */
 
+static bool needs_escape(uint8_t c) { return c < 0x20 || c == '"' || c == '\\'; }
+
 int cs__json_put_str(cs_buf *out, const char *s, size_t len) {
   static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
-  size_t run = 0;
-  int rc = cs__buf_putc(out, '"');
-  for (size_t i = 0; i < len && rc == 0; i++) {
+  size_t run = 0, clean = 0;
+  int rc;
+
+  /* Most strings (names, ids, short values) have nothing to escape: they go
+   * in with one copy. */
+  while (clean < len && !needs_escape((uint8_t)s[clean]))
+    clean++;
+  if (clean == len) {
+    if ((rc = cs__buf_grow(out, out->size + len + 2)) != 0)
+      return rc;
+    out->ptr[out->size] = '"';
+    memcpy(out->ptr + out->size + 1, s, len);
+    out->ptr[out->size + len + 1] = '"';
+    out->size += len + 2;
+    out->ptr[out->size] = '\0';
+    return 0;
+  }
+  rc = cs__buf_putc(out, '"');
+  for (size_t i = clean; i < len && rc == 0; i++) {
     uint8_t c = (uint8_t)s[i];
     char esc[7] = {'\\', 0};
     size_t n = 2;
-    if (c >= 0x20 && c != '"' && c != '\\')
+    if (!needs_escape(c))
       continue;
     switch (c) {
     case '"':
@@ -226,8 +244,10 @@ int cs__json_put_val(cs_buf *out, const cs_val *v) {
     return cs__buf_puts(out, "null");
   case CS_VAL_BOOL:
     return cs__buf_puts(out, v->u.b ? "true" : "false");
-  case CS_VAL_INT:
-    return cs__buf_printf(out, "%lld", (long long)v->u.i);
+  case CS_VAL_INT: {
+    char dec[CS_DEC_MAX];
+    return cs__buf_put(out, dec, cs__fmt_i64(dec, v->u.i));
+  }
   case CS_VAL_DOUBLE:
     return put_double(out, v->u.d);
   case CS_VAL_STR:

@@ -37,6 +37,63 @@ Test(base_buf, grows_and_stays_terminated) {
   cr_expect_null(b.ptr);
 }
 
+/* Text that fills the room left exactly, by one byte more, and by much more:
+ * each is written whole, once, and stays terminated. */
+Test(base_buf, printf_fits_or_grows_at_every_boundary) {
+  for (size_t pre = 0; pre < 140; pre++) {
+    cs_buf b = CS_BUF_INIT;
+    char want[512];
+    for (size_t i = 0; i < pre; i++)
+      cr_assert_eq(cs__buf_putc(&b, (char)('a' + i % 26)), 0);
+    size_t room = b.asize > b.size ? b.asize - b.size : 0;
+    for (size_t len = room ? room - 2 : 0; len < room + 3; len++) {
+      cs_buf c = CS_BUF_INIT;
+      cr_assert_eq(cs__buf_put(&c, b.ptr, b.size), 0);
+      cr_assert_eq(cs__buf_printf(&c, "%0*d", (int)len, 7), 0);
+      snprintf(want, sizeof(want), "%s%0*d", b.ptr ? b.ptr : "", (int)len, 7);
+      cr_assert_str_eq(c.ptr, want, "prefix %zu, text %zu", pre, len);
+      cr_assert_eq(c.size, strlen(want));
+      cs_buf_dispose(&c);
+    }
+    cs_buf_dispose(&b);
+  }
+}
+
+Test(base_buf, printf_without_memory_keeps_the_text) {
+  cs_buf b = CS_BUF_INIT;
+  cr_assert_eq(cs__buf_puts(&b, "kept"), 0);
+  cs__alloc_fail_after(1);
+  cr_expect_eq(cs__buf_printf(&b, "%0200d", 1), CS_ENOMEM);
+  cr_expect_str_eq(b.ptr, "kept");
+  cr_expect_eq(b.size, 4);
+  cs_buf_dispose(&b);
+}
+
+Test(base_text, decimal_matches_printf) {
+  static const int64_t edges[] = {0, 1, -1, 9, 10, -10, 99, 100, INT64_MAX, INT64_MIN,
+                                  INT64_MIN + 1, 4294967295LL, -4294967296LL};
+  char mine[CS_DEC_MAX], theirs[32];
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+    snprintf(theirs, sizeof(theirs), "%lld", (long long)edges[i]);
+    cr_expect_eq(cs__fmt_i64(mine, edges[i]), strlen(theirs));
+    cr_expect_str_eq(mine, theirs);
+    snprintf(theirs, sizeof(theirs), "%llu", (unsigned long long)edges[i]);
+    cr_expect_eq(cs__fmt_u64(mine, (uint64_t)edges[i]), strlen(theirs));
+    cr_expect_str_eq(mine, theirs);
+  }
+  for (int i = 0; i < 10000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    uint64_t v = x >> (x % 64);
+    snprintf(theirs, sizeof(theirs), "%llu", (unsigned long long)v);
+    cs__fmt_u64(mine, v);
+    cr_assert_str_eq(mine, theirs);
+    snprintf(theirs, sizeof(theirs), "%lld", (long long)(int64_t)v);
+    cs__fmt_i64(mine, (int64_t)v);
+    cr_assert_str_eq(mine, theirs);
+  }
+}
+
 Test(base_alloc, injected_failure_reports_nomem) {
   cs_buf b = CS_BUF_INIT;
   cs__alloc_fail_after(1);
