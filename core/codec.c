@@ -12,7 +12,7 @@ void cs__wire_action_dispose(cs_wire_action *a) {
 static void wire_model_dispose(cs_wire_model *m) {
   cs__free(m->name);
   cs__dotset_dispose(&m->knowledge);
-  for (size_t i = 0; i < m->ninstances; i++)
+  for (size_t i = 0; !m->instances_inline && i < m->ninstances; i++)
     cs__free(m->instances[i]);
   cs__free(m->instances);
   for (size_t i = 0; m->actions && i < m->nactions; i++) /* none kept when streamed */

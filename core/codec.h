@@ -86,6 +86,8 @@ typedef struct cs_wire_model {
   cs_dotset knowledge; /* sender's knowledge of the model */
   char **instances;    /* instance table; names unique */
   size_t ninstances;
+  bool instances_inline; /* decoded: the names live in the allocation of
+                            `instances` (not freed one by one) */
   cs_wire_action *actions; /* sorted by (origin, first) */
   size_t nactions;
   const cs_action_source *source; /* encoding only: actions come from here

@@ -30,18 +30,46 @@ static uint64_t name_hash(const char *s) {
   return v;
 }
 
-static int dec_instances(cs__dec *d, cs_wire_model *m) {
+/* The instance table. `inline_names`: all names go into the allocation of
+ * the table (one for the whole section, read in two passes over the names);
+ * otherwise each name is its own allocation, for a caller that takes them. */
+static int dec_instances(cs__dec *d, cs_wire_model *m, bool inline_names) {
   size_t n;
   uint32_t *seen = NULL;
   int rc = 0;
   TRY(cs__dec_count(d, &n, 2, "instance table"));
-  if (n && !(m->instances = cs__calloc(n, sizeof(char *)))) {
-    rc = CS_ENOMEM;
-    goto done;
-  }
-  for (size_t i = 0; i < n; i++) {
-    TRY(cs__dec_name_dup(d, &m->instances[i], "instance name"));
-    m->ninstances = i + 1;
+  if (n && inline_names) {
+    const uint8_t *start = d->p, *p;
+    size_t bytes = 0;
+    uint32_t len;
+    char *at;
+    for (size_t i = 0; i < n; i++) {
+      TRY(cs__dec_name(d, &p, &len, "instance name"));
+      bytes += len + 1;
+    }
+    d->p = start;
+    if (!(m->instances = cs__malloc(n * sizeof(char *) + bytes))) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    m->instances_inline = true;
+    at = (char *)(m->instances + n);
+    for (size_t i = 0; i < n; i++) {
+      TRY(cs__dec_name(d, &p, &len, "instance name"));
+      m->instances[i] = memcpy(at, p, len);
+      at[len] = '\0';
+      at += len + 1;
+    }
+    m->ninstances = n;
+  } else if (n) {
+    if (!(m->instances = cs__calloc(n, sizeof(char *)))) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+      TRY(cs__dec_name_dup(d, &m->instances[i], "instance name"));
+      m->ninstances = i + 1;
+    }
   }
   /* Names must be unique: each goes into a hash table of indexes (at most
    * half full) that its equal would already be in. */
@@ -249,7 +277,7 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
     }
     d.model = m->name;
     TRY(cs__dec_dotset(&d, &m->knowledge, "knowledge"));
-    TRY(dec_instances(&d, m));
+    TRY(dec_instances(&d, m, true));
     if (sink && sink->section)
       TRY(sink->section(sink->arg, m));
     TRY(dec_actions(&d, m, sink));
@@ -339,7 +367,7 @@ int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len) {
   TRY(cs__dec_uint(&d, &v, "knowledge"));
   if (v != 0)
     goto done;
-  TRY(dec_instances(&d, &wm));
+  TRY(dec_instances(&d, &wm, false));
   TRY(cs__dec_count(&d, &n, 6, "action groups"));
   if (n != 1)
     goto done;

@@ -166,6 +166,7 @@ static int slot_new(cs_doc_slot **out, cs_doc_cache *c, const char *instance) {
     else if ((sl->instance = cs__strdup(instance)) == NULL)
       return CS_ENOMEM;
     sl->hash = h;
+    sl->len = (uint32_t)len;
     c->len++;
   }
   *out = sl;
@@ -380,9 +381,8 @@ done:
 
 /* Document key order (cs__key_doc): instance names by length, then bytes. */
 static int cmp_slot_key(const void *a, const void *b) {
-  const char *x = (*(cs_doc_slot *const *)a)->instance, *y = (*(cs_doc_slot *const *)b)->instance;
-  size_t lx = strlen(x), ly = strlen(y);
-  return lx != ly ? (lx < ly ? -1 : 1) : memcmp(x, y, lx);
+  const cs_doc_slot *x = *(cs_doc_slot *const *)a, *y = *(cs_doc_slot *const *)b;
+  return x->len != y->len ? (x->len < y->len ? -1 : 1) : memcmp(x->instance, y->instance, x->len);
 }
 
 static int cmp_u64(const void *a, const void *b) {

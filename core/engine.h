@@ -81,6 +81,7 @@ int cs__store_put_meta(cs_store *s, cs_wbatch *b, cs_model *const *models, size_
 typedef struct cs_doc_slot {
   char *instance;       /* name, or a heap copy when longer */
   uint32_t hash;        /* of instance, for the cache's probes */
+  uint32_t len;         /* strlen(instance), for sorting by key */
   char name[CS_SLOT_NAME];
   cs_doc doc;
   uint64_t cursor;      /* change cursor stored with the document (0: new) */
