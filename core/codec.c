@@ -67,23 +67,35 @@ static size_t dotcur_slot(uint64_t key, size_t cap) {
   return (size_t)(h ^ (h >> 31)) & (cap - 1);
 }
 
-bool cs__dotcur_get(const cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t *out) {
-  uint64_t key = (((uint64_t)instance << 32) | ridx) + 1;
-  if (!c->cap)
-    return false;
-  for (size_t i = dotcur_slot(key, c->cap);; i = (i + 1) & (c->cap - 1)) {
-    if (c->ents[i].key == key) {
-      *out = c->ents[i].val;
-      return true;
-    }
-    if (!c->ents[i].key)
-      return false;
-  }
+size_t cs__dotcur_dense_max = (size_t)1 << 18;
+
+int cs__dotcur_plan(cs__dotcur *c, size_t ninstances, size_t nreps) {
+  if (c->dense || nreps == 0 || ninstances == 0 || ninstances > cs__dotcur_dense_max / nreps)
+    return 0;
+  if (!(c->dense = cs__calloc(ninstances * nreps, sizeof(uint64_t))))
+    return CS_ENOMEM;
+  c->dense_reps = nreps;
+  c->dense_len = ninstances * nreps;
+  return 0;
+}
+
+/* The dense slot of a key, or NULL when it has none. */
+static uint64_t *dotcur_dense(const cs__dotcur *c, uint32_t instance, uint32_t ridx) {
+  size_t i;
+  if (!c->dense || ridx >= c->dense_reps)
+    return NULL;
+  i = (size_t)instance * c->dense_reps + ridx;
+  return i < c->dense_len ? &c->dense[i] : NULL;
 }
 
 uint64_t *cs__dotcur_at(cs__dotcur *c, uint32_t instance, uint32_t ridx, bool *found) {
-  uint64_t key = (((uint64_t)instance << 32) | ridx) + 1;
+  uint64_t key = (((uint64_t)instance << 32) | ridx) + 1, *v = dotcur_dense(c, instance, ridx);
   size_t i;
+
+  if (v) {
+    *found = *v != 0;
+    return v;
+  }
 
   if ((c->len + 1) * 2 > c->cap) {
     size_t ncap = c->cap ? c->cap * 2 : 256;
@@ -124,5 +136,6 @@ int cs__dotcur_set(cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t cou
 
 void cs__dotcur_dispose(cs__dotcur *c) {
   cs__free(c->ents);
+  cs__free(c->dense);
   memset(c, 0, sizeof(*c));
 }

@@ -171,7 +171,11 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
   e.hlc = msg->clock;
   cs__enc_put_u(&e, msg->nmodels);
   for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
-    put_model(&e, &msg->models[i], e.groups ? &e.groups[i] : NULL);
+    int rc = cs__dotcur_plan(&e.cur, msg->models[i].ninstances, e.nreps);
+    if (rc)
+      e.rc = rc;
+    else
+      put_model(&e, &msg->models[i], e.groups ? &e.groups[i] : NULL);
     /* The dot cursor is per model section: instance indexes are. */
     cs__dotcur_dispose(&e.cur);
     e.inst_next = 0;

@@ -80,10 +80,23 @@ typedef struct cs__dotcur_ent {
 typedef struct cs__dotcur {
   cs__dotcur_ent *ents;
   size_t cap, len;
+  /* When a section's instance and replica tables are small enough (see
+   * cs__dotcur_plan): the cursor of (instance, replica index) is
+   * dense[instance * dense_reps + ridx], 0 for none (counters are >= 1),
+   * and the hash table serves only keys outside it. */
+  uint64_t *dense;
+  size_t dense_reps, dense_len;
 } cs__dotcur;
 
-/* true and *out set when the key has a cursor. */
-bool cs__dotcur_get(const cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t *out);
+/* The most cursors held in a dense array: 2^18 (2 MiB). Tests move it to
+ * write and read the same messages both ways. */
+extern size_t cs__dotcur_dense_max;
+
+/* Before a section: with ninstances x nreps within cs__dotcur_dense_max,
+ * its cursors go into a dense array (direct indexing, allocated once)
+ * instead of the hash table. 0 or CS_ENOMEM. */
+int cs__dotcur_plan(cs__dotcur *c, size_t ninstances, size_t nreps);
+
 int cs__dotcur_set(cs__dotcur *c, uint32_t instance, uint32_t ridx, uint64_t counter);
 /* The key's cursor, made (0, *found false) when it has none: one probe for
  * a read and the write that follows it. Valid until the next call; NULL

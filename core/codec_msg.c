@@ -278,6 +278,7 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
     d.model = m->name;
     TRY(cs__dec_dotset(&d, &m->knowledge, "knowledge"));
     TRY(dec_instances(&d, m, true));
+    TRY(cs__dotcur_plan(&d.cur, m->ninstances, d.nreps));
     if (sink && sink->section)
       TRY(sink->section(sink->arg, m));
     TRY(dec_actions(&d, m, sink));

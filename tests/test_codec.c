@@ -9,45 +9,6 @@
 #include "core/codec_enc.h"
 #include "test_codec_gen.h"
 
-static bool action_equal(const cs_wire_action *a, const cs_wire_action *b) {
-  return a->instance == b->instance && a->origin == b->origin && a->first == b->first &&
-         a->last == b->last && a->hlc == b->hlc && cs__doc_equal(&a->doc, &b->doc) &&
-         cs__dotset_equal(&a->ctx, &b->ctx);
-}
-
-static bool msg_equal(const cs_sync_msg *a, const cs_sync_msg *b) {
-  if (a->type != b->type || a->sender != b->sender || a->clock != b->clock ||
-      a->cursor != b->cursor || a->flags != b->flags || a->nmodels != b->nmodels)
-    return false;
-  for (size_t i = 0; i < a->nmodels; i++) {
-    const cs_wire_model *x = &a->models[i], *y = &b->models[i];
-    if (strcmp(x->name, y->name) || !cs__dotset_equal(&x->knowledge, &y->knowledge) ||
-        x->ninstances != y->ninstances || x->nactions != y->nactions || x->nstates != y->nstates)
-      return false;
-    for (size_t k = 0; k < x->ninstances; k++)
-      if (strcmp(x->instances[k], y->instances[k]))
-        return false;
-    for (size_t k = 0; k < x->nactions; k++)
-      if (!action_equal(&x->actions[k], &y->actions[k]))
-        return false;
-    for (size_t k = 0; k < x->nstates; k++)
-      if (x->states[k].instance != y->states[k].instance ||
-          !cs__doc_equal(&x->states[k].doc, &y->states[k].doc))
-        return false;
-  }
-  return true;
-}
-
-/* On failure: the seed and iteration first (to replay), then the message. */
-#define CHECK(cond, seed, iter, ...)                                                               \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "seed %llu (replay with CS_SEED=%llu), iteration %d\n",                      \
-              (unsigned long long)(seed), (unsigned long long)(seed), (iter));                     \
-      cr_assert(0, __VA_ARGS__);                                                                   \
-    }                                                                                              \
-  } while (0)
-
 Test(codec, doc_round_trip) {
   uint64_t seed = gen_seed();
   gen_rng r = {seed};
