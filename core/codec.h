@@ -162,7 +162,7 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
 typedef struct cs_run_peek {
   bool simple;
   cs_run_tables t;
-  char **instances;
+  char **instances; /* one allocation: the names live in it */
   size_t ninstances;
   uint64_t first;
 } cs_run_peek;

@@ -30,47 +30,34 @@ static uint64_t name_hash(const char *s) {
   return v;
 }
 
-/* The instance table. `inline_names`: all names go into the allocation of
- * the table (one for the whole section, read in two passes over the names);
- * otherwise each name is its own allocation, for a caller that takes them. */
-static int dec_instances(cs__dec *d, cs_wire_model *m, bool inline_names) {
-  size_t n;
-  uint32_t *seen = NULL;
+/* The instance table. Its names go into the allocation of the table (one
+ * for the whole section, read in two passes over the names). */
+static int dec_instances(cs__dec *d, cs_wire_model *m) {
+  const uint8_t *start, *p;
+  size_t n, bytes = 0;
+  uint32_t *seen = NULL, len;
+  char *at;
   int rc = 0;
   TRY(cs__dec_count(d, &n, 2, "instance table"));
-  if (n && inline_names) {
-    const uint8_t *start = d->p, *p;
-    size_t bytes = 0;
-    uint32_t len;
-    char *at;
-    for (size_t i = 0; i < n; i++) {
-      TRY(cs__dec_name(d, &p, &len, "instance name"));
-      bytes += len + 1;
-    }
-    d->p = start;
-    if (!(m->instances = cs__malloc(n * sizeof(char *) + bytes))) {
-      rc = CS_ENOMEM;
-      goto done;
-    }
-    m->instances_inline = true;
-    at = (char *)(m->instances + n);
-    for (size_t i = 0; i < n; i++) {
-      TRY(cs__dec_name(d, &p, &len, "instance name"));
-      m->instances[i] = memcpy(at, p, len);
-      at[len] = '\0';
-      at += len + 1;
-    }
-    m->ninstances = n;
-  } else if (n) {
-    if (!(m->instances = cs__calloc(n, sizeof(char *)))) {
-      rc = CS_ENOMEM;
-      goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-      TRY(cs__dec_name_dup(d, &m->instances[i], "instance name"));
-      m->ninstances = i + 1;
-    }
+  start = d->p;
+  for (size_t i = 0; i < n; i++) {
+    TRY(cs__dec_name(d, &p, &len, "instance name"));
+    bytes += len + 1;
   }
+  d->p = start;
+  if (n && !(m->instances = cs__malloc(n * sizeof(char *) + bytes))) {
+    rc = CS_ENOMEM;
+    goto done;
+  }
+  m->instances_inline = true;
+  at = (char *)(m->instances + n);
+  for (size_t i = 0; i < n; i++) {
+    TRY(cs__dec_name(d, &p, &len, "instance name"));
+    m->instances[i] = memcpy(at, p, len);
+    at[len] = '\0';
+    at += len + 1;
+  }
+  m->ninstances = n;
   /* Names must be unique: each goes into a hash table of indexes (at most
    * half full) that its equal would already be in. */
   if (n > 1) {
@@ -277,7 +264,7 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
     }
     d.model = m->name;
     TRY(cs__dec_dotset(&d, &m->knowledge, "knowledge"));
-    TRY(dec_instances(&d, m, true));
+    TRY(dec_instances(&d, m));
     TRY(cs__dotcur_plan(&d.cur, m->ninstances, d.nreps));
     if (sink && sink->section)
       TRY(sink->section(sink->arg, m));
@@ -301,9 +288,7 @@ void cs__run_peek_dispose(cs_run_peek *pk) {
     cs__free(pk->t.fields[i]);
   cs__free((void *)pk->t.fields);
   cs__free((void *)pk->t.reps);
-  for (size_t i = 0; i < pk->ninstances; i++)
-    cs__free(pk->instances[i]);
-  cs__free(pk->instances);
+  cs__free(pk->instances); /* the names live in it */
   memset(pk, 0, sizeof(*pk));
 }
 
@@ -368,7 +353,7 @@ int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len) {
   TRY(cs__dec_uint(&d, &v, "knowledge"));
   if (v != 0)
     goto done;
-  TRY(dec_instances(&d, &wm, false));
+  TRY(dec_instances(&d, &wm));
   TRY(cs__dec_count(&d, &n, 6, "action groups"));
   if (n != 1)
     goto done;
@@ -415,9 +400,7 @@ done:
       cs__free(fields[i]);
     cs__free(fields);
   }
-  for (size_t i = 0; i < wm.ninstances; i++)
-    cs__free(wm.instances[i]);
-  cs__free(wm.instances);
+  cs__free(wm.instances); /* the names live in it */
   if (rc || !out->simple)
     cs__run_peek_dispose(out);
   cs__dec_dispose(&d);

@@ -66,8 +66,7 @@ static int collect_run(bool *taken, cs_log_source *ls, cs_tables_fn tables, void
     goto done;
   for (size_t i = 0; i < pk.ninstances && rc == 0; i++) {
     uint32_t idx;
-    rc = cs__intern(&idx, &ls->table, ls->wm, &ls->inst_cap, pk.instances[i]);
-    pk.instances[i] = NULL; /* taken (or freed) by cs__intern */
+    rc = cs__intern_copy(&idx, &ls->table, ls->wm, &ls->inst_cap, pk.instances[i]);
   }
   if (rc == 0)
     rc = tables(fnarg, &pk.t);
