@@ -252,6 +252,12 @@ int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_ac
 int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model);
 /* Decodes a log record: one model section of one origin's actions. */
 int cs__segment_decode(cs_sync_msg *out, const uint8_t *p, size_t len);
+/* The same checks, with the actions handed to fn one at a time as they are
+ * decoded (in the memory of one action, which fn may change but not keep).
+ * wm is the run's section (its instance table). Stops at fn's nonzero
+ * code. */
+typedef int (*cs_segment_fn)(void *arg, const cs_wire_model *wm, cs_wire_action *a);
+int cs__segment_each(const uint8_t *p, size_t len, cs_segment_fn fn, void *arg);
 
 /* ---- merge.c: building and merging messages ---- */
 int cs__peer_ack_get(cs_dotset *out, cs_store *s, cs_replica peer, const char *model);
@@ -273,6 +279,11 @@ typedef struct cs_log_source {
   size_t inst_cap;
   size_t count; /* actions handed over by the first pass */
   int passes;
+  /* the pass under way: where its actions go */
+  cs_action_fn fn;
+  void *fnarg;
+  bool first_pass;
+  bool failed; /* a failure of the pass itself, not of the run's bytes */
 } cs_log_source;
 
 void cs__log_source_init(cs_log_source *ls, cs_wire_model *wm, cs_store *s, cs_model *m,

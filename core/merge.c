@@ -84,6 +84,30 @@ static void run_error(int rc, const cs_model *m, uint64_t origin, uint64_t last)
                  (unsigned long long)origin, (unsigned long long)last);
 }
 
+/* One action of a log run: to the encoder, unless the peer has it. */
+static int serve_logged(void *arg, const cs_wire_model *sm, cs_wire_action *a) {
+  cs_log_source *ls = arg;
+  const char *name = sm->instances[a->instance];
+  bool all_known = true;
+  int rc = 0;
+
+  for (uint64_t c = a->first; c <= a->last && all_known; c++)
+    all_known = cs__dotset_contains(&ls->peer_knows, (cs_dot){a->origin, c});
+  if (all_known)
+    return 0;
+  if (ls->first_pass) {
+    rc = cs__intern_copy(&a->instance, &ls->table, ls->wm, &ls->inst_cap, name);
+    ls->count++;
+  } else if (!cs__intern_find(&a->instance, &ls->table, name)) {
+    rc = cs__error(CS_EINTERNAL, "log of model '%s': instance '%s' appeared between passes",
+                   ls->model->name, name);
+  }
+  if (rc == 0)
+    rc = ls->fn(ls->fnarg, a);
+  ls->failed = rc != 0;
+  return rc;
+}
+
 /*
  * Hands fn every logged action of the source's model that the peer lacks;
  * in the collecting pass (tables set), a run the peer lacks entirely goes
@@ -138,33 +162,15 @@ static int log_each(void *arg, cs_action_fn fn, cs_tables_fn tables, void *fnarg
         continue;
       }
     }
-    cs_sync_msg seg;
-    if ((rc = cs__segment_decode(&seg, v.ptr, v.len)) != 0) {
-      run_error(rc, m, origin, last);
+    ls->fn = fn;
+    ls->fnarg = fnarg;
+    ls->first_pass = first_pass;
+    ls->failed = false;
+    if ((rc = cs__segment_each(v.ptr, v.len, serve_logged, ls)) != 0) {
+      if (!ls->failed)
+        run_error(rc, m, origin, last);
       goto done;
     }
-    cs_wire_model *sm = &seg.models[0];
-    for (size_t j = 0; j < sm->nactions && rc == 0; j++) {
-      cs_wire_action *sa = &sm->actions[j];
-      const char *name = sm->instances[sa->instance];
-      bool all_known = true;
-      for (uint64_t c = sa->first; c <= sa->last && all_known; c++)
-        all_known = cs__dotset_contains(peer_knows, (cs_dot){sa->origin, c});
-      if (all_known)
-        continue;
-      if (first_pass) {
-        rc = cs__intern_copy(&sa->instance, &ls->table, ls->wm, &ls->inst_cap, name);
-        ls->count++;
-      } else if (!cs__intern_find(&sa->instance, &ls->table, name)) {
-        rc = cs__error(CS_EINTERNAL, "log of model '%s': instance '%s' appeared between passes",
-                       m->name, name);
-      }
-      if (rc == 0)
-        rc = fn(fnarg, sa);
-    }
-    cs__sync_msg_dispose(&seg);
-    if (rc)
-      goto done;
     cs__iter_next(it);
   }
   rc = cs__iter_status(it);

@@ -186,3 +186,42 @@ int cs__segment_decode(cs_sync_msg *out, const uint8_t *p, size_t len) {
     }
   return rc;
 }
+
+typedef struct segment_walk {
+  cs_segment_fn fn;
+  void *arg;
+  cs_replica sender;
+} segment_walk;
+
+static int walk_header(void *arg, const cs_sync_msg *msg) {
+  ((segment_walk *)arg)->sender = msg->sender;
+  return 0;
+}
+
+static int walk_action(void *arg, cs_wire_model *wm, size_t index, cs_wire_action *a) {
+  segment_walk *w = arg;
+  (void)index;
+  if (a->origin != w->sender)
+    return cs__error(CS_ECORRUPT, "log segment: an action of another origin");
+  return w->fn(w->arg, wm, a);
+}
+
+static int walk_section_end(void *arg, cs_wire_model *wm) {
+  (void)arg;
+  if (wm->nactions == 0 || wm->nstates != 0)
+    return cs__error(CS_ECORRUPT, "log segment: expected one model section of actions");
+  return 0;
+}
+
+int cs__segment_each(const uint8_t *p, size_t len, cs_segment_fn fn, void *arg) {
+  segment_walk w = {fn, arg, 0};
+  cs_msg_sink sink = {walk_header, NULL, walk_action, walk_section_end, &w};
+  cs_sync_msg msg;
+  int rc = cs__codec_decode_msg_sink(&msg, p, len, &sink);
+  /* A second section's actions may have gone to fn already: the caller
+   * fails as a whole. */
+  if (rc == 0 && msg.nmodels != 1)
+    rc = cs__error(CS_ECORRUPT, "log segment: expected one model section of actions");
+  cs__sync_msg_dispose(&msg);
+  return rc;
+}

@@ -250,6 +250,69 @@ Test(engine_log, a_damaged_run_fails_the_answer_naming_it) {
   expect_damage_reported("kind", break_kind);
 }
 
+/* Runs re-encoded whole (the checksum right) into shapes no run has: the
+ * answer fails, naming the run and what is wrong with it. */
+static void reencode(cs_sync_msg *run, cs_buf *bytes) {
+  cs__buf_clear(bytes);
+  cr_assert_eq(cs__codec_encode_msg(bytes, run), 0, "%s", cs_errmsg());
+}
+
+static void other_sender(cs_sync_msg *run, cs_buf *bytes) {
+  run->sender ^= 1;
+  reencode(run, bytes);
+}
+
+static void with_a_state(cs_sync_msg *run, cs_buf *bytes) {
+  cs_wire_model *wm = &run->models[0];
+  wm->states = cs__calloc(1, sizeof(cs_wire_state));
+  wm->nstates = 1;
+  reencode(run, bytes);
+}
+
+static void no_section(cs_sync_msg *run, cs_buf *bytes) {
+  size_t n = run->nmodels;
+  run->nmodels = 0;
+  reencode(run, bytes);
+  run->nmodels = n;
+}
+
+static void two_sections(cs_sync_msg *run, cs_buf *bytes) {
+  cs_wire_model *one = run->models, two[2];
+  memset(two, 0, sizeof(two));
+  two[0] = two[1] = one[0]; /* the same actions again, under another model */
+  two[1].name = "~later";
+  run->models = two;
+  run->nmodels = 2;
+  reencode(run, bytes);
+  run->models = one;
+  run->nmodels = 1;
+}
+
+static void expect_shape_refused(const char *name, void (*damage)(cs_sync_msg *, cs_buf *),
+                                 const char *why) {
+  cs_store *a = tu_open(dir, name);
+  cs_buf bytes = CS_BUF_INIT, resp = CS_BUF_INIT;
+  int status = 0;
+  edits(a, 0, 10);
+  rewrite_runs(a, damage);
+  request(&bytes, NULL);
+  cr_expect_eq(cs__store_serve(&resp, &status, a, "/v1/sync", (const uint8_t *)bytes.ptr,
+                               bytes.size, NULL, true),
+               CS_ECORRUPT, "%s", name);
+  cr_expect(strstr(cs_errmsg(), "log of model 'UserProfile'") != NULL, "%s", cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), why) != NULL, "%s: %s", name, cs_errmsg());
+  cs_buf_dispose(&bytes);
+  cs_buf_dispose(&resp);
+  cs_store_close(a);
+}
+
+Test(engine_log, a_run_of_another_shape_fails_the_answer_naming_it) {
+  expect_shape_refused("sender", other_sender, "an action of another origin");
+  expect_shape_refused("state", with_a_state, "expected one model section of actions");
+  expect_shape_refused("none", no_section, "expected one model section of actions");
+  expect_shape_refused("two", two_sections, "expected one model section of actions");
+}
+
 /* Each allocation of an answer read from the log may fail: the answer then
  * fails with CS_ENOMEM, and the next one is whole. */
 Test(engine_log, every_allocation_failure_of_an_answer_is_reported) {
