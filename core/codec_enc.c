@@ -319,10 +319,47 @@ void cs__enc_put_u(cs__enc *e, uint64_t v) {
   }
 }
 
-static void put_str(cs__enc *e, const char *s, size_t len) {
-  if (!e->rc && (msgpack_pack_str(&e->pk, len) != 0 || msgpack_pack_str_body(&e->pk, s, len) != 0))
+/*
+ * A str (or bin) item, header and bytes in one copy: the header msgpack-c's
+ * msgpack_pack_str / msgpack_pack_bin write (fixstr up to 31 bytes, then
+ * the 8, 16 and 32-bit lengths; bin has no fix form), which is the
+ * shortest and the only one the reader accepts. Callers keep len within
+ * the wire limits (names 1 KiB, values 1 MiB).
+ */
+static void put_raw(cs__enc *e, bool bin, const char *s, size_t len) {
+  cs_buf *b = e->out;
+  uint8_t *p;
+  size_t n;
+  if (e->rc)
+    return;
+  if (CS__UNLIKELY(b->size + len + 6 > b->asize) && cs__buf_grow(b, b->size + len + 5) != 0) {
     e->rc = CS_ENOMEM;
+    return;
+  }
+  p = (uint8_t *)b->ptr + b->size;
+  if (!bin && len < 32) {
+    p[0] = (uint8_t)(0xa0 | len);
+    n = 1;
+  } else if (len < 256) {
+    p[0] = bin ? 0xc4 : 0xd9;
+    p[1] = (uint8_t)len;
+    n = 2;
+  } else if (len < 65536) {
+    p[0] = bin ? 0xc5 : 0xda;
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)len;
+    n = 3;
+  } else {
+    p[0] = bin ? 0xc6 : 0xdb;
+    cs__put_be32(p + 1, (uint32_t)len);
+    n = 5;
+  }
+  if (len)
+    memcpy(p + n, s, len);
+  b->size += n + len;
 }
+
+static void put_str(cs__enc *e, const char *s, size_t len) { put_raw(e, false, s, len); }
 
 void cs__enc_put_name(cs__enc *e, const char *what, const char *s) {
   size_t len = strlen(s);
@@ -342,7 +379,7 @@ void cs__enc_put_tables(cs__enc *e) {
     put_str(e, e->fld_list[i], strlen(e->fld_list[i]));
 }
 
-static void put_val(cs__enc *e, const cs_val *v) {
+void cs__enc_put_val(cs__enc *e, const cs_val *v) {
   int r = 0;
   if (e->rc)
     return;
@@ -365,13 +402,8 @@ static void put_val(cs__enc *e, const cs_val *v) {
       cs__enc_fail(e, CS_ETOOBIG, "value of %u bytes (the limit is %u)", v->len, CS_WIRE_MAX_VALUE);
       return;
     }
-    if (v->type == CS_VAL_STR)
-      r = msgpack_pack_str(&e->pk, v->len) ||
-          msgpack_pack_str_body(&e->pk, cs__val_data(v), v->len);
-    else
-      r = msgpack_pack_bin(&e->pk, v->len) ||
-          msgpack_pack_bin_body(&e->pk, cs__val_data(v), v->len);
-    break;
+    put_raw(e, v->type == CS_VAL_BYTES, cs__val_data(v), v->len);
+    return;
   default:
     cs__enc_fail(e, CS_EINVAL, "value of unknown type %u", v->type);
     return;
@@ -504,7 +536,7 @@ void cs__enc_put_doc(cs__enc *e, const cs_doc *d, cs__dot_prev *pv) {
           cs__enc_fail(e, CS_EINVAL, "field '%s': register entries not sorted at %zu", fl->name, i);
         put_dot(e, pv, r->entries[i].dot);
         put_hlc(e, r->entries[i].hlc);
-        put_val(e, &r->entries[i].val);
+        cs__enc_put_val(e, &r->entries[i].val);
       }
     } else if (fl->kind == CS_KIND_SET) {
       const cs_set *s = &fl->u.set;
@@ -513,7 +545,7 @@ void cs__enc_put_doc(cs__enc *e, const cs_doc *d, cs__dot_prev *pv) {
         const cs_set_elem *el = &s->elems[i];
         if (i && cs__val_cmp(&s->elems[i - 1].val, &el->val) >= 0)
           cs__enc_fail(e, CS_EINVAL, "field '%s': set elements not sorted at %zu", fl->name, i);
-        put_val(e, &el->val);
+        cs__enc_put_val(e, &el->val);
         cs__enc_put_u(e, el->ndots);
         for (size_t k = 0; k < el->ndots; k++) {
           if (k && cs__dot_cmp(&el->dots[k - 1], &el->dots[k]) >= 0)
@@ -686,9 +718,9 @@ void cs__enc_put_action(cs__enc *e, const cs_wire_action *a, uint64_t prev_last,
   cs__enc_put_u(e, tag);
   put_hlc(e, a->hlc);
   if (shape == CS__SHAPE_REG1)
-    put_val(e, &fl->u.reg.entries[0].val);
+    cs__enc_put_val(e, &fl->u.reg.entries[0].val);
   else if (shape == CS__SHAPE_ADD1)
-    put_val(e, &fl->u.set.elems[0].val);
+    cs__enc_put_val(e, &fl->u.set.elems[0].val);
   else if (shape == CS__SHAPE_GENERAL)
     cs__enc_put_doc(e, &a->doc, &pv);
   if (code == CS__CODE_REG1_ONE || code == CS__CODE_EMPTY_ONE) {

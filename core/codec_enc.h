@@ -88,6 +88,8 @@ uint32_t cs__enc_rep_idx(const cs__enc *e, uint64_t r);
 /* Second pass: items. */
 void cs__enc_put_u(cs__enc *e, uint64_t v);
 void cs__enc_put_name(cs__enc *e, const char *what, const char *s);
+/* A scalar as msgpack (str, bin, int, float, bool, nil). */
+void cs__enc_put_val(cs__enc *e, const cs_val *v);
 void cs__enc_put_frame(cs__enc *e, uint8_t type);
 void cs__enc_put_tables(cs__enc *e);
 void cs__enc_put_dotset(cs__enc *e, const cs_dotset *s);

@@ -109,6 +109,43 @@ Test(codec, unsigned_integers_are_written_as_msgpack_c_writes_them) {
   msgpack_sbuffer_destroy(&want);
   cs_buf_dispose(&got);
 
+  /* Strings and bytes of every header width, each after every fill of a
+   * buffer's first bytes, as msgpack-c writes them. */
+  static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536, 70000};
+  char *body = malloc(70000);
+  cr_assert_not_null(body);
+  for (size_t i = 0; i < 70000; i++)
+    body[i] = (char)('a' + i % 26);
+  for (size_t pad = 0; pad < 80; pad += 7)
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+      for (int bin = 0; bin < 2; bin++) {
+        cs_val v;
+        cs_buf b = CS_BUF_INIT;
+        msgpack_sbuffer_init(&want);
+        msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+        for (size_t k = 0; k < pad; k++)
+          cr_assert_eq(cs__buf_put(&b, "p", 1), 0);
+        if (bin) {
+          msgpack_pack_bin(&pk, lens[i]);
+          msgpack_pack_bin_body(&pk, body, lens[i]);
+          cr_assert_eq(cs__val_bytes(&v, body, lens[i]), 0);
+        } else {
+          msgpack_pack_str(&pk, lens[i]);
+          msgpack_pack_str_body(&pk, body, lens[i]);
+          cr_assert_eq(cs__val_str(&v, body, lens[i]), 0);
+        }
+        cs__enc_init(&e, &b);
+        cs__enc_put_val(&e, &v);
+        cr_assert_eq(cs__enc_end(&e, pad), 0, "%s", cs_errmsg());
+        cr_assert_eq(b.size, pad + want.size, "len %zu bin %d", lens[i], bin);
+        cr_expect_eq(memcmp(b.ptr + pad, want.data, want.size), 0, "len %zu bin %d", lens[i], bin);
+        cr_expect_eq(b.ptr[b.size], '\0');
+        cs__val_dispose(&v);
+        cs_buf_dispose(&b);
+        msgpack_sbuffer_destroy(&want);
+      }
+  free(body);
+
   /* From every fill of a buffer's first sizes, the widest integers still
    * leave the byte a cs_buf keeps for its terminating NUL. */
   for (size_t pad = 0; pad < 300; pad++) {
