@@ -279,44 +279,13 @@ uint32_t cs__enc_rep_idx(const cs__enc *e, uint64_t r) {
 
 /* ---- pass 2: items ---- */
 
-/*
- * Unsigned integers are most of what the encoder writes, so they go straight
- * into the buffer rather than through the packer's callback, in the shortest
- * form: the bytes msgpack_pack_uint64 writes, and the only ones the reader
- * accepts (core/codec_read.c). The packer writes to the same buffer as it
- * goes and keeps nothing back, so the two interleave.
- */
-void cs__enc_put_u(cs__enc *e, uint64_t v) {
-  cs_buf *b = e->out;
-  uint8_t *p;
-  if (e->rc)
-    return;
-  if (CS__UNLIKELY(b->size + 10 > b->asize) && cs__buf_grow(b, b->size + 9) != 0) {
+/* The slow path of cs__enc_put_u: room for the widest integer. */
+bool cs__enc_room_u(cs__enc *e) {
+  if (cs__buf_grow(e->out, e->out->size + 9) != 0) {
     e->rc = CS_ENOMEM;
-    return;
+    return false;
   }
-  p = (uint8_t *)b->ptr + b->size;
-  if (v < 0x80) {
-    p[0] = (uint8_t)v;
-    b->size += 1;
-  } else if (v <= 0xff) {
-    p[0] = 0xcc;
-    p[1] = (uint8_t)v;
-    b->size += 2;
-  } else if (v <= 0xffff) {
-    p[0] = 0xcd;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)v;
-    b->size += 3;
-  } else if (v <= 0xffffffffu) {
-    p[0] = 0xce;
-    cs__put_be32(p + 1, (uint32_t)v);
-    b->size += 5;
-  } else {
-    p[0] = 0xcf;
-    cs__put_be64(p + 1, v);
-    b->size += 9;
-  }
+  return true;
 }
 
 /*
