@@ -36,7 +36,18 @@ typedef struct cs__dec {
 } cs__dec;
 
 int cs__dec_fail(cs__dec *d, const char *fmt, ...) CS__PRINTF(2, 3);
-int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what);
+/* An unsigned integer in its shortest form. Inline for the one-byte
+ * integers that most are; every other case (and every failure) is read by
+ * cs__dec_uint_slow. */
+int cs__dec_uint_slow(cs__dec *d, uint64_t *out, const char *what);
+static inline int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what) {
+  if (CS__LIKELY(d->p < d->end && *d->p <= 0x7f)) {
+    d->item = (size_t)(d->p - d->base);
+    *out = *d->p++;
+    return 0;
+  }
+  return cs__dec_uint_slow(d, out, what);
+}
 /* A count of items taking at least min_bytes each, checked against the input. */
 int cs__dec_count(cs__dec *d, size_t *out, size_t min_bytes, const char *what);
 /* A name (1..CS_WIRE_MAX_NAME bytes, no NUL); *ptr points into the input. */

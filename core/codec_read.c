@@ -62,7 +62,7 @@ static uint64_t get_be(const uint8_t *p, int n) {
   return v;
 }
 
-int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what) {
+int cs__dec_uint_slow(cs__dec *d, uint64_t *out, const char *what) {
   uint8_t b;
   int n;
   uint64_t v, min;
