@@ -45,11 +45,13 @@ static int dec_instances(cs__dec *d, cs_wire_model *m) {
     bytes += len + 1;
   }
   d->p = start;
-  if (n && !(m->instances = cs__malloc(n * sizeof(char *) + bytes))) {
+  m->instances_inline = true;
+  if (n == 0)
+    goto done;
+  if (!(m->instances = cs__malloc(n * sizeof(char *) + bytes))) {
     rc = CS_ENOMEM;
     goto done;
   }
-  m->instances_inline = true;
   at = (char *)(m->instances + n);
   for (size_t i = 0; i < n; i++) {
     TRY(cs__dec_name(d, &p, &len, "instance name"));

@@ -155,7 +155,8 @@ int cs__json_put_str(cs_buf *out, const char *s, size_t len) {
     if ((rc = cs__buf_grow(out, out->size + len + 2)) != 0)
       return rc;
     out->ptr[out->size] = '"';
-    memcpy(out->ptr + out->size + 1, s, len);
+    if (len)
+      memcpy(out->ptr + out->size + 1, s, len);
     out->ptr[out->size + len + 1] = '"';
     out->size += len + 2;
     out->ptr[out->size] = '\0';
