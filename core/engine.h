@@ -265,7 +265,7 @@ int cs__peer_ack_put(cs_wbatch *b, cs_replica peer, const char *model, const cs_
 /*
  * The logged actions of model m that a peer lacks, read from the log as the
  * encoder writes them (cs_action_source): a message of any size is built
- * in the memory of one log run. cs__log_source_init fills wm->source and
+ * in the memory of one action. cs__log_source_init fills wm->source and
  * takes `peer_knows` (moved; the caller's is left empty). The source, and
  * the store's lock, must outlive the encoding.
  */
