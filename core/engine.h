@@ -235,6 +235,10 @@ typedef struct cs_segment {
   size_t act_cap, inst_cap;
   cs_intern table;
   size_t count; /* actions flushed so far */
+  /* Instance names given to cs__segment_add are kept as they are, not
+   * copied: their owner keeps them until the run is flushed (a merge: the
+   * names of the message section being merged). */
+  bool borrow;
 } cs_segment;
 
 void cs__segment_init(cs_segment *seg);

@@ -356,6 +356,7 @@ int cs__merge_begin(cs_merger *mg, cs_store *s) {
   mg->store = s;
   mg->limit = cs__stamp_limit(s);
   cs__segment_init(&mg->seg);
+  mg->seg.borrow = true; /* runs are flushed before their section ends */
   return cs__wbatch_new(&mg->batch, s->db);
 }
 
@@ -364,6 +365,7 @@ static void section_clear(cs_merger *mg) {
   cs__free(mg->slots);
   mg->slots = NULL;
   cs__segment_dispose(&mg->seg);
+  mg->seg.borrow = true;
   cs__dotset_dispose(&mg->before);
 }
 

@@ -25,9 +25,10 @@ void cs__intern_dispose(cs_intern *t) {
 }
 
 /* Interns `name`; `owned` is name itself (taken: kept or freed) or NULL (a
- * copy is made if the name is new). */
+ * copy is made if the name is new). `borrow`: the table keeps name itself,
+ * which its owner keeps alive and frees (owned is NULL). */
 static int intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap,
-                  const char *name, char *owned) {
+                  const char *name, char *owned, bool borrow) {
   size_t i;
   int rc;
 
@@ -70,7 +71,9 @@ static int intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap
     cs__free(owned);
     return rc;
   }
-  if (!owned && !(owned = cs__strdup(name)))
+  if (borrow)
+    owned = (char *)name;
+  else if (!owned && !(owned = cs__strdup(name)))
     return CS_ENOMEM;
   wm->instances[wm->ninstances] = owned;
   t->names[i] = owned;
@@ -80,12 +83,12 @@ static int intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap
 }
 
 int cs__intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, char *name) {
-  return intern(out, t, wm, wm_cap, name, name);
+  return intern(out, t, wm, wm_cap, name, name, false);
 }
 
 int cs__intern_copy(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap,
                     const char *name) {
-  return intern(out, t, wm, wm_cap, name, NULL);
+  return intern(out, t, wm, wm_cap, name, NULL, false);
 }
 
 bool cs__intern_find(uint32_t *out, const cs_intern *t, const char *name) {
@@ -105,7 +108,7 @@ void cs__segment_init(cs_segment *seg) { memset(seg, 0, sizeof(*seg)); }
 static void segment_clear(cs_segment *seg) {
   if (seg->table.cap)
     memset(seg->table.names, 0, seg->table.cap * sizeof(*seg->table.names));
-  for (size_t i = 0; i < seg->wm.ninstances; i++)
+  for (size_t i = 0; !seg->borrow && i < seg->wm.ninstances; i++)
     cs__free(seg->wm.instances[i]);
   seg->wm.ninstances = 0;
   for (size_t i = 0; i < seg->wm.nactions; i++)
@@ -136,7 +139,8 @@ int cs__segment_add(cs_segment *seg, cs_wbatch *b, const char *model, cs_wire_ac
   slot = &seg->wm.actions[seg->wm.nactions];
   *slot = *a;
   memset(a, 0, sizeof(*a)); /* the segment owns the document and context now */
-  if ((rc = cs__intern_copy(&slot->instance, &seg->table, &seg->wm, &seg->inst_cap, instance))) {
+  if ((rc = intern(&slot->instance, &seg->table, &seg->wm, &seg->inst_cap, instance, NULL,
+                   seg->borrow))) {
     *a = *slot; /* give them back */
     memset(slot, 0, sizeof(*slot));
     return rc;
