@@ -151,8 +151,8 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
  * origin other than its sender); the rest is then empty. What follows the
  * first action's dot range is not read (a run with states still peeks as
  * simple: cs__segment_decode refuses it). The bytes are read with the
- * decoder's bounds but not checksummed, so the caller decodes the run in
- * full before using its actions, and on a failure decodes it to report the
+ * decoder's bounds but not checksummed, nor the instance names checked for
+ * duplicates, so the caller decodes the run in full before using its actions, and on a failure decodes it to report the
  * damage (the checksum names it better).
  *
  * Returns 0, CS_ECORRUPT or CS_ENOMEM; on failure *out is empty. Everything

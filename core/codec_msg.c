@@ -31,8 +31,9 @@ static uint64_t name_hash(const char *s) {
 }
 
 /* The instance table. Its names go into the allocation of the table (one
- * for the whole section, read in two passes over the names). */
-static int dec_instances(cs__dec *d, cs_wire_model *m) {
+ * for the whole section, read in two passes over the names). `unique`:
+ * refuse a name that appears twice (a peek leaves it to the full decode). */
+static int dec_instances(cs__dec *d, cs_wire_model *m, bool unique) {
   const uint8_t *start, *p;
   size_t n, bytes = 0;
   uint32_t *seen = NULL, len;
@@ -62,7 +63,7 @@ static int dec_instances(cs__dec *d, cs_wire_model *m) {
   m->ninstances = n;
   /* Names must be unique: each goes into a hash table of indexes (at most
    * half full) that its equal would already be in. */
-  if (n > 1) {
+  if (unique && n > 1) {
     size_t cap = 4;
     pthread_once(&name_key_once, name_key_init);
     while (cap < 2 * n)
@@ -266,7 +267,7 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
     }
     d.model = m->name;
     TRY(cs__dec_dotset(&d, &m->knowledge, "knowledge"));
-    TRY(dec_instances(&d, m));
+    TRY(dec_instances(&d, m, true));
     TRY(cs__dotcur_plan(&d.cur, m->ninstances, d.nreps));
     if (sink && sink->section)
       TRY(sink->section(sink->arg, m));
@@ -355,7 +356,7 @@ int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len) {
   TRY(cs__dec_uint(&d, &v, "knowledge"));
   if (v != 0)
     goto done;
-  TRY(dec_instances(&d, &wm));
+  TRY(dec_instances(&d, &wm, false));
   TRY(cs__dec_count(&d, &n, 6, "action groups"));
   if (n != 1)
     goto done;

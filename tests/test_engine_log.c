@@ -269,6 +269,13 @@ static void with_a_state(cs_sync_msg *run, cs_buf *bytes) {
   reencode(run, bytes);
 }
 
+static void same_name_twice(cs_sync_msg *run, cs_buf *bytes) {
+  cs_wire_model *wm = &run->models[0];
+  cr_assert_geq(wm->ninstances, 2);
+  memcpy(wm->instances[1], wm->instances[0], strlen(wm->instances[0])); /* "p0", "p1": same length */
+  reencode(run, bytes);
+}
+
 static void no_section(cs_sync_msg *run, cs_buf *bytes) {
   size_t n = run->nmodels;
   run->nmodels = 0;
@@ -310,6 +317,7 @@ Test(engine_log, a_run_of_another_shape_fails_the_answer_naming_it) {
   expect_shape_refused("sender", other_sender, "an action of another origin");
   expect_shape_refused("state", with_a_state, "expected one model section of actions");
   expect_shape_refused("none", no_section, "expected one model section of actions");
+  expect_shape_refused("dup", same_name_twice, "duplicate name");
   expect_shape_refused("two", two_sections, "expected one model section of actions");
 }
 
