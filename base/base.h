@@ -73,9 +73,23 @@ void cs__heap_trim(void);
 /* ---- buffers ---- */
 
 int cs__buf_grow(cs_buf *buf, size_t need_total);
-int cs__buf_put(cs_buf *buf, const void *data, size_t len);
+/* Appends len bytes and keeps the buffer NUL-terminated. Inline: keys,
+ * records and JSON are built from many small pieces; only growing the
+ * buffer is a call. */
+static inline int cs__buf_put(cs_buf *buf, const void *data, size_t len) {
+  if (CS__UNLIKELY(buf->size + len + 1 > buf->asize)) {
+    int rc = cs__buf_grow(buf, buf->size + len);
+    if (rc)
+      return rc;
+  }
+  if (len)
+    memcpy(buf->ptr + buf->size, data, len);
+  buf->size += len;
+  buf->ptr[buf->size] = '\0';
+  return 0;
+}
+static inline int cs__buf_putc(cs_buf *buf, char c) { return cs__buf_put(buf, &c, 1); }
 int cs__buf_puts(cs_buf *buf, const char *s);
-int cs__buf_putc(cs_buf *buf, char c);
 int cs__buf_printf(cs_buf *buf, const char *fmt, ...) CS__PRINTF(2, 3);
 void cs__buf_clear(cs_buf *buf);
 /* Hands the bytes to the caller (who frees them with cs__free); buf is reset. */

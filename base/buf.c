@@ -32,20 +32,7 @@ int cs__buf_grow(cs_buf *buf, size_t need_total) {
   return 0;
 }
 
-int cs__buf_put(cs_buf *buf, const void *data, size_t len) {
-  int rc = cs__buf_grow(buf, buf->size + len);
-  if (rc)
-    return rc;
-  if (len)
-    memcpy(buf->ptr + buf->size, data, len);
-  buf->size += len;
-  buf->ptr[buf->size] = '\0';
-  return 0;
-}
-
 int cs__buf_puts(cs_buf *buf, const char *s) { return cs__buf_put(buf, s, strlen(s)); }
-
-int cs__buf_putc(cs_buf *buf, char c) { return cs__buf_put(buf, &c, 1); }
 
 int cs__buf_printf(cs_buf *buf, const char *fmt, ...) {
   va_list ap;
