@@ -69,7 +69,15 @@ typedef struct cs_dot {
   uint64_t counter; /* >= 1 */
 } cs_dot;
 
-int cs__dot_cmp(const cs_dot *a, const cs_dot *b);
+/* Dot order: by replica, then counter (inline: joins compare dots in their
+ * innermost loops). */
+static inline int cs__dot_cmp(const cs_dot *a, const cs_dot *b) {
+  if (a->replica != b->replica)
+    return a->replica < b->replica ? -1 : 1;
+  if (a->counter != b->counter)
+    return a->counter < b->counter ? -1 : 1;
+  return 0;
+}
 
 /* replica has seen every dot 1..max of itself. */
 typedef struct cs_vv_entry {

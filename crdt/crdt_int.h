@@ -20,7 +20,18 @@ int cs__doc_field_insert(cs_field **out, cs_doc *doc, const char *name, uint8_t 
 /* Removes the field at index i (disposing it). */
 void cs__doc_field_remove(cs_doc *doc, size_t i);
 /* true when the field holds no entry (register/set empty, counter empty). */
-bool cs__field_is_empty(const cs_field *f);
+static inline bool cs__field_is_empty(const cs_field *f) {
+  switch (f->kind) {
+  case CS_KIND_REG:
+    return f->u.reg.len == 0;
+  case CS_KIND_SET:
+    return f->u.set.len == 0;
+  case CS_KIND_CTR:
+    return f->u.ctr.len == 0;
+  default:
+    return true;
+  }
+}
 void cs__exist_entry_dispose(cs_exist_entry *e);
 int cs__exist_entry_copy(cs_exist_entry *dst, const cs_exist_entry *src);
 

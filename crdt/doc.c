@@ -257,19 +257,6 @@ void cs__doc_field_remove(cs_doc *doc, size_t i) {
   doc->nfields--;
 }
 
-bool cs__field_is_empty(const cs_field *f) {
-  switch (f->kind) {
-  case CS_KIND_REG:
-    return f->u.reg.len == 0;
-  case CS_KIND_SET:
-    return f->u.set.len == 0;
-  case CS_KIND_CTR:
-    return f->u.ctr.len == 0;
-  default:
-    return true;
-  }
-}
-
 bool cs__doc_alive(const cs_doc *doc) {
   if (doc->nexist == 0)
     return false;

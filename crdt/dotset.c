@@ -8,14 +8,6 @@
  */
 #include "crdt/crdt.h"
 
-int cs__dot_cmp(const cs_dot *a, const cs_dot *b) {
-  if (a->replica != b->replica)
-    return a->replica < b->replica ? -1 : 1;
-  if (a->counter != b->counter)
-    return a->counter < b->counter ? -1 : 1;
-  return 0;
-}
-
 void cs__dotset_dispose(cs_dotset *s) {
   cs__free(s->vv);
   cs__free(s->extra);
