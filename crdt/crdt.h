@@ -102,7 +102,19 @@ typedef struct cs_dotset {
 void cs__dotset_dispose(cs_dotset *s);
 void cs__dotset_clear(cs_dotset *s);
 int cs__dotset_copy(cs_dotset *dst, const cs_dotset *src);
-bool cs__dotset_contains(const cs_dotset *s, cs_dot d);
+bool cs__dotset_contains_slow(const cs_dotset *s, cs_dot d);
+/* Inline for the common case of a context over a few replicas and no dots
+ * out of order (the joins ask this in their inner loops). */
+static inline bool cs__dotset_contains(const cs_dotset *s, cs_dot d) {
+  if (s->vv_len <= 4) {
+    for (size_t i = 0; i < s->vv_len && s->vv[i].replica <= d.replica; i++)
+      if (s->vv[i].replica == d.replica && d.counter <= s->vv[i].max)
+        return true;
+    if (s->extra_len == 0)
+      return false;
+  }
+  return cs__dotset_contains_slow(s, d);
+}
 int cs__dotset_add(cs_dotset *s, cs_dot d);
 /* true when s holds some dot of replica r with a counter in lo..hi. */
 bool cs__dotset_any_in(const cs_dotset *s, cs_replica r, uint64_t lo, uint64_t hi);

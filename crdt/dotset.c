@@ -69,7 +69,7 @@ uint64_t cs__dotset_max(const cs_dotset *s, cs_replica r) {
   return (i < s->vv_len && s->vv[i].replica == r) ? s->vv[i].max : 0;
 }
 
-bool cs__dotset_contains(const cs_dotset *s, cs_dot d) {
+bool cs__dotset_contains_slow(const cs_dotset *s, cs_dot d) {
   size_t i;
 
   if (d.counter <= cs__dotset_max(s, d.replica))

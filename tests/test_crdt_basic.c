@@ -170,9 +170,13 @@ static void check_canonical(const cs_dotset *s) {
 static void check_matches(const cs_dotset *s, const naive *m) {
   check_canonical(s);
   for (cs_replica r = 0; r < NREP; r++)
-    for (uint64_t c = 1; c <= NCTR; c++)
+    for (uint64_t c = 1; c <= NCTR; c++) {
+      /* the inline test (sets of up to 4 replicas) and the general one */
       cr_assert_eq(cs__dotset_contains(s, (cs_dot){r, c}), m->has[r][c], "dot (%llu,%llu)",
                    (unsigned long long)r, (unsigned long long)c);
+      cr_assert_eq(cs__dotset_contains_slow(s, (cs_dot){r, c}), m->has[r][c], "dot (%llu,%llu)",
+                   (unsigned long long)r, (unsigned long long)c);
+    }
 }
 
 Test(crdt_dotset, random_add_join_subset_match_naive_model) {
