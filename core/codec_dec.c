@@ -31,6 +31,8 @@ void cs__dec_dispose(cs__dec *d) {
     cs__free(d->fld_lens);
   if (d->fld_used != d->fld_used_small)
     cs__free(d->fld_used);
+  if (d->fld_shared != d->fld_shared_small)
+    cs__free(d->fld_shared);
   cs__dotcur_dispose(&d->cur);
 }
 
@@ -98,11 +100,13 @@ int cs__dec_tables(cs__dec *d) {
     d->flds = d->flds_small;
     d->fld_lens = d->lens_small;
     d->fld_used = d->fld_used_small;
+    d->fld_shared = d->fld_shared_small;
   } else {
     d->flds = cs__malloc(n * sizeof(uint8_t *));
     d->fld_lens = cs__malloc(n * sizeof(uint32_t));
     d->fld_used = cs__calloc(n, 1);
-    if (!d->flds || !d->fld_lens || !d->fld_used)
+    d->fld_shared = cs__calloc(n, sizeof(char *));
+    if (!d->flds || !d->fld_lens || !d->fld_used || !d->fld_shared)
       return CS_ENOMEM;
   }
   for (size_t i = 0; i < n; i++) {
@@ -115,6 +119,19 @@ int cs__dec_tables(cs__dec *d) {
     d->nflds = i + 1;
   }
   return 0;
+}
+
+/* A message names the same few fields in thousands of actions: the shared
+ * copy is looked up once per table entry. A private copy (the shared table
+ * is full) is made each time, since every field frees its own. */
+char *cs__dec_field_name(cs__dec *d, uint64_t fi) {
+  char *name = d->fld_shared[fi];
+  if (name)
+    return name;
+  name = cs__name_dupn((const char *)d->flds[fi], d->fld_lens[fi]);
+  if (name && cs__name_shared(name))
+    d->fld_shared[fi] = name;
+  return name;
 }
 
 int cs__dec_ridx(cs__dec *d, uint32_t *out, const char *what) {
@@ -239,7 +256,7 @@ static int dec_fields(cs__dec *d, cs_doc *doc, cs__dot_prev *pv) {
                         (const char *)d->flds[fi]);
       goto done;
     }
-    if (!(fl->name = cs__name_dupn((const char *)d->flds[fi], d->fld_lens[fi]))) {
+    if (!(fl->name = cs__dec_field_name(d, fi))) {
       rc = CS_ENOMEM;
       goto done;
     }
@@ -566,7 +583,7 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
   if (!(a->doc.fields = fl = cs__calloc(1, sizeof(cs_field))))
     return CS_ENOMEM;
   a->doc.nfields = a->doc.fields_cap = 1;
-  if (!(fl->name = cs__name_dupn((const char *)d->flds[fi], d->fld_lens[fi])))
+  if (!(fl->name = cs__dec_field_name(d, fi)))
     return CS_ENOMEM;
   if (shape == CS__SHAPE_REG1) {
     fl->kind = CS_KIND_REG;

@@ -21,12 +21,14 @@ typedef struct cs__dec {
   uint32_t *fld_lens;
   size_t nflds;
   uint8_t *rep_used, *fld_used; /* canonical tables hold only what is used */
+  char **fld_shared; /* each field name's shared copy, once looked up (owned array) */
   /* A document's tables are small: up to CS__DEC_SMALL entries they live
    * here, and decoding one allocates nothing for them (never copy a cs__dec). */
   uint64_t reps_small[CS__DEC_SMALL];
   const uint8_t *flds_small[CS__DEC_SMALL];
   uint32_t lens_small[CS__DEC_SMALL];
   uint8_t rep_used_small[CS__DEC_SMALL], fld_used_small[CS__DEC_SMALL];
+  char *fld_shared_small[CS__DEC_SMALL];
   cs_hlc hlc;                   /* previous stamp */
   /* Own dots the actions may still claim: decoding materialises them (the
    * context holds them), so their total is bounded by the input size. */
@@ -52,6 +54,9 @@ static inline int cs__dec_uint(cs__dec *d, uint64_t *out, const char *what) {
 int cs__dec_count(cs__dec *d, size_t *out, size_t min_bytes, const char *what);
 /* A name (1..CS_WIRE_MAX_NAME bytes, no NUL); *ptr points into the input. */
 int cs__dec_name(cs__dec *d, const uint8_t **ptr, uint32_t *len, const char *what);
+/* Field table entry fi (< nflds) as a name for a decoded field, which the
+ * caller frees with cs__name_free; NULL when out of memory. */
+char *cs__dec_field_name(cs__dec *d, uint64_t fi);
 /* The same, copied; caller frees with cs__free. */
 int cs__dec_name_dup(cs__dec *d, char **out, const char *what);
 /* A value; STR/BYTES are copied (out owns them). */

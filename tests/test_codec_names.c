@@ -1,0 +1,75 @@
+/*
+ * Field names in decoded messages: a decoder looks each table entry's shared
+ * copy up once and hands it to every field that names it, but a name that
+ * did not fit in the shared table must be a private copy per field, since
+ * each field frees its own (seeded: CS_SEED replays a run; the seed is
+ * printed when a check fails).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "test_codec_gen.h"
+
+/* Every field name of every action and state of m, shared or not. */
+static size_t names_of(const cs_sync_msg *m, const char **out, size_t max, size_t *shared) {
+  size_t n = 0;
+  *shared = 0;
+  for (size_t i = 0; i < m->nmodels; i++) {
+    const cs_wire_model *wm = &m->models[i];
+    for (size_t k = 0; k < wm->nactions + wm->nstates; k++) {
+      const cs_doc *d = k < wm->nactions ? &wm->actions[k].doc : &wm->states[k - wm->nactions].doc;
+      for (size_t f = 0; f < d->nfields && n < max; f++) {
+        *shared += cs__name_shared(d->fields[f].name);
+        out[n++] = d->fields[f].name;
+      }
+    }
+  }
+  return n;
+}
+
+static void round_trips(bool table_full) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  int n = gen_scale(300);
+  static const char *names[1 << 14];
+  for (int it = 0; it < n; it++) {
+    cs_sync_msg m, back;
+    cs_buf b = CS_BUF_INIT;
+    size_t count, shared;
+    gen_msg(&r, &m);
+    CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
+    CHECK(cs__codec_decode_msg(&back, (const uint8_t *)b.ptr, b.size) == 0, seed, it,
+          "decode: %s", cs_errmsg());
+    CHECK(msg_equal(&m, &back), seed, it, "decoded message differs");
+    count = names_of(&back, names, sizeof(names) / sizeof(names[0]), &shared);
+    if (table_full) {
+      CHECK(shared == 0, seed, it, "%zu of %zu names shared with the table full", shared, count);
+      for (size_t i = 0; i < count; i++)
+        for (size_t j = i + 1; j < count; j++)
+          CHECK(names[i] != names[j], seed, it, "fields %zu and %zu hold one private copy", i, j);
+    } else
+      CHECK(shared == count, seed, it, "%zu of %zu names shared", shared, count);
+    cs__sync_msg_dispose(&m);
+    cs__sync_msg_dispose(&back); /* a copy held twice is freed twice */
+    cs_buf_dispose(&b);
+  }
+}
+
+Test(codec_names, decoded_field_names_are_shared) { round_trips(false); }
+
+Test(codec_names, with_the_shared_table_full_each_field_has_its_own_copy) {
+  char buf[32];
+  size_t refused = 0;
+  /* More distinct names than the table has slots: later names are private. */
+  for (size_t i = 0; i < 10000; i++) {
+    snprintf(buf, sizeof(buf), "filler_%zu", i);
+    char *p = cs__name_dup(buf);
+    cr_assert_not_null(p);
+    if (!cs__name_shared(p)) {
+      cs__name_free(p);
+      refused++;
+    }
+  }
+  cr_assert(refused > 1000, "the table took all but %zu names", refused);
+  round_trips(true);
+}
