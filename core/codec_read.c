@@ -165,7 +165,20 @@ static int raw_header(cs__dec *d, uint32_t *len, bool bin, uint32_t max, const c
 }
 
 int cs__dec_name(cs__dec *d, const uint8_t **ptr, uint32_t *len, const char *what) {
+  const uint8_t *p = d->p;
+  uint8_t head = p < d->end ? *p : 0;
   int rc;
+  /* Most names are a fixstr of 1..31 bytes: its header is the one byte. */
+  if (CS__LIKELY(head > 0xa0 && head <= 0xbf)) {
+    uint32_t n = head & 0x1fu;
+    if (CS__LIKELY(n < (size_t)(d->end - p) && !memchr(p + 1, 0, n))) {
+      d->item = (size_t)(p - d->base);
+      *ptr = p + 1;
+      *len = n;
+      d->p = p + 1 + n;
+      return 0;
+    }
+  }
   *ptr = NULL;
   rc = raw_header(d, len, false, CS_WIRE_MAX_NAME, what);
   if (rc)

@@ -251,6 +251,22 @@ Test(codec_bad, over_long_name) {
   EXPECT_DOC(bad, 1034, CS_ECORRUPT, "field name: 1025 bytes exceed the limit of 1024 at offset 4");
 }
 
+Test(codec_bad, name_with_a_nul_byte) {
+  uint8_t bad[sizeof(doc_ok)], buf[256], body[sizeof(msg_ok)],
+      longer[64] = {1, 16, 0x00, 0x01, 0xd9, 40};
+  memcpy(bad, doc_ok, sizeof(doc_ok));
+  bad[6] = 0x00; /* field "a" -> "\0" */
+  EXPECT_DOC(bad, sizeof(bad), CS_ECORRUPT, "field name: name contains a NUL byte at offset 5");
+  /* A str8 name (32 bytes or more) with a NUL inside. */
+  memset(longer + 6, 'f', 40);
+  longer[20] = 0x00;
+  EXPECT_DOC(longer, sizeof(longer), CS_ECORRUPT,
+             "field name: name contains a NUL byte at offset 4");
+  memcpy(body, msg_ok, sizeof(msg_ok));
+  body[MSG_INST_TABLE + 3] = 0x00; /* instance "p1" -> "p\0" */
+  EXPECT_MSG(buf, seal(buf, body, sizeof(body)), CS_ECORRUPT, "contains a NUL byte");
+}
+
 Test(codec_bad, bad_value_type) {
   uint8_t bad[sizeof(doc_ok) + 1];
   memcpy(bad, doc_ok, sizeof(doc_ok));
