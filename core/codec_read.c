@@ -55,11 +55,18 @@ static int need(cs__dec *d, size_t n, const char *what) {
   return 0;
 }
 
-static uint64_t get_be(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++)
-    v = (v << 8) | p[i];
-  return v;
+/* A big-endian integer of n = 1, 2, 4 or 8 bytes (msgpack has no other). */
+static inline uint64_t get_be(const uint8_t *p, int n) {
+  switch (n) {
+  case 1:
+    return p[0];
+  case 2:
+    return (uint64_t)p[0] << 8 | p[1];
+  case 4:
+    return cs__get_be32(p);
+  default:
+    return cs__get_be64(p);
+  }
 }
 
 int cs__dec_uint_slow(cs__dec *d, uint64_t *out, const char *what) {
