@@ -76,6 +76,65 @@ static int cmp_bytes(const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t b
   return c ? c : (al > bl) - (al < bl);
 }
 
+/*
+ * The field table memo: the last documents' field table this thread read,
+ * by its bytes. The documents of a model mostly carry the same table, and
+ * reading it (sort checks, a shared-name lookup per field) is a good part of
+ * a small document's decoding. Equal bytes read the same, and the names it
+ * keeps are shared ones, which are never freed. A document that decoded
+ * whole with at most CS__DEC_SMALL fields, all shared, is remembered.
+ */
+#define FLD_MEMO_BYTES 256
+
+typedef struct fld_memo {
+  size_t len, n; /* bytes of the table, count included; its entries */
+  uint8_t bytes[FLD_MEMO_BYTES];
+  uint16_t off[CS__DEC_SMALL]; /* each name's offset in bytes */
+  uint32_t lens[CS__DEC_SMALL];
+  char *shared[CS__DEC_SMALL];
+} fld_memo;
+
+static _Thread_local fld_memo memo;
+
+static bool memo_take(cs__dec *d) {
+  const uint8_t *start = d->p;
+  if (memo.len == 0 || (size_t)(d->end - start) < memo.len || memcmp(start, memo.bytes, memo.len))
+    return false;
+  d->flds = d->flds_small;
+  d->fld_lens = d->lens_small;
+  d->fld_used = d->fld_used_small;
+  d->fld_shared = d->fld_shared_small;
+  for (size_t i = 0; i < memo.n; i++) {
+    d->flds[i] = start + memo.off[i];
+    d->fld_lens[i] = memo.lens[i];
+    d->fld_shared[i] = memo.shared[i];
+  }
+  d->nflds = memo.n;
+  d->p = start + memo.len;
+  return true;
+}
+
+static void memo_keep(const cs__dec *d) {
+  if (d->memo_hit || d->nflds > CS__DEC_SMALL || d->fld_table_len > FLD_MEMO_BYTES)
+    return;
+  for (size_t i = 0; i < d->nflds; i++)
+    if (!d->fld_shared[i])
+      return;
+  memo.len = 0; /* not valid while it changes */
+  memcpy(memo.bytes, d->fld_table, d->fld_table_len);
+  for (size_t i = 0; i < d->nflds; i++) {
+    memo.off[i] = (uint16_t)(d->flds[i] - d->fld_table);
+    memo.lens[i] = d->fld_lens[i];
+    memo.shared[i] = d->fld_shared[i];
+  }
+  memo.n = d->nflds;
+  memo.len = d->fld_table_len;
+}
+
+void cs__dec_memo_forget(void) {
+  memo.len = 0;
+}
+
 int cs__dec_tables(cs__dec *d) {
   size_t n;
   int rc;
@@ -93,6 +152,12 @@ int cs__dec_tables(cs__dec *d) {
       return cs__dec_fail(d, "replica table: id %016llx not above %016llx (unsorted or duplicate)",
                           (unsigned long long)d->reps[i], (unsigned long long)d->reps[i - 1]);
     d->nreps = i + 1;
+  }
+  d->fld_table = d->p;
+  if (d->use_memo && memo_take(d)) {
+    d->fld_table_len = memo.len;
+    d->memo_hit = true;
+    return 0;
   }
   if ((rc = cs__dec_count(d, &n, 2, "field table")) != 0)
     return rc;
@@ -118,6 +183,7 @@ int cs__dec_tables(cs__dec *d) {
                           (const char *)d->flds[i - 1]);
     d->nflds = i + 1;
   }
+  d->fld_table_len = (size_t)(d->p - d->fld_table);
   return 0;
 }
 
@@ -375,10 +441,12 @@ int cs__codec_decode_doc(cs_doc *out, const uint8_t *p, size_t len) {
   int rc;
   memset(out, 0, sizeof(*out));
   cs__dec_init(&d, p, len);
+  d.use_memo = true;
   TRY(cs__dec_frame(&d, len, CS__WIRE_DOC, "document"));
   TRY(cs__dec_tables(&d));
   TRY(cs__dec_doc(&d, out, &pv));
   TRY(cs__dec_end(&d));
+  memo_keep(&d);
 done:
   if (rc) {
     cs__doc_dispose(out);

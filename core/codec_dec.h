@@ -21,7 +21,7 @@ typedef struct cs__dec {
   uint32_t *fld_lens;
   size_t nflds;
   uint8_t *rep_used, *fld_used; /* canonical tables hold only what is used */
-  char **fld_shared; /* each field name's shared copy, once looked up (owned array) */
+  char **fld_shared;            /* each field name's shared copy, once looked up (owned array) */
   /* A document's tables are small: up to CS__DEC_SMALL entries they live
    * here, and decoding one allocates nothing for them (never copy a cs__dec). */
   uint64_t reps_small[CS__DEC_SMALL];
@@ -29,12 +29,15 @@ typedef struct cs__dec {
   uint32_t lens_small[CS__DEC_SMALL];
   uint8_t rep_used_small[CS__DEC_SMALL], fld_used_small[CS__DEC_SMALL];
   char *fld_shared_small[CS__DEC_SMALL];
-  cs_hlc hlc;                   /* previous stamp */
+  cs_hlc hlc; /* previous stamp */
   /* Own dots the actions may still claim: decoding materialises them (the
    * context holds them), so their total is bounded by the input size. */
   uint64_t dot_budget;
   cs__dotcur cur;
   bool use_cur;
+  bool use_memo, memo_hit;  /* documents: see the field table memo */
+  const uint8_t *fld_table; /* where the field table's bytes start */
+  size_t fld_table_len;
 } cs__dec;
 
 int cs__dec_fail(cs__dec *d, const char *fmt, ...) CS__PRINTF(2, 3);
@@ -79,6 +82,8 @@ int cs__dec_frame(cs__dec *d, size_t len, uint8_t want, const char *what);
 /* No trailing bytes, every table entry used. */
 int cs__dec_end(cs__dec *d);
 int cs__dec_tables(cs__dec *d);
+/* Empties this thread's field table memo (codec_dec.c), for tests. */
+void cs__dec_memo_forget(void);
 int cs__dec_ridx(cs__dec *d, uint32_t *out, const char *what);
 /* On failure *out is freed and zeroed. */
 int cs__dec_dotset(cs__dec *d, cs_dotset *out, const char *what);

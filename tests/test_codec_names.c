@@ -1,13 +1,15 @@
 /*
- * Field names in decoded messages: a decoder looks each table entry's shared
- * copy up once and hands it to every field that names it, but a name that
- * did not fit in the shared table must be a private copy per field, since
- * each field frees its own (seeded: CS_SEED replays a run; the seed is
- * printed when a check fails).
+ * Field names in decoding. A decoder looks each table entry's shared copy up
+ * once and hands it to every field that names it, but a name that did not
+ * fit in the shared table must be a private copy per field, since each field
+ * frees its own. Documents reuse the last field table of equal bytes (the
+ * memo), which must not change any outcome. Seeded: CS_SEED replays a run;
+ * the seed is printed when a check fails.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 
+#include "core/codec_dec.h"
 #include "test_codec_gen.h"
 
 /* Every field name of every action and state of m, shared or not. */
@@ -38,8 +40,8 @@ static void round_trips(bool table_full) {
     size_t count, shared;
     gen_msg(&r, &m);
     CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
-    CHECK(cs__codec_decode_msg(&back, (const uint8_t *)b.ptr, b.size) == 0, seed, it,
-          "decode: %s", cs_errmsg());
+    CHECK(cs__codec_decode_msg(&back, (const uint8_t *)b.ptr, b.size) == 0, seed, it, "decode: %s",
+          cs_errmsg());
     CHECK(msg_equal(&m, &back), seed, it, "decoded message differs");
     count = names_of(&back, names, sizeof(names) / sizeof(names[0]), &shared);
     if (table_full) {
@@ -55,7 +57,9 @@ static void round_trips(bool table_full) {
   }
 }
 
-Test(codec_names, decoded_field_names_are_shared) { round_trips(false); }
+Test(codec_names, decoded_field_names_are_shared) {
+  round_trips(false);
+}
 
 Test(codec_names, with_the_shared_table_full_each_field_has_its_own_copy) {
   char buf[32];
@@ -72,4 +76,61 @@ Test(codec_names, with_the_shared_table_full_each_field_has_its_own_copy) {
   }
   cr_assert(refused > 1000, "the table took all but %zu names", refused);
   round_trips(true);
+}
+
+/* Decodes p[0..len) once with the memo empty and once after decoding
+ * `prime`: the same code, message and document. */
+static void same_with_memo(const cs_buf *prime, const uint8_t *p, size_t len, uint64_t seed,
+                           int it) {
+  cs_doc cold, warm, t;
+  char msg[512];
+  int rc_cold, rc_warm;
+  cs__dec_memo_forget();
+  rc_cold = cs__codec_decode_doc(&cold, p, len);
+  snprintf(msg, sizeof(msg), "%s", cs_errmsg());
+  cs__dec_memo_forget();
+  if (cs__codec_decode_doc(&t, (const uint8_t *)prime->ptr, prime->size) == 0)
+    cs__doc_dispose(&t);
+  rc_warm = cs__codec_decode_doc(&warm, p, len);
+  CHECK(rc_warm == rc_cold, seed, it, "code %d with the memo, %d without (%s)", rc_warm, rc_cold,
+        msg);
+  if (rc_cold)
+    CHECK(strcmp(cs_errmsg(), msg) == 0, seed, it, "message '%s' with the memo, '%s' without",
+          cs_errmsg(), msg);
+  else
+    CHECK(cs__doc_equal(&cold, &warm), seed, it, "the memo changes the document");
+  cs__doc_dispose(&cold);
+  cs__doc_dispose(&warm);
+}
+
+Test(codec_names, the_field_table_memo_changes_no_outcome) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  int n = gen_scale(500);
+  for (int it = 0; it < n; it++) {
+    cs_doc d;
+    cs_buf b = CS_BUF_INIT, other = CS_BUF_INIT;
+    gen_dots g = {0, 0, 0, false};
+    gen_doc(&r, &d, &g);
+    CHECK(cs__codec_encode_doc(&b, &d) == 0, seed, it, "encode: %s", cs_errmsg());
+    cs__doc_dispose(&d);
+    gen_doc(&r, &d, &g);
+    CHECK(cs__codec_encode_doc(&other, &d) == 0, seed, it, "encode: %s", cs_errmsg());
+    cs__doc_dispose(&d);
+    const uint8_t *p = (const uint8_t *)b.ptr;
+    same_with_memo(&b, p, b.size, seed, it);     /* the same table */
+    same_with_memo(&other, p, b.size, seed, it); /* most often another */
+    for (size_t len = 0; len < b.size; len++)    /* cut anywhere */
+      same_with_memo(&b, p, len, seed, it);
+    for (int k = 0; k < 16; k++) { /* one byte changed anywhere */
+      uint8_t *bad = malloc(b.size);
+      size_t at = gen_below(&r, b.size);
+      memcpy(bad, p, b.size);
+      bad[at] = (uint8_t)(bad[at] + 1 + gen_below(&r, 255));
+      same_with_memo(&b, bad, b.size, seed, it);
+      free(bad);
+    }
+    cs_buf_dispose(&b);
+    cs_buf_dispose(&other);
+  }
 }
