@@ -1,6 +1,5 @@
 /* The one place where the library allocates, so that tests can fail it. */
 #include <stdlib.h>
-#include <string.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -25,25 +24,8 @@ void *cs__malloc(size_t size) {
   return p;
 }
 
-/* Small zeroed blocks are malloc + memset: glibc's calloc (2.36) always
- * takes the arena's slow path, while malloc first tries the per-thread
- * cache, and decoding a document makes hundreds of thousands of them. Large
- * ones keep calloc, which gets fresh pages already zeroed. */
-#define CS__CALLOC_SMALL 1024
-
 void *cs__calloc(size_t n, size_t size) {
-  size_t total;
-  void *p;
-  if (injected_failure())
-    p = NULL;
-  else if (!__builtin_mul_overflow(n, size, &total) && total - 1 < CS__CALLOC_SMALL) {
-    if ((p = malloc(total)) != NULL) {
-      /* Keeps the compiler from folding the pair back into calloc. */
-      __asm__ volatile("" : : "r"(p) : "memory");
-      memset(p, 0, total);
-    }
-  } else
-    p = calloc(n ? n : 1, size ? size : 1);
+  void *p = injected_failure() ? NULL : calloc(n ? n : 1, size ? size : 1);
   if (!p)
     cs__error(CS_ENOMEM, "out of memory allocating %zu x %zu bytes", n, size);
   return p;
