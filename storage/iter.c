@@ -28,6 +28,7 @@ int cs__iter_new(cs_iter **out, cs_db *db, cs_cf cf, const void *lower, size_t l
     rc = CS_ENOMEM;
     goto done;
   }
+  cs__db_thread_init();
   it->db = db;
   it->cf = cf;
   /* +1: a zero-length bound still needs a distinct, valid pointer. */

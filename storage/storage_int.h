@@ -42,10 +42,14 @@ struct cs_wbatch {
   cs_db *db;
   size_t count;
   size_t bytes[CS_CF__COUNT]; /* key and value bytes put per family */
-  int err; /* sticky: first failure of a void put/delete, reported by cs__db_write */
+  int err;     /* sticky: first failure of a void put/delete, reported by cs__db_write */
   size_t peak; /* the most bytes rb held before a clear: its buffer is that large */
   rocksdb_writebatch_t *rb;
 };
+
+/* Turns this thread's RocksDB perf counters off (rw.c), before its first
+ * read or write of a store. */
+void cs__db_thread_init(void);
 
 /* Turns a RocksDB errptr into CS_EIO naming op, family, path; frees it. */
 int cs__db_rocks_error(const cs_db *db, const char *op, int cf, char *err);

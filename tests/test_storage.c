@@ -666,6 +666,47 @@ Test(storage_db, one_database_serves_several_threads) {
   cs__db_close(db);
 }
 
+/* In a thread of its own (RocksDB's default level counts): writes, reads
+ * and iterates, then reads the thread's comparison counter. */
+static void *counted_ops(void *arg) {
+  cs_db *db = arg;
+  rocksdb_perfcontext_t *pc = rocksdb_perfcontext_create();
+  cs_wbatch *b = NULL;
+  cs_buf v = CS_BUF_INIT;
+  cs_iter *it = NULL;
+  uint64_t *compared = malloc(sizeof(*compared));
+  char key[16];
+  rocksdb_perfcontext_reset(pc);
+  cr_assert_eq(cs__wbatch_new(&b, db), 0);
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof(key), "k%03d", i);
+    cs__wbatch_put(b, CS_CF_META, key, strlen(key), "v", 1);
+  }
+  cr_assert_eq(cs__db_write(db, b, false), 0);
+  cr_assert_eq(cs__db_get(&v, db, CS_CF_META, "k050", 4), 0);
+  cr_assert_eq(cs__iter_new(&it, db, CS_CF_META, "k", 1, NULL, 0), 0);
+  cs__iter_seek(it, "k020", 4);
+  cr_assert(cs__iter_valid(it));
+  *compared = rocksdb_perfcontext_metric(pc, rocksdb_user_key_comparison_count);
+  cs__iter_free(it);
+  cs__wbatch_free(b);
+  cs_buf_dispose(&v);
+  rocksdb_perfcontext_destroy(pc);
+  return compared;
+}
+
+Test(storage_db, reads_and_writes_leave_rocksdb_perf_counters_off) {
+  cs_db *db = open_new(NULL);
+  pthread_t th;
+  void *got;
+  cr_assert_eq(pthread_create(&th, NULL, counted_ops, db), 0);
+  cr_assert_eq(pthread_join(th, &got), 0);
+  cr_expect_eq(*(uint64_t *)got, 0, "%llu key comparisons counted",
+               (unsigned long long)*(uint64_t *)got);
+  free(got);
+  cs__db_close(db);
+}
+
 Test(storage_db, delete_range_removes_exactly_the_range) {
   cs_db *db = open_new(NULL);
   cs_wbatch *b = NULL;
@@ -713,11 +754,12 @@ Test(storage_db, damaged_table_file_is_corrupt) {
   cr_assert_eq(cs__db_compact(db, CS_CF_DOCS), 0, "%s", cs_errmsg());
   cs__db_close(db);
   /* overwrite a run of bytes in the middle of every table file */
-  snprintf(cmd, sizeof(cmd),
-           "for f in '%s'/*.sst; do s=$(stat -c %%s \"$f\"); "
-           "printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' | dd of=\"$f\" bs=1 seek=$((s/3)) conv=notrunc "
-           "2>/dev/null; done",
-           dbpath);
+  snprintf(
+      cmd, sizeof(cmd),
+      "for f in '%s'/*.sst; do s=$(stat -c %%s \"$f\"); "
+      "printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' | dd of=\"$f\" bs=1 seek=$((s/3)) conv=notrunc "
+      "2>/dev/null; done",
+      dbpath);
   cr_assert_eq(system(cmd), 0);
   bool moved;
   rc = cs__db_open(&db, &moved, dbpath, NULL);
