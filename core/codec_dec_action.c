@@ -1,13 +1,15 @@
 /*
  * The action decoder (docs/wire-format.md section 6): an action record's
  * dot range, tag, stamp, document and covered dots, on top of the readers
- * of core/codec_dec.c.
+ * of core/codec_dec.c; and the arrays a streamed action hands on to the
+ * next one.
  */
 #include <stdlib.h>
 
 #include "core/codec_dec.h"
 
 #define TRY(x) CS__TRY(x)
+
 
 /*
  * ctx := covered ∪ {origin: first..last}, keeping the set compact: when the
@@ -138,6 +140,16 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, int code) 
   cov_state cs = {-1, 0, 0};
   size_t n = 0;
   int rc = 0;
+  if (!a->ctx.extra && d->spare_extra) {
+    a->ctx.extra = d->spare_extra;
+    a->ctx.extra_cap = d->spare_extra_cap;
+    d->spare_extra = NULL;
+  }
+  if (!a->ctx.vv && d->spare_vv) {
+    a->ctx.vv = d->spare_vv;
+    a->ctx.vv_cap = d->spare_vv_cap;
+    d->spare_vv = NULL;
+  }
   /* The covered dots are mostly single dots, and the action's own dot joins
    * them: one allocation holds both. */
   if (code == CS__CODE_REG1_ONE || code == CS__CODE_EMPTY_ONE) {
@@ -181,14 +193,21 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
   cs_field *fl;
   cs_dot own = {a->origin, a->first};
   int rc = 0;
-  if (!(a->doc.fields = fl = cs__calloc(1, sizeof(cs_field))))
+  if ((fl = d->spare_field) != NULL) {
+    d->spare_field = NULL;
+    memset(fl, 0, sizeof(*fl));
+  } else if (!(fl = cs__calloc(1, sizeof(cs_field))))
     return CS_ENOMEM;
+  a->doc.fields = fl;
   a->doc.nfields = a->doc.fields_cap = 1;
   if (!(fl->name = cs__dec_field_name(d, fi)))
     return CS_ENOMEM;
   if (shape == CS__SHAPE_REG1) {
     fl->kind = CS_KIND_REG;
-    if (!(fl->u.reg.entries = cs__calloc(1, sizeof(cs_reg_entry))))
+    if ((fl->u.reg.entries = d->spare_reg) != NULL) {
+      d->spare_reg = NULL;
+      memset(fl->u.reg.entries, 0, sizeof(cs_reg_entry));
+    } else if (!(fl->u.reg.entries = cs__calloc(1, sizeof(cs_reg_entry))))
       return CS_ENOMEM;
     fl->u.reg.len = fl->u.reg.cap = 1;
     fl->u.reg.entries[0].dot = own;
@@ -196,12 +215,17 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
     return cs__dec_val(d, &fl->u.reg.entries[0].val, "register value");
   }
   fl->kind = CS_KIND_SET;
-  if (!(fl->u.set.elems = cs__calloc(1, sizeof(cs_set_elem))))
+  if ((fl->u.set.elems = d->spare_elem) != NULL) {
+    cs_dot *dots = fl->u.set.elems[0].dots;
+    d->spare_elem = NULL;
+    memset(fl->u.set.elems, 0, sizeof(cs_set_elem));
+    fl->u.set.elems[0].dots = dots;
+  } else if (!(fl->u.set.elems = cs__calloc(1, sizeof(cs_set_elem))))
     return CS_ENOMEM;
   fl->u.set.len = fl->u.set.cap = 1;
   if ((rc = cs__dec_val(d, &fl->u.set.elems[0].val, "set element")) != 0)
     return rc;
-  if (!(fl->u.set.elems[0].dots = cs__malloc(sizeof(cs_dot))))
+  if (!fl->u.set.elems[0].dots && !(fl->u.set.elems[0].dots = cs__malloc(sizeof(cs_dot))))
     return CS_ENOMEM;
   fl->u.set.elems[0].dots[0] = own;
   fl->u.set.elems[0].ndots = fl->u.set.elems[0].cap = 1;
@@ -292,6 +316,50 @@ int cs__dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t o
   TRY(dec_covered(d, a, oridx, code));
 done:
   return rc;
+}
+
+/*
+ * A streamed action's arrays outlive it on the decoder: the one-field
+ * document (its field, and the field's one entry or element), and the
+ * context's arrays. Their contents are freed here; what the sink took
+ * (zeroed) is simply not there. A document is kept only as one_field
+ * builds it (one field of one entry or element), one of each array.
+ */
+void cs__dec_action_recycle(cs__dec *d, cs_wire_action *a) {
+  cs_doc *doc = &a->doc;
+  cs_field *f = doc->fields;
+  bool kept = false;
+  if (f && doc->nfields == 1 && doc->fields_cap == 1 && !d->spare_field) {
+    if (f->kind == CS_KIND_REG && f->u.reg.len == 1 && f->u.reg.cap == 1 && !d->spare_reg) {
+      cs__val_dispose(&f->u.reg.entries[0].val);
+      d->spare_reg = f->u.reg.entries;
+      kept = true;
+    } else if (f->kind == CS_KIND_SET && f->u.set.len == 1 && f->u.set.cap == 1 &&
+               !f->u.set.index && f->u.set.elems[0].cap == 1 && !d->spare_elem) {
+      cs__val_dispose(&f->u.set.elems[0].val);
+      d->spare_elem = f->u.set.elems;
+      kept = true;
+    }
+  }
+  if (kept) {
+    cs__name_free(f->name);
+    d->spare_field = f;
+    doc->fields = NULL;
+    doc->nfields = doc->fields_cap = 0;
+  }
+  if (a->ctx.extra && !d->spare_extra) {
+    d->spare_extra = a->ctx.extra;
+    d->spare_extra_cap = a->ctx.extra_cap;
+    a->ctx.extra = NULL;
+    a->ctx.extra_len = a->ctx.extra_cap = 0;
+  }
+  if (a->ctx.vv && !d->spare_vv) {
+    d->spare_vv = a->ctx.vv;
+    d->spare_vv_cap = a->ctx.vv_cap;
+    a->ctx.vv = NULL;
+    a->ctx.vv_len = a->ctx.vv_cap = 0;
+  }
+  cs__wire_action_dispose(a);
 }
 
 int cs__codec_decode_action(cs_wire_action *a, char **instance, const uint8_t *p, size_t len) {

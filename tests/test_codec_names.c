@@ -3,7 +3,8 @@
  * once and hands it to every field that names it, but a name that did not
  * fit in the shared table must be a private copy per field, since each field
  * frees its own. Documents reuse the last field table of equal bytes (the
- * memo), which must not change any outcome. Seeded: CS_SEED replays a run;
+ * memo), and a streamed decode hands each action's arrays on to the next
+ * action: neither may change any outcome. Seeded: CS_SEED replays a run;
  * the seed is printed when a check fails.
  */
 #include <criterion/criterion.h>
@@ -133,4 +134,57 @@ Test(codec_names, the_field_table_memo_changes_no_outcome) {
     cs_buf_dispose(&b);
     cs_buf_dispose(&other);
   }
+}
+
+/* A sink that leaves each action where it is (so that the decoder reuses its
+ * arrays for the next one) and checks it against the whole decode's. */
+typedef struct compare_sink {
+  const cs_sync_msg *whole;
+  size_t section, seen, one_field;
+  bool differs;
+} compare_sink;
+
+static int compare_section(void *arg, cs_wire_model *wm) {
+  compare_sink *c = arg;
+  (void)wm;
+  c->section = c->seen++;
+  return 0;
+}
+
+static int compare_action(void *arg, cs_wire_model *wm, size_t index, cs_wire_action *a) {
+  compare_sink *c = arg;
+  const cs_field *f;
+  (void)wm;
+  if (!action_equal(a, &c->whole->models[c->section].actions[index]))
+    c->differs = true;
+  c->one_field += cs__wire_action_shape(a, &f) == CS__SHAPE_REG1 ||
+                  cs__wire_action_shape(a, &f) == CS__SHAPE_ADD1;
+  return 0;
+}
+
+Test(codec_names, streamed_actions_reusing_arrays_decode_the_same) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  int n = gen_scale(2000);
+  size_t one_field = 0;
+  for (int it = 0; it < n; it++) {
+    cs_sync_msg m, whole, streamed;
+    cs_buf b = CS_BUF_INIT;
+    compare_sink c = {&whole, 0, 0, 0, false};
+    cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c};
+    gen_msg(&r, &m);
+    CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
+    CHECK(cs__codec_decode_msg(&whole, (const uint8_t *)b.ptr, b.size) == 0, seed, it,
+          "decode: %s", cs_errmsg());
+    CHECK(cs__codec_decode_msg_sink(&streamed, (const uint8_t *)b.ptr, b.size, &sink) == 0, seed,
+          it, "streamed decode: %s", cs_errmsg());
+    CHECK(!c.differs, seed, it, "a streamed action differs from the whole decode's");
+    one_field += c.one_field;
+    cs__sync_msg_dispose(&m);
+    cs__sync_msg_dispose(&whole);
+    cs__sync_msg_dispose(&streamed);
+    cs_buf_dispose(&b);
+  }
+  cr_assert(one_field > (size_t)n, "only %zu one-field actions in %d messages (seed %llu)",
+            one_field, n, (unsigned long long)seed);
 }

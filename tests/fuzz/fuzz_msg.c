@@ -3,9 +3,10 @@
  * carry a valid BLAKE2b trailer, so the input is taken as a message without
  * its checksum and the checksum is appended before decoding: that way the
  * mutations reach the body parser. The raw input is decoded too (checksum
- * and frame checks). Each input is also decoded as a stream (the way the
- * engine merges), whose actions, put back in place, must make the very same
- * message, and peeked at as a log run (the way a sender collects its
+ * and frame checks). Each input is also decoded as a stream twice (the way
+ * the engine merges, taking each action, and the way it serves a log run,
+ * leaving each action to the decoder, which reuses its arrays): the actions,
+ * put back in place, must make the very same message. And it is peeked at as a log run (the way a sender collects its
  * tables), which must agree with the decode.
  */
 #include <sodium.h>
@@ -22,6 +23,7 @@ typedef struct action_list {
 typedef struct gathered {
   action_list *s;
   size_t len, cap;
+  bool copy; /* copy each action, leaving it to the decoder */
 } gathered;
 
 static int gather_section(void *arg, cs_wire_model *wm) {
@@ -43,14 +45,29 @@ static int gather_action(void *arg, cs_wire_model *wm, size_t index, cs_wire_act
   }
   if (cs__array_grow((void **)&l->a, &l->cap, l->n + 1, sizeof(cs_wire_action)))
     return CS_ENOMEM;
+  if (g->copy) {
+    cs_wire_action *c = &l->a[l->n];
+    memset(c, 0, sizeof(*c));
+    c->instance = a->instance;
+    c->origin = a->origin;
+    c->first = a->first;
+    c->last = a->last;
+    c->hlc = a->hlc;
+    if (cs__doc_copy(&c->doc, &a->doc) != 0 || cs__dotset_copy(&c->ctx, &a->ctx) != 0) {
+      cs__wire_action_dispose(c);
+      return CS_ENOMEM;
+    }
+    l->n++;
+    return 0;
+  }
   l->a[l->n++] = *a;
   memset(a, 0, sizeof(*a)); /* moved */
   return 0;
 }
 
 /* Decodes as a stream: same verdict as the whole decode, same message. */
-static void streamed(const uint8_t *data, size_t size, int whole_rc) {
-  gathered g = {0};
+static void streamed(const uint8_t *data, size_t size, int whole_rc, bool copy) {
+  gathered g = {NULL, 0, 0, copy};
   cs_msg_sink sink = {NULL, gather_section, gather_action, NULL, &g};
   cs_sync_msg m;
   int rc = cs__codec_decode_msg_sink(&m, data, size, &sink);
@@ -137,7 +154,8 @@ static void one(const uint8_t *data, size_t size) {
   cs_sync_msg m;
   int rc = cs__codec_decode_msg(&m, data, size);
   fuzz_check_rc("msg", rc);
-  streamed(data, size, rc);
+  streamed(data, size, rc, false);
+  streamed(data, size, rc, true);
   if (rc == 0)
     peeked(data, size, &m);
   if (rc == 0) {
