@@ -91,7 +91,8 @@ static int set_copy(cs_set *dst, const cs_set *src) {
       cs__free(d->dots);
       return rc;
     }
-    memcpy(d->dots, s->dots, s->ndots * sizeof *d->dots);
+    if (s->ndots) /* a delta's element may have none (dots NULL) */
+      memcpy(d->dots, s->dots, s->ndots * sizeof *d->dots);
     d->ndots = s->ndots;
   }
   return 0;
@@ -173,7 +174,7 @@ static bool field_equal(const cs_field *a, const cs_field *b) {
     for (size_t i = 0; i < a->u.set.len; i++) {
       const cs_set_elem *x = &a->u.set.elems[i], *y = &b->u.set.elems[i];
       if (x->ndots != y->ndots || !cs__val_equal(&x->val, &y->val) ||
-          memcmp(x->dots, y->dots, x->ndots * sizeof *x->dots) != 0)
+          (x->ndots && memcmp(x->dots, y->dots, x->ndots * sizeof *x->dots) != 0))
         return false;
     }
     return true;

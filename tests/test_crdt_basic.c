@@ -361,6 +361,21 @@ Test(crdt_doc, copy_equal_and_lookup) {
   cr_expect_not(cs__doc_alive(&a));
 }
 
+/* A delta may carry a set element without dots (its array NULL). */
+Test(crdt_doc, copy_keeps_an_element_without_dots) {
+  cs_doc a = CS_DOC_INIT, b = CS_DOC_INIT;
+  build_doc(&a);
+  cs_set_elem *el = &cs__doc_field(&a, "tags")->u.set.elems[0];
+  free(el->dots);
+  el->dots = NULL;
+  el->ndots = el->cap = 0;
+  cr_assert_eq(cs__doc_copy(&b, &a), 0);
+  cr_expect(cs__doc_equal(&a, &b));
+  cr_expect_eq(cs__doc_field(&b, "tags")->u.set.elems[0].ndots, 0);
+  cs__doc_dispose(&a);
+  cs__doc_dispose(&b);
+}
+
 Test(crdt_doc, copy_survives_every_allocation_failure) {
   cs_doc a = CS_DOC_INIT;
   build_doc(&a);
