@@ -9,6 +9,63 @@ void cs__wire_action_dispose(cs_wire_action *a) {
   memset(a, 0, sizeof(*a));
 }
 
+void cs__action_pool_put(cs_action_pool *p, cs_wire_action *a) {
+  cs_doc *doc = &a->doc;
+  cs_field *f = doc->fields;
+  bool kept = false;
+  if (p && f && doc->nfields == 1 && doc->fields_cap == 1 && doc->nexist == 0 &&
+      p->nfield < CS_ACTION_POOL_MAX) {
+    if (f->kind == CS_KIND_REG && f->u.reg.len == 1 && f->u.reg.cap == 1 &&
+        p->nreg < CS_ACTION_POOL_MAX) {
+      cs__val_dispose(&f->u.reg.entries[0].val);
+      p->reg[p->nreg++] = f->u.reg.entries;
+      kept = true;
+    } else if (f->kind == CS_KIND_SET && f->u.set.len == 1 && f->u.set.cap == 1 &&
+               !f->u.set.index && f->u.set.elems[0].cap == 1 && p->nelem < CS_ACTION_POOL_MAX) {
+      cs__val_dispose(&f->u.set.elems[0].val);
+      p->elem[p->nelem++] = f->u.set.elems;
+      kept = true;
+    }
+  }
+  if (kept) {
+    cs__name_free(f->name);
+    p->field[p->nfield++] = f;
+    doc->fields = NULL;
+    doc->nfields = doc->fields_cap = 0;
+  }
+  if (p && a->ctx.extra && p->nextra < CS_ACTION_POOL_MAX) {
+    p->extra_cap[p->nextra] = a->ctx.extra_cap;
+    p->extra[p->nextra++] = a->ctx.extra;
+    a->ctx.extra = NULL;
+    a->ctx.extra_len = a->ctx.extra_cap = 0;
+  }
+  if (p && a->ctx.vv && p->nvv < CS_ACTION_POOL_MAX) {
+    p->vv_cap[p->nvv] = a->ctx.vv_cap;
+    p->vv[p->nvv++] = a->ctx.vv;
+    a->ctx.vv = NULL;
+    a->ctx.vv_len = a->ctx.vv_cap = 0;
+  }
+  cs__wire_action_dispose(a);
+}
+
+void cs__action_pool_dispose(cs_action_pool *p) {
+  if (!p)
+    return;
+  while (p->nfield)
+    cs__free(p->field[--p->nfield]);
+  while (p->nreg)
+    cs__free(p->reg[--p->nreg]);
+  while (p->nelem) {
+    cs_set_elem *el = p->elem[--p->nelem];
+    cs__free(el->dots);
+    cs__free(el);
+  }
+  while (p->nextra)
+    cs__free(p->extra[--p->nextra]);
+  while (p->nvv)
+    cs__free(p->vv[--p->nvv]);
+}
+
 static void wire_model_dispose(cs_wire_model *m) {
   cs__free(m->name);
   cs__dotset_dispose(&m->knowledge);

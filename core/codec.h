@@ -118,6 +118,31 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg);
 int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len);
 
 /*
+ * The arrays of dropped one-field actions (the shape most actions have: one
+ * field of one register entry or set element, and a context of a few dots),
+ * kept for a decoder to build later actions in instead of allocating. A
+ * streamed decode keeps one of its own; a merge shares one between its
+ * decoder and the log runs it builds, which drop up to 256 actions at once.
+ */
+#define CS_ACTION_POOL_MAX 256
+typedef struct cs_action_pool {
+  cs_field *field[CS_ACTION_POOL_MAX];   /* arrays of one field, emptied */
+  cs_reg_entry *reg[CS_ACTION_POOL_MAX]; /* arrays of one entry, emptied */
+  cs_set_elem *elem[CS_ACTION_POOL_MAX]; /* one element, emptied but for its dots array (cap 1) */
+  cs_dot *extra[CS_ACTION_POOL_MAX];     /* context arrays, with their capacities */
+  size_t extra_cap[CS_ACTION_POOL_MAX];
+  cs_vv_entry *vv[CS_ACTION_POOL_MAX];
+  size_t vv_cap[CS_ACTION_POOL_MAX];
+  size_t nfield, nreg, nelem, nextra, nvv;
+} cs_action_pool;
+
+/* Disposes *a (zeroed), keeping in p (when not NULL) what arrays it has room
+ * for. */
+void cs__action_pool_put(cs_action_pool *p, cs_wire_action *a);
+/* Frees what p keeps (p itself is the caller's). */
+void cs__action_pool_dispose(cs_action_pool *p);
+
+/*
  * Where a streamed decode hands what it reads, in input order. A nonzero
  * return stops the decode with that code. Each callback may be NULL.
  *   header:      the message's type, sender, clock, cursor and flags are set;
@@ -135,6 +160,9 @@ typedef struct cs_msg_sink {
   int (*action)(void *arg, cs_wire_model *wm, size_t index, cs_wire_action *a);
   int (*section_end)(void *arg, cs_wire_model *wm);
   void *arg;
+  /* Where the decoder keeps dropped actions' arrays and takes new ones
+   * from (NULL: a pool of its own, for this decode). */
+  cs_action_pool *pool;
 } cs_msg_sink;
 
 /* cs__codec_decode_msg, handing actions to `sink` instead of keeping them:

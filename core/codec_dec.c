@@ -34,13 +34,10 @@ void cs__dec_dispose(cs__dec *d) {
   if (d->fld_shared != d->fld_shared_small)
     cs__free(d->fld_shared);
   cs__dotcur_dispose(&d->cur);
-  cs__free(d->spare_field);
-  cs__free(d->spare_reg);
-  if (d->spare_elem)
-    cs__free(d->spare_elem->dots);
-  cs__free(d->spare_elem);
-  cs__free(d->spare_extra);
-  cs__free(d->spare_vv);
+  if (d->own_pool) {
+    cs__action_pool_dispose(d->pool);
+    cs__free(d->pool);
+  }
 }
 
 /* Version and kind bytes of a frame. */

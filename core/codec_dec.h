@@ -38,16 +38,10 @@ typedef struct cs__dec {
   bool use_memo, memo_hit;  /* documents: see the field table memo */
   const uint8_t *fld_table; /* where the field table's bytes start */
   size_t fld_table_len;
-  /* The arrays of a streamed action the sink gave back, for the next one
-   * (cs__dec_action_recycle): a section's actions mostly have the same
-   * one-field shape, and reusing them saves several allocations each. */
-  cs_field *spare_field;   /* an array of one field, emptied */
-  cs_reg_entry *spare_reg; /* an array of one entry, emptied */
-  cs_set_elem *spare_elem; /* an array of one element, emptied but for its dots array (cap 1) */
-  cs_dot *spare_extra;     /* a context's arrays */
-  size_t spare_extra_cap;
-  cs_vv_entry *spare_vv;
-  size_t spare_vv_cap;
+  /* Where dropped actions' arrays wait for the next actions (see
+   * cs_action_pool): the sink's, or one of this decoder's own. */
+  cs_action_pool *pool;
+  bool own_pool;
 } cs__dec;
 
 int cs__dec_fail(cs__dec *d, const char *fmt, ...) CS__PRINTF(2, 3);
@@ -103,7 +97,7 @@ int cs__dec_doc(cs__dec *d, cs_doc *doc, cs__dot_prev *pv);
  * on failure. */
 int cs__dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t oridx);
 /* Disposes a streamed action *a (zeroed), keeping the arrays the next
- * cs__dec_action on d can reuse. */
+ * cs__dec_action on d can reuse in d's pool. */
 void cs__dec_action_recycle(cs__dec *d, cs_wire_action *a);
 
 #endif /* CS_CODEC_DEC_H */

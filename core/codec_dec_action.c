@@ -140,15 +140,16 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, int code) 
   cov_state cs = {-1, 0, 0};
   size_t n = 0;
   int rc = 0;
-  if (!a->ctx.extra && d->spare_extra) {
-    a->ctx.extra = d->spare_extra;
-    a->ctx.extra_cap = d->spare_extra_cap;
-    d->spare_extra = NULL;
+  cs_action_pool *p = d->pool;
+  if (p && !a->ctx.extra && p->nextra) {
+    p->nextra--;
+    a->ctx.extra = p->extra[p->nextra];
+    a->ctx.extra_cap = p->extra_cap[p->nextra];
   }
-  if (!a->ctx.vv && d->spare_vv) {
-    a->ctx.vv = d->spare_vv;
-    a->ctx.vv_cap = d->spare_vv_cap;
-    d->spare_vv = NULL;
+  if (p && !a->ctx.vv && p->nvv) {
+    p->nvv--;
+    a->ctx.vv = p->vv[p->nvv];
+    a->ctx.vv_cap = p->vv_cap[p->nvv];
   }
   /* The covered dots are mostly single dots, and the action's own dot joins
    * them: one allocation holds both. */
@@ -192,9 +193,10 @@ done:
 static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
   cs_field *fl;
   cs_dot own = {a->origin, a->first};
+  cs_action_pool *p = d->pool;
   int rc = 0;
-  if ((fl = d->spare_field) != NULL) {
-    d->spare_field = NULL;
+  if (p && p->nfield) {
+    fl = p->field[--p->nfield];
     memset(fl, 0, sizeof(*fl));
   } else if (!(fl = cs__calloc(1, sizeof(cs_field))))
     return CS_ENOMEM;
@@ -204,8 +206,8 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
     return CS_ENOMEM;
   if (shape == CS__SHAPE_REG1) {
     fl->kind = CS_KIND_REG;
-    if ((fl->u.reg.entries = d->spare_reg) != NULL) {
-      d->spare_reg = NULL;
+    if (p && p->nreg) {
+      fl->u.reg.entries = p->reg[--p->nreg];
       memset(fl->u.reg.entries, 0, sizeof(cs_reg_entry));
     } else if (!(fl->u.reg.entries = cs__calloc(1, sizeof(cs_reg_entry))))
       return CS_ENOMEM;
@@ -215,11 +217,12 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
     return cs__dec_val(d, &fl->u.reg.entries[0].val, "register value");
   }
   fl->kind = CS_KIND_SET;
-  if ((fl->u.set.elems = d->spare_elem) != NULL) {
-    cs_dot *dots = fl->u.set.elems[0].dots;
-    d->spare_elem = NULL;
-    memset(fl->u.set.elems, 0, sizeof(cs_set_elem));
-    fl->u.set.elems[0].dots = dots;
+  if (p && p->nelem) {
+    cs_set_elem *el = p->elem[--p->nelem];
+    cs_dot *dots = el->dots;
+    memset(el, 0, sizeof(*el));
+    el->dots = dots;
+    fl->u.set.elems = el;
   } else if (!(fl->u.set.elems = cs__calloc(1, sizeof(cs_set_elem))))
     return CS_ENOMEM;
   fl->u.set.len = fl->u.set.cap = 1;
@@ -318,48 +321,8 @@ done:
   return rc;
 }
 
-/*
- * A streamed action's arrays outlive it on the decoder: the one-field
- * document (its field, and the field's one entry or element), and the
- * context's arrays. Their contents are freed here; what the sink took
- * (zeroed) is simply not there. A document is kept only as one_field
- * builds it (one field of one entry or element), one of each array.
- */
 void cs__dec_action_recycle(cs__dec *d, cs_wire_action *a) {
-  cs_doc *doc = &a->doc;
-  cs_field *f = doc->fields;
-  bool kept = false;
-  if (f && doc->nfields == 1 && doc->fields_cap == 1 && !d->spare_field) {
-    if (f->kind == CS_KIND_REG && f->u.reg.len == 1 && f->u.reg.cap == 1 && !d->spare_reg) {
-      cs__val_dispose(&f->u.reg.entries[0].val);
-      d->spare_reg = f->u.reg.entries;
-      kept = true;
-    } else if (f->kind == CS_KIND_SET && f->u.set.len == 1 && f->u.set.cap == 1 &&
-               !f->u.set.index && f->u.set.elems[0].cap == 1 && !d->spare_elem) {
-      cs__val_dispose(&f->u.set.elems[0].val);
-      d->spare_elem = f->u.set.elems;
-      kept = true;
-    }
-  }
-  if (kept) {
-    cs__name_free(f->name);
-    d->spare_field = f;
-    doc->fields = NULL;
-    doc->nfields = doc->fields_cap = 0;
-  }
-  if (a->ctx.extra && !d->spare_extra) {
-    d->spare_extra = a->ctx.extra;
-    d->spare_extra_cap = a->ctx.extra_cap;
-    a->ctx.extra = NULL;
-    a->ctx.extra_len = a->ctx.extra_cap = 0;
-  }
-  if (a->ctx.vv && !d->spare_vv) {
-    d->spare_vv = a->ctx.vv;
-    d->spare_vv_cap = a->ctx.vv_cap;
-    a->ctx.vv = NULL;
-    a->ctx.vv_len = a->ctx.vv_cap = 0;
-  }
-  cs__wire_action_dispose(a);
+  cs__action_pool_put(d->pool, a);
 }
 
 int cs__codec_decode_action(cs_wire_action *a, char **instance, const uint8_t *p, size_t len) {

@@ -214,6 +214,15 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
   int rc;
   memset(out, 0, sizeof(*out));
   cs__dec_init(&d, p, len);
+  /* Streamed actions are dropped one by one: their arrays go to a pool,
+   * the sink's or one for this decode. */
+  if (sink && !(d.pool = sink->pool)) {
+    if (!(d.pool = cs__calloc(1, sizeof(*d.pool)))) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    d.own_pool = true;
+  }
   TRY(cs__dec_frame(&d, len, 0, "sync message"));
   /* The checksum guards everything else: verify it before reading further. */
   if (len < 2 + CS__WIRE_SUM_LEN) {

@@ -239,6 +239,8 @@ typedef struct cs_segment {
    * copied: their owner keeps them until the run is flushed (a merge: the
    * names of the message section being merged). */
   bool borrow;
+  /* Where the actions of a flushed run go (NULL: freed). */
+  cs_action_pool *pool;
 } cs_segment;
 
 void cs__segment_init(cs_segment *seg);
@@ -346,6 +348,9 @@ typedef struct cs_merger {
   cs_dotset before; /* the model's knowledge before this message */
   cs_doc_slot **slots; /* per instance of the section's table */
   cs_segment seg;      /* the log run being built */
+  /* The arrays of the actions its runs drop, for its decoder to build the
+   * next ones in (cs__merge_sink hands it over). */
+  cs_action_pool *pool;
 } cs_merger;
 
 int cs__merge_begin(cs_merger *mg, cs_store *s);

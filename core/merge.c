@@ -357,6 +357,9 @@ int cs__merge_begin(cs_merger *mg, cs_store *s) {
   mg->limit = cs__stamp_limit(s);
   cs__segment_init(&mg->seg);
   mg->seg.borrow = true; /* runs are flushed before their section ends */
+  if (!(mg->pool = cs__calloc(1, sizeof(*mg->pool))))
+    return CS_ENOMEM;
+  mg->seg.pool = mg->pool;
   return cs__wbatch_new(&mg->batch, s->db);
 }
 
@@ -366,6 +369,7 @@ static void section_clear(cs_merger *mg) {
   mg->slots = NULL;
   cs__segment_dispose(&mg->seg);
   mg->seg.borrow = true;
+  mg->seg.pool = mg->pool;
   cs__dotset_dispose(&mg->before);
 }
 
@@ -387,6 +391,8 @@ void cs__merge_dispose(cs_merger *mg) {
   cs__free(mg->names);
   cs__free(mg->created);
   cs__wbatch_free(mg->batch);
+  cs__action_pool_dispose(mg->pool);
+  cs__free(mg->pool);
   memset(mg, 0, sizeof(*mg));
 }
 
@@ -559,6 +565,7 @@ void cs__merge_sink(cs_msg_sink *out, cs_merger *mg) {
   out->action = sink_action;
   out->section_end = sink_section_end;
   out->arg = mg;
+  out->pool = mg->pool;
 }
 
 int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,

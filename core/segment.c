@@ -112,7 +112,7 @@ static void segment_clear(cs_segment *seg) {
     cs__free(seg->wm.instances[i]);
   seg->wm.ninstances = 0;
   for (size_t i = 0; i < seg->wm.nactions; i++)
-    cs__wire_action_dispose(&seg->wm.actions[i]);
+    cs__action_pool_put(seg->pool, &seg->wm.actions[i]);
   seg->wm.nactions = 0;
 }
 
@@ -219,7 +219,7 @@ static int walk_section_end(void *arg, cs_wire_model *wm) {
 
 int cs__segment_each(const uint8_t *p, size_t len, cs_segment_fn fn, void *arg) {
   segment_walk w = {fn, arg, 0};
-  cs_msg_sink sink = {walk_header, NULL, walk_action, walk_section_end, &w};
+  cs_msg_sink sink = {walk_header, NULL, walk_action, walk_section_end, &w, NULL};
   cs_sync_msg msg;
   int rc = cs__codec_decode_msg_sink(&msg, p, len, &sink);
   /* A second section's actions may have gone to fn already: the caller

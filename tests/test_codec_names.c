@@ -171,7 +171,7 @@ Test(codec_names, streamed_actions_reusing_arrays_decode_the_same) {
     cs_sync_msg m, whole, streamed;
     cs_buf b = CS_BUF_INIT;
     compare_sink c = {&whole, 0, 0, 0, false};
-    cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c};
+    cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c, NULL};
     gen_msg(&r, &m);
     CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
     CHECK(cs__codec_decode_msg(&whole, (const uint8_t *)b.ptr, b.size) == 0, seed, it,
@@ -187,4 +187,102 @@ Test(codec_names, streamed_actions_reusing_arrays_decode_the_same) {
   }
   cr_assert(one_field > (size_t)n, "only %zu one-field actions in %d messages (seed %llu)",
             one_field, n, (unsigned long long)seed);
+}
+
+/* A one-field action as the decoder builds it: a register entry or a set
+ * element holding a value long enough to be allocated, and a context. */
+static void one_field_action(cs_wire_action *a, bool set) {
+  static const char v[] = "a value longer than the inline bytes";
+  cs_field *f = cs__calloc(1, sizeof(*f));
+  memset(a, 0, sizeof(*a));
+  a->origin = 7;
+  a->first = a->last = 1;
+  f->name = cs__name_dupn("f", 1);
+  if (set) {
+    f->kind = CS_KIND_SET;
+    f->u.set.elems = cs__calloc(1, sizeof(cs_set_elem));
+    f->u.set.len = f->u.set.cap = 1;
+    cs__val_str(&f->u.set.elems[0].val, v, sizeof(v) - 1);
+    f->u.set.elems[0].dots = cs__malloc(sizeof(cs_dot));
+    f->u.set.elems[0].dots[0] = (cs_dot){7, 1};
+    f->u.set.elems[0].ndots = f->u.set.elems[0].cap = 1;
+  } else {
+    f->kind = CS_KIND_REG;
+    f->u.reg.entries = cs__calloc(1, sizeof(cs_reg_entry));
+    f->u.reg.len = f->u.reg.cap = 1;
+    f->u.reg.entries[0].dot = (cs_dot){7, 1};
+    cs__val_str(&f->u.reg.entries[0].val, v, sizeof(v) - 1);
+  }
+  a->doc.fields = f;
+  a->doc.nfields = a->doc.fields_cap = 1;
+  cs__dotset_add(&a->ctx, (cs_dot){7, 1});
+  cs__dotset_add(&a->ctx, (cs_dot){9, 4});
+}
+
+Test(codec_names, the_action_pool_keeps_one_field_arrays_up_to_its_size) {
+  cs_action_pool *p = cs__calloc(1, sizeof(*p));
+  cs_wire_action a;
+  for (int i = 0; i < CS_ACTION_POOL_MAX + 40; i++) {
+    one_field_action(&a, i % 2 == 1);
+    cs__action_pool_put(p, &a);
+    cr_assert_null(a.doc.fields, "the action is left zeroed");
+  }
+  cr_expect_eq(p->nfield, CS_ACTION_POOL_MAX);
+  cr_expect_eq(p->nreg, CS_ACTION_POOL_MAX / 2);
+  cr_expect_eq(p->nelem, CS_ACTION_POOL_MAX / 2);
+  cr_expect_eq(p->nextra + p->nvv, 2 * CS_ACTION_POOL_MAX, "%zu extras, %zu vv", p->nextra,
+               p->nvv);
+  for (size_t i = 0; i < p->nelem; i++)
+    cr_expect(p->elem[i]->dots != NULL && p->elem[i]->cap == 1, "an element keeps its dots");
+  cs__action_pool_dispose(p);
+  cr_expect_eq(p->nfield + p->nreg + p->nelem + p->nextra + p->nvv, 0);
+
+  /* Only the one-field shape is kept; a document of two fields is freed. */
+  one_field_action(&a, false);
+  cs__array_grow((void **)&a.doc.fields, &a.doc.fields_cap, 2, sizeof(cs_field));
+  memset(&a.doc.fields[1], 0, sizeof(cs_field));
+  a.doc.fields[1].name = cs__name_dupn("g", 1);
+  a.doc.fields[1].kind = CS_KIND_CTR;
+  a.doc.nfields = 2;
+  cs__action_pool_put(p, &a);
+  cr_expect_eq(p->nfield + p->nreg + p->nelem, 0);
+  /* Without a pool, put only disposes. */
+  one_field_action(&a, true);
+  cs__action_pool_put(NULL, &a);
+  cr_expect_null(a.doc.fields);
+  cs__action_pool_dispose(p);
+  cs__free(p);
+}
+
+/* A merge hands its pool to its decoder: a streamed decode that starts with
+ * a full pool builds every action in its arrays and decodes the same. */
+Test(codec_names, a_decode_from_a_full_pool_decodes_the_same) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  int n = gen_scale(500);
+  cs_action_pool *p = cs__calloc(1, sizeof(*p));
+  for (int it = 0; it < n; it++) {
+    cs_sync_msg m, whole, streamed;
+    cs_buf b = CS_BUF_INIT;
+    compare_sink c = {&whole, 0, 0, 0, false};
+    cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c, p};
+    cs_wire_action a;
+    while (p->nfield < CS_ACTION_POOL_MAX) {
+      one_field_action(&a, gen_chance(&r, 50));
+      cs__action_pool_put(p, &a);
+    }
+    gen_msg(&r, &m);
+    CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
+    CHECK(cs__codec_decode_msg(&whole, (const uint8_t *)b.ptr, b.size) == 0, seed, it,
+          "decode: %s", cs_errmsg());
+    CHECK(cs__codec_decode_msg_sink(&streamed, (const uint8_t *)b.ptr, b.size, &sink) == 0, seed,
+          it, "streamed decode: %s", cs_errmsg());
+    CHECK(!c.differs, seed, it, "an action built in pooled arrays differs");
+    cs__sync_msg_dispose(&m);
+    cs__sync_msg_dispose(&whole);
+    cs__sync_msg_dispose(&streamed);
+    cs_buf_dispose(&b);
+  }
+  cs__action_pool_dispose(p);
+  cs__free(p);
 }

@@ -68,7 +68,7 @@ static int gather_action(void *arg, cs_wire_model *wm, size_t index, cs_wire_act
 /* Decodes as a stream: same verdict as the whole decode, same message. */
 static void streamed(const uint8_t *data, size_t size, int whole_rc, bool copy) {
   gathered g = {NULL, 0, 0, copy};
-  cs_msg_sink sink = {NULL, gather_section, gather_action, NULL, &g};
+  cs_msg_sink sink = {NULL, gather_section, gather_action, NULL, &g, NULL};
   cs_sync_msg m;
   int rc = cs__codec_decode_msg_sink(&m, data, size, &sink);
   if ((rc == 0) != (whole_rc == 0) && rc != CS_ENOMEM && whole_rc != CS_ENOMEM) {
