@@ -162,29 +162,34 @@ static int compare_action(void *arg, cs_wire_model *wm, size_t index, cs_wire_ac
   return 0;
 }
 
+/* One generated message decoded whole and streamed (from `pool`, NULL for
+ * the decoder's own): the same actions. Returns how many had one field. */
+static size_t streamed_same(gen_rng *r, uint64_t seed, int it, cs_action_pool *pool) {
+  cs_sync_msg m, whole, streamed;
+  cs_buf b = CS_BUF_INIT;
+  compare_sink c = {&whole, 0, 0, 0, false};
+  cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c, pool};
+  gen_msg(r, &m);
+  CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
+  CHECK(cs__codec_decode_msg(&whole, (const uint8_t *)b.ptr, b.size) == 0, seed, it, "decode: %s",
+        cs_errmsg());
+  CHECK(cs__codec_decode_msg_sink(&streamed, (const uint8_t *)b.ptr, b.size, &sink) == 0, seed, it,
+        "streamed decode: %s", cs_errmsg());
+  CHECK(!c.differs, seed, it, "a streamed action differs from the whole decode's");
+  cs__sync_msg_dispose(&m);
+  cs__sync_msg_dispose(&whole);
+  cs__sync_msg_dispose(&streamed);
+  cs_buf_dispose(&b);
+  return c.one_field;
+}
+
 Test(codec_names, streamed_actions_reusing_arrays_decode_the_same) {
   uint64_t seed = gen_seed();
   gen_rng r = {seed};
   int n = gen_scale(2000);
   size_t one_field = 0;
-  for (int it = 0; it < n; it++) {
-    cs_sync_msg m, whole, streamed;
-    cs_buf b = CS_BUF_INIT;
-    compare_sink c = {&whole, 0, 0, 0, false};
-    cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c, NULL};
-    gen_msg(&r, &m);
-    CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
-    CHECK(cs__codec_decode_msg(&whole, (const uint8_t *)b.ptr, b.size) == 0, seed, it,
-          "decode: %s", cs_errmsg());
-    CHECK(cs__codec_decode_msg_sink(&streamed, (const uint8_t *)b.ptr, b.size, &sink) == 0, seed,
-          it, "streamed decode: %s", cs_errmsg());
-    CHECK(!c.differs, seed, it, "a streamed action differs from the whole decode's");
-    one_field += c.one_field;
-    cs__sync_msg_dispose(&m);
-    cs__sync_msg_dispose(&whole);
-    cs__sync_msg_dispose(&streamed);
-    cs_buf_dispose(&b);
-  }
+  for (int it = 0; it < n; it++)
+    one_field += streamed_same(&r, seed, it, NULL);
   cr_assert(one_field > (size_t)n, "only %zu one-field actions in %d messages (seed %llu)",
             one_field, n, (unsigned long long)seed);
 }
@@ -262,26 +267,12 @@ Test(codec_names, a_decode_from_a_full_pool_decodes_the_same) {
   int n = gen_scale(500);
   cs_action_pool *p = cs__calloc(1, sizeof(*p));
   for (int it = 0; it < n; it++) {
-    cs_sync_msg m, whole, streamed;
-    cs_buf b = CS_BUF_INIT;
-    compare_sink c = {&whole, 0, 0, 0, false};
-    cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c, p};
     cs_wire_action a;
     while (p->nfield < CS_ACTION_POOL_MAX) {
       one_field_action(&a, gen_chance(&r, 50));
       cs__action_pool_put(p, &a);
     }
-    gen_msg(&r, &m);
-    CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
-    CHECK(cs__codec_decode_msg(&whole, (const uint8_t *)b.ptr, b.size) == 0, seed, it,
-          "decode: %s", cs_errmsg());
-    CHECK(cs__codec_decode_msg_sink(&streamed, (const uint8_t *)b.ptr, b.size, &sink) == 0, seed,
-          it, "streamed decode: %s", cs_errmsg());
-    CHECK(!c.differs, seed, it, "an action built in pooled arrays differs");
-    cs__sync_msg_dispose(&m);
-    cs__sync_msg_dispose(&whole);
-    cs__sync_msg_dispose(&streamed);
-    cs_buf_dispose(&b);
+    streamed_same(&r, seed, it, p);
   }
   cs__action_pool_dispose(p);
   cs__free(p);
