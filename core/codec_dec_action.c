@@ -10,7 +10,6 @@
 
 #define TRY(x) CS__TRY(x)
 
-
 /*
  * ctx := covered ∪ {origin: first..last}, keeping the set compact: when the
  * origin's contiguous prefix reaches first - 1 the range extends it (and

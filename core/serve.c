@@ -253,8 +253,8 @@ int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char 
                     const uint8_t *reqb, size_t len, const uint8_t *sender_key, bool allow_any) {
   cs_sync_msg req = {0};
   serving sv;
-  cs_msg_sink sink = {serving_header, serving_section, serving_action, serving_section_end,
-                      &sv,            NULL};
+  cs_msg_sink sink = {
+      serving_header, serving_section, serving_action, serving_section_end, &sv, NULL};
   int rc;
 
   *http_status = 200;
@@ -264,8 +264,11 @@ int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char 
   sv.allow_any = allow_any;
   CS_LOCK(s);
   sv.store = s;
-  if ((rc = cs__merge_begin(&sv.mg, s)) == 0 &&
-      (sink.pool = sv.mg.pool, rc = cs__codec_decode_msg_sink(&req, reqb, len, &sink)) == 0) {
+  if ((rc = cs__merge_begin(&sv.mg, s)) == 0) {
+    sink.pool = sv.mg.pool; /* the merge's: see cs_action_pool */
+    rc = cs__codec_decode_msg_sink(&req, reqb, len, &sink);
+  }
+  if (rc == 0) {
     if (sv.merging) {
       rc = cs__merge_finish(NULL, &sv.mg, &req, req.sender,
                             s->opts.durability == CS_DURABILITY_SYNC);

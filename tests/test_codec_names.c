@@ -235,8 +235,7 @@ Test(codec_names, the_action_pool_keeps_one_field_arrays_up_to_its_size) {
   cr_expect_eq(p->nfield, CS_ACTION_POOL_MAX);
   cr_expect_eq(p->nreg, CS_ACTION_POOL_MAX / 2);
   cr_expect_eq(p->nelem, CS_ACTION_POOL_MAX / 2);
-  cr_expect_eq(p->nextra + p->nvv, 2 * CS_ACTION_POOL_MAX, "%zu extras, %zu vv", p->nextra,
-               p->nvv);
+  cr_expect_eq(p->nextra + p->nvv, 2 * CS_ACTION_POOL_MAX, "%zu extras, %zu vv", p->nextra, p->nvv);
   for (size_t i = 0; i < p->nelem; i++)
     cr_expect(p->elem[i]->dots != NULL && p->elem[i]->cap == 1, "an element keeps its dots");
   cs__action_pool_dispose(p);

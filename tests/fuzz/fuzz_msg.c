@@ -6,8 +6,9 @@
  * and frame checks). Each input is also decoded as a stream twice (the way
  * the engine merges, taking each action, and the way it serves a log run,
  * leaving each action to the decoder, which reuses its arrays): the actions,
- * put back in place, must make the very same message. And it is peeked at as a log run (the way a sender collects its
- * tables), which must agree with the decode.
+ * put back in place, must make the very same message. And it is peeked at
+ * as a log run (the way a sender collects its tables), which must agree
+ * with the decode.
  */
 #include <sodium.h>
 
