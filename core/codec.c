@@ -1,5 +1,26 @@
-/* The codec's shared pieces: disposal of decoded structures and the dot cursor. */
+/* The codec's shared pieces: disposal of decoded structures, the action
+ * pool and the dot cursor. */
 #include "core/codec_int.h"
+
+/* Under AddressSanitizer the arrays waiting in an action pool are poisoned:
+ * code that kept a pointer into a dropped action fails there at once
+ * instead of reading the next action's data. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS__POOL_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CS__POOL_ASAN 1
+#endif
+#ifdef CS__POOL_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 void cs__wire_action_dispose(cs_wire_action *a) {
   if (!a)
@@ -19,51 +40,107 @@ void cs__action_pool_put(cs_action_pool *p, cs_wire_action *a) {
         p->nreg < CS_ACTION_POOL_MAX) {
       cs__val_dispose(&f->u.reg.entries[0].val);
       p->reg[p->nreg++] = f->u.reg.entries;
+      POISON(f->u.reg.entries, sizeof(cs_reg_entry));
       kept = true;
     } else if (f->kind == CS_KIND_SET && f->u.set.len == 1 && f->u.set.cap == 1 &&
                !f->u.set.index && f->u.set.elems[0].cap == 1 && p->nelem < CS_ACTION_POOL_MAX) {
       cs__val_dispose(&f->u.set.elems[0].val);
       p->elem[p->nelem++] = f->u.set.elems;
+      POISON(f->u.set.elems[0].dots, sizeof(cs_dot));
+      POISON(f->u.set.elems, sizeof(cs_set_elem));
       kept = true;
     }
   }
   if (kept) {
     cs__name_free(f->name);
     p->field[p->nfield++] = f;
+    POISON(f, sizeof(*f));
     doc->fields = NULL;
     doc->nfields = doc->fields_cap = 0;
   }
   if (p && a->ctx.extra && p->nextra < CS_ACTION_POOL_MAX) {
     p->extra_cap[p->nextra] = a->ctx.extra_cap;
     p->extra[p->nextra++] = a->ctx.extra;
+    POISON(a->ctx.extra, a->ctx.extra_cap * sizeof(cs_dot));
     a->ctx.extra = NULL;
     a->ctx.extra_len = a->ctx.extra_cap = 0;
   }
   if (p && a->ctx.vv && p->nvv < CS_ACTION_POOL_MAX) {
     p->vv_cap[p->nvv] = a->ctx.vv_cap;
     p->vv[p->nvv++] = a->ctx.vv;
+    POISON(a->ctx.vv, a->ctx.vv_cap * sizeof(cs_vv_entry));
     a->ctx.vv = NULL;
     a->ctx.vv_len = a->ctx.vv_cap = 0;
   }
   cs__wire_action_dispose(a);
 }
 
+cs_field *cs__action_pool_field(cs_action_pool *p) {
+  cs_field *f;
+  if (!p || !p->nfield)
+    return NULL;
+  f = p->field[--p->nfield];
+  UNPOISON(f, sizeof(*f));
+  memset(f, 0, sizeof(*f));
+  return f;
+}
+
+cs_reg_entry *cs__action_pool_reg(cs_action_pool *p) {
+  cs_reg_entry *e;
+  if (!p || !p->nreg)
+    return NULL;
+  e = p->reg[--p->nreg];
+  UNPOISON(e, sizeof(*e));
+  memset(e, 0, sizeof(*e));
+  return e;
+}
+
+cs_set_elem *cs__action_pool_elem(cs_action_pool *p) {
+  cs_set_elem *el;
+  cs_dot *dots;
+  if (!p || !p->nelem)
+    return NULL;
+  el = p->elem[--p->nelem];
+  UNPOISON(el, sizeof(*el));
+  dots = el->dots;
+  UNPOISON(dots, sizeof(cs_dot));
+  memset(el, 0, sizeof(*el));
+  el->dots = dots;
+  return el;
+}
+
+void cs__action_pool_ctx(cs_action_pool *p, cs_dotset *ctx) {
+  if (p && !ctx->extra && p->nextra) {
+    p->nextra--;
+    ctx->extra = p->extra[p->nextra];
+    ctx->extra_cap = p->extra_cap[p->nextra];
+    UNPOISON(ctx->extra, ctx->extra_cap * sizeof(cs_dot));
+  }
+  if (p && !ctx->vv && p->nvv) {
+    p->nvv--;
+    ctx->vv = p->vv[p->nvv];
+    ctx->vv_cap = p->vv_cap[p->nvv];
+    UNPOISON(ctx->vv, ctx->vv_cap * sizeof(cs_vv_entry));
+  }
+}
+
 void cs__action_pool_dispose(cs_action_pool *p) {
   if (!p)
     return;
   while (p->nfield)
-    cs__free(p->field[--p->nfield]);
+    cs__free(cs__action_pool_field(p));
   while (p->nreg)
-    cs__free(p->reg[--p->nreg]);
+    cs__free(cs__action_pool_reg(p));
   while (p->nelem) {
-    cs_set_elem *el = p->elem[--p->nelem];
+    cs_set_elem *el = cs__action_pool_elem(p);
     cs__free(el->dots);
     cs__free(el);
   }
-  while (p->nextra)
-    cs__free(p->extra[--p->nextra]);
-  while (p->nvv)
-    cs__free(p->vv[--p->nvv]);
+  while (p->nextra || p->nvv) {
+    cs_dotset ctx = CS_DOTSET_INIT;
+    cs__action_pool_ctx(p, &ctx);
+    cs__dotset_dispose(&ctx);
+  }
 }
 
 static void wire_model_dispose(cs_wire_model *m) {

@@ -139,6 +139,13 @@ typedef struct cs_action_pool {
 /* Disposes *a (zeroed), keeping in p (when not NULL) what arrays it has room
  * for. */
 void cs__action_pool_put(cs_action_pool *p, cs_wire_action *a);
+/* An array the pool keeps, zeroed (an element keeps its dots array of
+ * one), or NULL when it has none (p may be NULL). */
+cs_field *cs__action_pool_field(cs_action_pool *p);
+cs_reg_entry *cs__action_pool_reg(cs_action_pool *p);
+cs_set_elem *cs__action_pool_elem(cs_action_pool *p);
+/* Gives an empty context (no arrays) the pool's context arrays, if any. */
+void cs__action_pool_ctx(cs_action_pool *p, cs_dotset *ctx);
 /* Frees what p keeps (p itself is the caller's). */
 void cs__action_pool_dispose(cs_action_pool *p);
 
@@ -161,7 +168,8 @@ typedef struct cs_msg_sink {
   int (*section_end)(void *arg, cs_wire_model *wm);
   void *arg;
   /* Where the decoder keeps dropped actions' arrays and takes new ones
-   * from (NULL: a pool of its own, for this decode). */
+   * from; the caller's, and it must outlive the decode (NULL: a pool of
+   * the decoder's own, for this decode). */
   cs_action_pool *pool;
 } cs_msg_sink;
 

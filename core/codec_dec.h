@@ -96,8 +96,5 @@ int cs__dec_doc(cs__dec *d, cs_doc *doc, cs__dot_prev *pv);
 /* One action record (the caller read the instance); the caller disposes *a
  * on failure. */
 int cs__dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t oridx);
-/* Disposes a streamed action *a (zeroed), keeping the arrays the next
- * cs__dec_action on d can reuse in d's pool. */
-void cs__dec_action_recycle(cs__dec *d, cs_wire_action *a);
 
 #endif /* CS_CODEC_DEC_H */

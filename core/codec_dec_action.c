@@ -1,8 +1,8 @@
 /*
  * The action decoder (docs/wire-format.md section 6): an action record's
  * dot range, tag, stamp, document and covered dots, on top of the readers
- * of core/codec_dec.c; and the arrays a streamed action hands on to the
- * next one.
+ * of core/codec_dec.c, built in arrays from the decoder's action pool
+ * (cs_action_pool) when it has some.
  */
 #include <stdlib.h>
 
@@ -139,17 +139,7 @@ static int dec_covered(cs__dec *d, cs_wire_action *a, uint32_t oridx, int code) 
   cov_state cs = {-1, 0, 0};
   size_t n = 0;
   int rc = 0;
-  cs_action_pool *p = d->pool;
-  if (p && !a->ctx.extra && p->nextra) {
-    p->nextra--;
-    a->ctx.extra = p->extra[p->nextra];
-    a->ctx.extra_cap = p->extra_cap[p->nextra];
-  }
-  if (p && !a->ctx.vv && p->nvv) {
-    p->nvv--;
-    a->ctx.vv = p->vv[p->nvv];
-    a->ctx.vv_cap = p->vv_cap[p->nvv];
-  }
+  cs__action_pool_ctx(d->pool, &a->ctx);
   /* The covered dots are mostly single dots, and the action's own dot joins
    * them: one allocation holds both. */
   if (code == CS__CODE_REG1_ONE || code == CS__CODE_EMPTY_ONE) {
@@ -192,12 +182,8 @@ done:
 static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
   cs_field *fl;
   cs_dot own = {a->origin, a->first};
-  cs_action_pool *p = d->pool;
   int rc = 0;
-  if (p && p->nfield) {
-    fl = p->field[--p->nfield];
-    memset(fl, 0, sizeof(*fl));
-  } else if (!(fl = cs__calloc(1, sizeof(cs_field))))
+  if (!(fl = cs__action_pool_field(d->pool)) && !(fl = cs__calloc(1, sizeof(cs_field))))
     return CS_ENOMEM;
   a->doc.fields = fl;
   a->doc.nfields = a->doc.fields_cap = 1;
@@ -205,10 +191,8 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
     return CS_ENOMEM;
   if (shape == CS__SHAPE_REG1) {
     fl->kind = CS_KIND_REG;
-    if (p && p->nreg) {
-      fl->u.reg.entries = p->reg[--p->nreg];
-      memset(fl->u.reg.entries, 0, sizeof(cs_reg_entry));
-    } else if (!(fl->u.reg.entries = cs__calloc(1, sizeof(cs_reg_entry))))
+    if (!(fl->u.reg.entries = cs__action_pool_reg(d->pool)) &&
+        !(fl->u.reg.entries = cs__calloc(1, sizeof(cs_reg_entry))))
       return CS_ENOMEM;
     fl->u.reg.len = fl->u.reg.cap = 1;
     fl->u.reg.entries[0].dot = own;
@@ -216,13 +200,8 @@ static int one_field(cs__dec *d, cs_wire_action *a, uint64_t fi, int shape) {
     return cs__dec_val(d, &fl->u.reg.entries[0].val, "register value");
   }
   fl->kind = CS_KIND_SET;
-  if (p && p->nelem) {
-    cs_set_elem *el = p->elem[--p->nelem];
-    cs_dot *dots = el->dots;
-    memset(el, 0, sizeof(*el));
-    el->dots = dots;
-    fl->u.set.elems = el;
-  } else if (!(fl->u.set.elems = cs__calloc(1, sizeof(cs_set_elem))))
+  if (!(fl->u.set.elems = cs__action_pool_elem(d->pool)) &&
+      !(fl->u.set.elems = cs__calloc(1, sizeof(cs_set_elem))))
     return CS_ENOMEM;
   fl->u.set.len = fl->u.set.cap = 1;
   if ((rc = cs__dec_val(d, &fl->u.set.elems[0].val, "set element")) != 0)
@@ -318,10 +297,6 @@ int cs__dec_action(cs__dec *d, cs_wire_action *a, uint64_t prev_last, uint32_t o
   TRY(dec_covered(d, a, oridx, code));
 done:
   return rc;
-}
-
-void cs__dec_action_recycle(cs__dec *d, cs_wire_action *a) {
-  cs__action_pool_put(d->pool, a);
 }
 
 int cs__codec_decode_action(cs_wire_action *a, char **instance, const uint8_t *p, size_t len) {

@@ -159,7 +159,7 @@ static int dec_actions(cs__dec *d, cs_wire_model *m, const cs_msg_sink *sink) {
       if (sink) {
         if (rc == 0 && sink->action)
           rc = sink->action(sink->arg, m, m->nactions - 1, a);
-        cs__dec_action_recycle(d, a);
+        cs__action_pool_put(d->pool, a); /* its arrays, for the next one */
       }
       if (rc)
         goto done;

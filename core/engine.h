@@ -349,7 +349,8 @@ typedef struct cs_merger {
   cs_doc_slot **slots; /* per instance of the section's table */
   cs_segment seg;      /* the log run being built */
   /* The arrays of the actions its runs drop, for its decoder to build the
-   * next ones in (cs__merge_sink hands it over). */
+   * next ones in (cs__merge_sink, and cs__store_serve's own sink, hand it
+   * to the decoder). */
   cs_action_pool *pool;
 } cs_merger;
 

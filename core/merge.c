@@ -351,6 +351,9 @@ static int put_floor(cs_wbatch *b, const cs_model *m) {
   return rc;
 }
 
+/* The pool holds what a whole log run drops when it is written. */
+_Static_assert(CS_ACTION_POOL_MAX >= CS_SEGMENT_MAX_ACTIONS, "a pool holds a run's actions");
+
 int cs__merge_begin(cs_merger *mg, cs_store *s) {
   memset(mg, 0, sizeof(*mg));
   mg->store = s;

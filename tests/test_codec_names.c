@@ -3,15 +3,28 @@
  * once and hands it to every field that names it, but a name that did not
  * fit in the shared table must be a private copy per field, since each field
  * frees its own. Documents reuse the last field table of equal bytes (the
- * memo), and a streamed decode hands each action's arrays on to the next
- * action: neither may change any outcome. Seeded: CS_SEED replays a run;
- * the seed is printed when a check fails.
+ * memo), and a streamed decode builds each action in the arrays of dropped
+ * ones (cs_action_pool): neither may change any outcome, and the pool must
+ * be used, poisoned under ASan and whole after any allocation failure.
+ * Seeded: CS_SEED replays a run; the seed is printed when a check fails.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 
 #include "core/codec_dec.h"
 #include "test_codec_gen.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CS_TEST_ASAN 1
+#endif
+#ifdef CS_TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 /* Every field name of every action and state of m, shared or not. */
 static size_t names_of(const cs_sync_msg *m, const char **out, size_t max, size_t *shared) {
@@ -142,6 +155,9 @@ typedef struct compare_sink {
   const cs_sync_msg *whole;
   size_t section, seen, one_field;
   bool differs;
+  /* the pool's fields before the decode, and how many actions used one */
+  cs_field *pooled[CS_ACTION_POOL_MAX];
+  size_t npooled, from_pool;
 } compare_sink;
 
 static int compare_section(void *arg, cs_wire_model *wm) {
@@ -154,21 +170,30 @@ static int compare_section(void *arg, cs_wire_model *wm) {
 static int compare_action(void *arg, cs_wire_model *wm, size_t index, cs_wire_action *a) {
   compare_sink *c = arg;
   const cs_field *f;
+  int shape = cs__wire_action_shape(a, &f);
   (void)wm;
   if (!action_equal(a, &c->whole->models[c->section].actions[index]))
     c->differs = true;
-  c->one_field += cs__wire_action_shape(a, &f) == CS__SHAPE_REG1 ||
-                  cs__wire_action_shape(a, &f) == CS__SHAPE_ADD1;
+  c->one_field += shape == CS__SHAPE_REG1 || shape == CS__SHAPE_ADD1;
+  for (size_t i = 0; i < c->npooled; i++)
+    c->from_pool += a->doc.fields == c->pooled[i];
   return 0;
 }
 
 /* One generated message decoded whole and streamed (from `pool`, NULL for
- * the decoder's own): the same actions. Returns how many had one field. */
-static size_t streamed_same(gen_rng *r, uint64_t seed, int it, cs_action_pool *pool) {
+ * the decoder's own): the same actions. Returns how many had one field;
+ * *from_pool (when not NULL) gets how many were built in a field the pool
+ * held before. */
+static size_t streamed_same(gen_rng *r, uint64_t seed, int it, cs_action_pool *pool,
+                            size_t *from_pool) {
   cs_sync_msg m, whole, streamed;
   cs_buf b = CS_BUF_INIT;
-  compare_sink c = {&whole, 0, 0, 0, false};
+  static compare_sink c;
   cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c, pool};
+  memset(&c, 0, sizeof(c));
+  c.whole = &whole;
+  for (size_t i = 0; pool && i < pool->nfield; i++)
+    c.pooled[c.npooled++] = pool->field[i];
   gen_msg(r, &m);
   CHECK(cs__codec_encode_msg(&b, &m) == 0, seed, it, "encode: %s", cs_errmsg());
   CHECK(cs__codec_decode_msg(&whole, (const uint8_t *)b.ptr, b.size) == 0, seed, it, "decode: %s",
@@ -180,6 +205,8 @@ static size_t streamed_same(gen_rng *r, uint64_t seed, int it, cs_action_pool *p
   cs__sync_msg_dispose(&whole);
   cs__sync_msg_dispose(&streamed);
   cs_buf_dispose(&b);
+  if (from_pool)
+    *from_pool += c.from_pool;
   return c.one_field;
 }
 
@@ -189,7 +216,7 @@ Test(codec_names, streamed_actions_reusing_arrays_decode_the_same) {
   int n = gen_scale(2000);
   size_t one_field = 0;
   for (int it = 0; it < n; it++)
-    one_field += streamed_same(&r, seed, it, NULL);
+    one_field += streamed_same(&r, seed, it, NULL, NULL);
   cr_assert(one_field > (size_t)n, "only %zu one-field actions in %d messages (seed %llu)",
             one_field, n, (unsigned long long)seed);
 }
@@ -236,8 +263,20 @@ Test(codec_names, the_action_pool_keeps_one_field_arrays_up_to_its_size) {
   cr_expect_eq(p->nreg, CS_ACTION_POOL_MAX / 2);
   cr_expect_eq(p->nelem, CS_ACTION_POOL_MAX / 2);
   cr_expect_eq(p->nextra + p->nvv, 2 * CS_ACTION_POOL_MAX, "%zu extras, %zu vv", p->nextra, p->nvv);
-  for (size_t i = 0; i < p->nelem; i++)
-    cr_expect(p->elem[i]->dots != NULL && p->elem[i]->cap == 1, "an element keeps its dots");
+#ifdef CS_TEST_ASAN
+  /* Kept arrays are poisoned: a pointer someone kept into them fails. */
+  cr_expect(__asan_address_is_poisoned(p->field[0]));
+  cr_expect(__asan_address_is_poisoned(p->reg[0]));
+  cr_expect(__asan_address_is_poisoned(p->elem[0]));
+  cr_expect(__asan_address_is_poisoned(p->extra[0]));
+#endif
+  while (p->nelem) {
+    cs_set_elem *el = cs__action_pool_elem(p);
+    cr_expect(el->dots != NULL && el->cap == 0 && el->ndots == 0, "an element keeps its dots");
+    cs__free(el->dots);
+    cs__free(el);
+  }
+  cr_expect_eq(p->nelem, 0);
   cs__action_pool_dispose(p);
   cr_expect_eq(p->nfield + p->nreg + p->nelem + p->nextra + p->nvv, 0);
 
@@ -260,19 +299,78 @@ Test(codec_names, the_action_pool_keeps_one_field_arrays_up_to_its_size) {
 
 /* A merge hands its pool to its decoder: a streamed decode that starts with
  * a full pool builds every action in its arrays and decodes the same. */
+/* Fills p with one-field arrays, as a written log run leaves it. */
+static void fill_pool(cs_action_pool *p, gen_rng *r) {
+  cs_wire_action a;
+  while (p->nfield < CS_ACTION_POOL_MAX) {
+    one_field_action(&a, gen_chance(r, 50));
+    cs__action_pool_put(p, &a);
+  }
+}
+
 Test(codec_names, a_decode_from_a_full_pool_decodes_the_same) {
   uint64_t seed = gen_seed();
   gen_rng r = {seed};
   int n = gen_scale(500);
+  size_t one_field = 0, from_pool = 0;
   cs_action_pool *p = cs__calloc(1, sizeof(*p));
   for (int it = 0; it < n; it++) {
-    cs_wire_action a;
-    while (p->nfield < CS_ACTION_POOL_MAX) {
-      one_field_action(&a, gen_chance(&r, 50));
-      cs__action_pool_put(p, &a);
-    }
-    streamed_same(&r, seed, it, p);
+    fill_pool(p, &r);
+    one_field += streamed_same(&r, seed, it, p, &from_pool);
   }
+  /* Every one-field action takes a field from the pool (which the previous
+   * one gave back, so most are fields it held before the decode). */
+  cr_expect(from_pool * 2 > one_field,
+            "%zu of %zu one-field actions built in pooled fields (seed %llu)", from_pool, one_field,
+            (unsigned long long)seed);
+  cs__action_pool_dispose(p);
+  cs__free(p);
+}
+
+/* Each allocation of a streamed decode that takes its arrays from a full
+ * pool may fail: the decode reports CS_ENOMEM, frees what it built, and
+ * leaves the pool whole. */
+Test(codec_names, every_allocation_failure_of_a_pooled_decode_is_reported) {
+  uint64_t seed = gen_seed();
+  gen_rng r = {seed};
+  cs_action_pool *p = cs__calloc(1, sizeof(*p));
+  cs_sync_msg m, out;
+  cs_buf b = CS_BUF_INIT;
+  int fails = 0, rc;
+  size_t actions = 0;
+  do { /* a message with a few actions */
+    cs_buf_dispose(&b);
+    gen_msg(&r, &m);
+    actions = 0;
+    for (size_t i = 0; i < m.nmodels; i++)
+      actions += m.models[i].nactions;
+    cr_assert_eq(cs__codec_encode_msg(&b, &m), 0, "%s", cs_errmsg());
+    cs__sync_msg_dispose(&m);
+  } while (actions < 4);
+  for (unsigned long n = 1;; n++) {
+    compare_sink c;
+    cs_msg_sink sink = {NULL, compare_section, compare_action, NULL, &c, p};
+    memset(&c, 0, sizeof(c));
+    cr_assert_eq(cs__codec_decode_msg(&m, (const uint8_t *)b.ptr, b.size), 0);
+    c.whole = &m;
+    fill_pool(p, &r);
+    cs__alloc_fail_after(n);
+    rc = cs__codec_decode_msg_sink(&out, (const uint8_t *)b.ptr, b.size, &sink);
+    cs__alloc_fail_after(0);
+    cs__sync_msg_dispose(&out);
+    cs__sync_msg_dispose(&m);
+    cr_assert(p->nfield <= CS_ACTION_POOL_MAX && p->nreg + p->nelem <= 2 * CS_ACTION_POOL_MAX);
+    if (rc == 0) {
+      cr_assert_not(c.differs, "seed %llu", (unsigned long long)seed);
+      break;
+    }
+    cr_assert_eq(rc, CS_ENOMEM, "allocation %lu: %d %s (seed %llu)", n, rc, cs_errmsg(),
+                 (unsigned long long)seed);
+    fails++;
+  }
+  cr_expect_gt(fails, 0, "no allocation of the decode failed (seed %llu)",
+               (unsigned long long)seed);
+  cs_buf_dispose(&b);
   cs__action_pool_dispose(p);
   cs__free(p);
 }
