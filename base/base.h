@@ -23,6 +23,16 @@
 #define CS__UNLIKELY(x) (x)
 #endif
 
+/* CS__ASAN: built with AddressSanitizer (clang and gcc spell it apart). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS__ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(CS__ASAN)
+#define CS__ASAN 1
+#endif
+
 /* ---- errors ---- */
 
 /*

@@ -5,15 +5,7 @@
 /* Under AddressSanitizer the arrays waiting in an action pool are poisoned:
  * code that kept a pointer into a dropped action fails there at once
  * instead of reading the next action's data. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CS__POOL_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CS__POOL_ASAN 1
-#endif
-#ifdef CS__POOL_ASAN
+#ifdef CS__ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))

@@ -279,16 +279,7 @@ Test(base_names, threads_agree_on_one_copy) {
 
 /* ---- memory ---- */
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CS_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CS_TEST_ASAN 1
-#endif
-
-#if defined(__GLIBC__) && !defined(CS_TEST_ASAN)
+#if defined(__GLIBC__) && !defined(CS__ASAN)
 static long resident_kib(void) {
   long pages = 0, rss = 0;
   FILE *f = fopen("/proc/self/statm", "r");
@@ -301,7 +292,7 @@ static long resident_kib(void) {
 #endif
 
 Test(base_memory, release_gives_freed_heap_back) {
-#if !defined(__GLIBC__) || defined(CS_TEST_ASAN)
+#if !defined(__GLIBC__) || defined(CS__ASAN)
   cr_skip_test("needs glibc's allocator");
 #else
   enum { N = 4096, SIZE = 16384 }; /* 64 MiB in blocks the heap serves */

@@ -14,15 +14,7 @@
 #include "core/codec_dec.h"
 #include "test_codec_gen.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CS_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CS_TEST_ASAN 1
-#endif
-#ifdef CS_TEST_ASAN
+#ifdef CS__ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -263,7 +255,7 @@ Test(codec_names, the_action_pool_keeps_one_field_arrays_up_to_its_size) {
   cr_expect_eq(p->nreg, CS_ACTION_POOL_MAX / 2);
   cr_expect_eq(p->nelem, CS_ACTION_POOL_MAX / 2);
   cr_expect_eq(p->nextra + p->nvv, 2 * CS_ACTION_POOL_MAX, "%zu extras, %zu vv", p->nextra, p->nvv);
-#ifdef CS_TEST_ASAN
+#ifdef CS__ASAN
   /* Kept arrays are poisoned: a pointer someone kept into them fails. */
   cr_expect(__asan_address_is_poisoned(p->field[0]));
   cr_expect(__asan_address_is_poisoned(p->reg[0]));
