@@ -4,8 +4,9 @@
  * everything into it, and writes it once.
  *
  * A document's stored value is its change cursor (u64 BE) followed by the
- * codec's document encoding; the change index (CS_CF_CHANGES) holds one entry
- * per document at that cursor, so "changed since C" is a range scan.
+ * codec's document encoding. A flush takes one cursor per model and lists the
+ * documents it wrote in one change index entry there (core/changes.c), so
+ * "changed since C" is a range scan.
  */
 #include <stdlib.h>
 
@@ -24,8 +25,8 @@ int cs__doc_value_decode(cs_doc *out, uint64_t *out_cursor, const uint8_t *p, si
                          const char *model, const char *instance) {
   int rc;
   if (len < 8)
-    return cs__error(CS_ECORRUPT, "document '%s/%s': stored value has %zu bytes", model,
-                     instance, len);
+    return cs__error(CS_ECORRUPT, "document '%s/%s': stored value has %zu bytes", model, instance,
+                     len);
   if (out_cursor)
     *out_cursor = cs__get_be64(p);
   if ((rc = cs__codec_decode_doc(out, p + 8, len - 8)) != 0)
@@ -180,11 +181,10 @@ int cs__cache_get(cs_doc_slot **out, cs_doc_cache *c, cs_store *s, const char *i
   if ((rc = slot_new(&sl, c, instance)) != 0)
     return rc;
   if (!sl->loaded) {
-    rc = cs__doc_read(&sl->doc, &sl->cursor, s, c->model->name, instance);
+    rc = cs__doc_read(&sl->doc, NULL, s, c->model->name, instance);
     if (rc == CS_ENOTFOUND) {
       cs__doc_dispose(&sl->doc);
       sl->exists = false;
-      sl->cursor = 0;
       rc = 0;
     } else if (rc == 0)
       sl->exists = true;
@@ -235,9 +235,8 @@ int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, siz
   for (size_t i = 0; i < m; i++) {
     cs_doc_slot *sl = slots[i];
     sl->exists = found[i];
-    if (found[i] &&
-        (rc = cs__doc_value_decode(&sl->doc, &sl->cursor, (const uint8_t *)vals[i].ptr,
-                                   vals[i].size, c->model->name, sl->instance)) != 0)
+    if (found[i] && (rc = cs__doc_value_decode(&sl->doc, NULL, (const uint8_t *)vals[i].ptr,
+                                               vals[i].size, c->model->name, sl->instance)) != 0)
       goto done;
     if ((rc = slot_loaded(sl, c)) != 0)
       goto done;
@@ -385,62 +384,48 @@ static int cmp_slot_key(const void *a, const void *b) {
   return x->len != y->len ? (x->len < y->len ? -1 : 1) : memcmp(x->instance, y->instance, x->len);
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
-  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT, ckey = CS_BUF_INIT;
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  cs_buf names = CS_BUF_INIT;
   cs_doc_slot **order;
-  uint64_t *gone;
   conflict_changes cc = {CS_BUF_INIT, NULL, 0, 0};
-  size_t n = 0, ngone = 0;
+  size_t n = 0;
+  uint64_t cursor;
+  uint8_t be[8];
   int rc = 0;
 
   /*
    * Each column family's keys go into the batch in ascending order: a
    * memtable inserts a key that follows the one it inserted last from where
    * that one went, instead of searching its skip list from the top. So the
-   * documents go in key order, taking new change cursors in that order, and
-   * the change entries they replace are deleted first, in cursor order.
+   * documents go in key order. They all take one new change cursor, listed
+   * in one change index entry; the entries that listed them before are left
+   * for readers to skip (core/changes.c).
    */
-  order = cs__malloc((c->len ? c->len : 1) * sizeof(*order));
-  gone = cs__malloc((c->len ? c->len : 1) * sizeof(*gone));
-  if (!order || !gone) {
+  if ((order = cs__malloc((c->len ? c->len : 1) * sizeof(*order))) == NULL) {
     rc = CS_ENOMEM;
     goto done;
   }
   for (size_t i = 0; i < c->cap; i++)
-    if (c->slots[i].instance && c->slots[i].dirty) {
+    if (c->slots[i].instance && c->slots[i].dirty)
       order[n++] = &c->slots[i];
-      if (c->slots[i].cursor)
-        gone[ngone++] = c->slots[i].cursor;
-    }
+  if (n == 0)
+    goto done;
   qsort(order, n, sizeof(*order), cmp_slot_key);
-  qsort(gone, ngone, sizeof(*gone), cmp_u64);
-  for (size_t i = 0; i < ngone; i++) {
-    cs__buf_clear(&ckey);
-    if ((rc = cs__key_change(&ckey, c->model->name, gone[i])) != 0)
-      goto done;
-    cs__wbatch_delete(b, CS_CF_CHANGES, ckey.ptr, ckey.size);
-  }
+  cursor = ++s->cursor;
+  cs__put_be64(be, cursor);
+  if ((rc = cs__change_list_start(&names)) != 0)
+    goto done;
   for (size_t i = 0; i < n; i++) {
     cs_doc_slot *sl = order[i];
-    uint8_t be[8];
     cs__buf_clear(&key);
     cs__buf_clear(&val);
     if ((rc = cs__key_doc(&key, c->model->name, sl->instance)) != 0)
       goto done;
-    sl->cursor = ++s->cursor;
-    cs__put_be64(be, sl->cursor);
-    if ((rc = cs__buf_put(&val, be, 8)) != 0 || (rc = cs__codec_encode_doc(&val, &sl->doc)) != 0)
+    if ((rc = cs__buf_put(&val, be, 8)) != 0 || (rc = cs__codec_encode_doc(&val, &sl->doc)) != 0 ||
+        (rc = cs__change_list_add(&names, sl->instance)) != 0)
       goto done;
     cs__wbatch_put(b, CS_CF_DOCS, key.ptr, key.size, val.ptr, val.size);
-    cs__buf_clear(&ckey);
-    if ((rc = cs__key_change(&ckey, c->model->name, sl->cursor)) != 0)
-      goto done;
-    cs__wbatch_put(b, CS_CF_CHANGES, ckey.ptr, ckey.size, sl->instance, strlen(sl->instance));
     if ((sl->had_conflicts || cs__doc_may_conflict(&sl->doc)) &&
         (rc = flush_conflicts(&cc, c, s, sl)) != 0)
       goto done;
@@ -450,14 +435,17 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
     cs__conflict_list_dispose(&sl->before);
     sl->dirty = false;
   }
+  cs__buf_clear(&key);
+  if ((rc = cs__key_change(&key, c->model->name, cursor)) != 0)
+    goto done;
+  cs__wbatch_put(b, CS_CF_CHANGES, key.ptr, key.size, names.ptr, names.size);
 done:
   if (rc == 0)
     changes_write(&cc, b);
   changes_dispose(&cc);
   cs__free(order);
-  cs__free(gone);
   cs_buf_dispose(&key);
   cs_buf_dispose(&val);
-  cs_buf_dispose(&ckey);
+  cs_buf_dispose(&names);
   return rc;
 }

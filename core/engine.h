@@ -79,14 +79,13 @@ int cs__store_put_meta(cs_store *s, cs_wbatch *b, cs_model *const *models, size_
 #define CS_SLOT_NAME 40
 
 typedef struct cs_doc_slot {
-  char *instance;       /* name, or a heap copy when longer */
-  uint32_t hash;        /* of instance, for the cache's probes */
-  uint32_t len;         /* strlen(instance), for sorting by key */
+  char *instance; /* name, or a heap copy when longer */
+  uint32_t hash;  /* of instance, for the cache's probes */
+  uint32_t len;   /* strlen(instance), for sorting by key */
   char name[CS_SLOT_NAME];
   cs_doc doc;
-  uint64_t cursor;      /* change cursor stored with the document (0: new) */
   bool loaded, exists, dirty;
-  bool had_conflicts;   /* before this operation */
+  bool had_conflicts; /* before this operation */
   cs_conflict_list before;
 } cs_doc_slot;
 
@@ -105,9 +104,10 @@ int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, siz
 /* The slots of instances already read, in order: out[i] stays valid until
  * the cache gets another instance. */
 int cs__cache_slots(cs_doc_slot **out, cs_doc_cache *c, char *const *instances, size_t n);
-/* Writes every dirty document, its change-index entry and conflict index
- * changes into the batch, and frees each one once written: the cache is
- * done with afterwards (cs__cache_drop_docs). Assigns new change cursors. */
+/* Writes every dirty document, one change index entry listing them all and
+ * the conflict index changes into the batch, and frees each document once
+ * written: the cache is done with afterwards (cs__cache_drop_docs). Takes
+ * one new change cursor, when any document is dirty. */
 int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b);
 /* Frees what a flushed cache still holds before the batch is written, so
  * that it and the memtable the batch fills are not in memory at once. The
@@ -137,7 +137,7 @@ int cs__json_put_val(cs_buf *out, const cs_val *v);
 typedef struct cs_local_ctx {
   cs_store *store;
   cs_wbatch *batch;
-  cs_doc_cache *caches; /* one per model touched */
+  cs_doc_cache *caches;    /* one per model touched */
   struct cs_segment *segs; /* the log run of each cache's model */
   size_t ncaches, caches_cap, segs_cap;
   size_t actions;
@@ -321,6 +321,24 @@ int cs__builder_encode(cs_buf *out, size_t *out_sent, cs_msg_builder *b);
 void cs__builder_dispose(cs_msg_builder *b);
 /* Adds whole states of model m's documents changed after cursor `since`. */
 int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since);
+
+/* A change index entry (core/changes.c): the instance names one flush
+ * wrote, or, as written before format 3, a single name. */
+int cs__change_list_start(cs_buf *val);
+int cs__change_list_add(cs_buf *val, const char *instance);
+typedef struct cs_change_cursor {
+  const uint8_t *v;
+  size_t len, pos;
+  bool single; /* the layout before format 3 */
+} cs_change_cursor;
+int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len);
+/* 1 and a heap copy of the next name in *out, 0 at the end, or an error. */
+int cs__change_cursor_next(char **out, cs_change_cursor *c);
+/* Puts into b model m's entries rewritten without the names whose document
+ * has moved on to a later cursor, is gone, or is in `gone` (sorted by
+ * strcmp: being purged by b); *dropped counts those names. */
+int cs__changes_trim(size_t *dropped, cs_store *s, const cs_model *m, char *const *gone,
+                     size_t ngone, cs_wbatch *b);
 int cs__msg_add_model(cs_wire_model **out, cs_sync_msg *msg, size_t *cap, const char *name);
 
 /*
@@ -345,7 +363,7 @@ typedef struct cs_merger {
   cs_hlc max_hlc; /* of the applied actions: observed at finish */
   bool floor_dirty, finished;
   /* the section being merged */
-  cs_dotset before; /* the model's knowledge before this message */
+  cs_dotset before;    /* the model's knowledge before this message */
   cs_doc_slot **slots; /* per instance of the section's table */
   cs_segment seg;      /* the log run being built */
   /* The arrays of the actions its runs drop, for its decoder to build the

@@ -62,9 +62,29 @@ static bool all_have(const peer_acks *p, cs_replica r, uint64_t first, uint64_t 
   return p->len > 0;
 }
 
-static int gc_model(cs_cleanup_stats *st, cs_store *s, cs_model *m, cs_wbatch *b) {
+/* Names of the documents a cleanup purges, sorted by strcmp. */
+typedef struct name_list {
+  char **names;
+  size_t len, cap;
+} name_list;
+
+static void names_dispose(name_list *l) {
+  for (size_t i = 0; i < l->len; i++)
+    cs__free(l->names[i]);
+  cs__free(l->names);
+  memset(l, 0, sizeof(*l));
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Puts the model's deletions into b; *purged gets the names of the
+ * documents purged. */
+static int gc_model(cs_cleanup_stats *st, name_list *purged, cs_store *s, cs_model *m,
+                    cs_wbatch *b) {
   peer_acks acks = {0};
-  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT, key = CS_BUF_INIT;
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
   cs_iter *it = NULL;
   int rc;
 
@@ -111,25 +131,26 @@ static int gc_model(cs_cleanup_stats *st, cs_store *s, cs_model *m, cs_wbatch *b
     cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
     cs_doc doc = CS_DOC_INIT;
     cs_conflict_list l = {0};
-    uint64_t cursor;
     char *instance = NULL;
     size_t pos = lo.size;
     bool purge;
     if ((rc = cs__key_read_name(&instance, k.ptr, k.len, &pos)) != 0)
       goto done;
-    if ((rc = cs__doc_value_decode(&doc, &cursor, v.ptr, v.len, m->name, instance)) == 0 &&
+    if ((rc = cs__doc_value_decode(&doc, NULL, v.ptr, v.len, m->name, instance)) == 0 &&
         !cs__doc_alive(&doc) && !cs__doc_empty(&doc))
       rc = cs__doc_conflicts_of(&l, &doc, m, instance);
     purge = rc == 0 && !cs__doc_alive(&doc) && !cs__doc_empty(&doc) && l.len == 0;
     for (size_t i = 0; purge && i < doc.nexist; i++)
       purge = all_have(&acks, doc.exist[i].dot.replica, doc.exist[i].dot.counter,
                        doc.exist[i].dot.counter);
-    if (purge) {
+    /* Its change index entry may list other documents: the trim drops
+     * only its name. */
+    if (purge && (rc = cs__array_grow((void **)&purged->names, &purged->cap, purged->len + 1,
+                                      sizeof(char *))) == 0) {
       cs__wbatch_delete(b, CS_CF_DOCS, k.ptr, k.len);
-      cs__buf_clear(&key);
-      if ((rc = cs__key_change(&key, m->name, cursor)) == 0)
-        cs__wbatch_delete(b, CS_CF_CHANGES, key.ptr, key.size);
       st->documents_purged++;
+      purged->names[purged->len++] = instance;
+      instance = NULL;
     }
     cs__conflict_list_dispose(&l);
     cs__doc_dispose(&doc);
@@ -138,12 +159,12 @@ static int gc_model(cs_cleanup_stats *st, cs_store *s, cs_model *m, cs_wbatch *b
       goto done;
   }
   rc = cs__iter_status(it);
+  qsort(purged->names, purged->len, sizeof(char *), cmp_name);
 done:
   cs__iter_free(it);
   acks_dispose(&acks);
   cs_buf_dispose(&lo);
   cs_buf_dispose(&hi);
-  cs_buf_dispose(&key);
   return rc;
 }
 
@@ -199,9 +220,15 @@ int cs_cleanup(cs_cleanup_stats *out, cs_store *s) {
   CS_LOCK(s);
   if ((rc = cs__db_size(&st.bytes_before, s->db)) != 0 || (rc = cs__wbatch_new(&b, s->db)) != 0)
     goto done;
-  for (size_t i = 0; i < s->nmodels; i++)
-    if ((rc = gc_model(&st, s, &s->models[i], b)) != 0)
+  for (size_t i = 0; i < s->nmodels; i++) {
+    name_list purged = {0};
+    size_t dropped = 0;
+    if ((rc = gc_model(&st, &purged, s, &s->models[i], b)) == 0)
+      rc = cs__changes_trim(&dropped, s, &s->models[i], purged.names, purged.len, b);
+    names_dispose(&purged);
+    if (rc)
       goto done;
+  }
   if ((rc = gc_conflicts(&st, s, b)) != 0)
     goto done;
   for (size_t i = 0; i < s->nmodels; i++) {
@@ -238,8 +265,8 @@ static void report_bad(json_t *errors, const char *cf, cs_bytes key) {
   if (!hex)
     return;
   cs__hex_encode(hex, key.ptr, key.len);
-  json_array_append_new(errors,
-                        json_pack("{s:s, s:s, s:s}", "family", cf, "key", hex, "error", cs_errmsg()));
+  json_array_append_new(
+      errors, json_pack("{s:s, s:s, s:s}", "family", cf, "key", hex, "error", cs_errmsg()));
   cs__free(hex);
 }
 
@@ -278,8 +305,7 @@ int cs_check(cs_buf *report, cs_store *s) {
         const uint8_t *rec;
         uint64_t seq;
         size_t len;
-        bad = k.len != 8 ||
-              cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len) != 0;
+        bad = k.len != 8 || cs__outbox_cursor(&c, cs__get_be64(k.ptr), v.ptr, v.len) != 0;
         while (!bad && (bad = cs__outbox_next(&c, &seq, &rec, &len)) == 1)
           bad = cs__outbox_decode(&ov, rec, len);
       }

@@ -134,9 +134,11 @@ int cs__key_read_u64(uint64_t *out, const uint8_t *key, size_t klen, size_t *pos
  * database. cs__db_open refuses a newer one with CS_EVERSION and raises an
  * older one (docs/storage-format.md, "Format version rule"): 2 added the
  * version 3 outbox runs and the binary conflict records, and reads every
- * layout of 1, so 1 becomes 2 with no record rewritten.
+ * layout of 1, so 1 becomes 2 with no record rewritten; 3 lists the
+ * documents of a flush in one change index entry and reads the one-name
+ * entries of 1 and 2, so those too become 3 with no record rewritten.
  */
-#define CS_STORAGE_FORMAT 2u
+#define CS_STORAGE_FORMAT 3u
 
 /*
  * Thread-safety: one cs_db may be used from several threads at once (get,

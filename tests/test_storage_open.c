@@ -83,22 +83,23 @@ Test(storage_db, newer_format_is_refused) {
   cs__db_close(db);
   db = NULL;
   cr_expect_eq(cs__db_open(&db, &moved, dbpath, NULL), CS_EVERSION);
-  cr_expect(strstr(cs_errmsg(), "storage format 3; this build reads up to 2") != NULL, "%s",
+  cr_expect(strstr(cs_errmsg(), "storage format 4; this build reads up to 3") != NULL, "%s",
             cs_errmsg());
   cr_expect_null(db);
   cs__wbatch_free(b);
   cs_buf_dispose(&v);
 }
 
-/* A database of format 1 is read as it is and marked 2 at open, so that
- * builds that read only format 1 leave it alone afterwards. */
-Test(storage_db, older_format_is_raised_at_open) {
+/* A database of an older format is read as it is and marked with this
+ * build's at open, so that builds that read only the older format leave it
+ * alone afterwards. */
+static void raise_from(uint32_t old) {
   cs_db *db = open_new(NULL);
   cs_buf v = CS_BUF_INIT;
   cs_wbatch *b = NULL;
   uint8_t be[4];
   bool moved;
-  cs__put_be32(be, 1);
+  cs__put_be32(be, old);
   cr_assert_eq(cs__wbatch_new(&b, db), 0);
   cs__wbatch_put(b, CS_CF_META, "format", 6, be, 4);
   cs__wbatch_put(b, CS_CF_META, "kept", 4, "yes", 3);
@@ -108,13 +109,16 @@ Test(storage_db, older_format_is_raised_at_open) {
   db = NULL;
   cr_assert_eq(cs__db_open(&db, &moved, dbpath, NULL), 0, "%s", cs_errmsg());
   cr_assert_eq(cs__db_get(&v, db, CS_CF_META, "format", 6), 0);
-  cr_expect_eq(cs__get_be32((const uint8_t *)v.ptr), 2);
+  cr_expect_eq(cs__get_be32((const uint8_t *)v.ptr), 3, "from %u", old);
   cs__buf_clear(&v);
   cr_assert_eq(cs__db_get(&v, db, CS_CF_META, "kept", 4), 0);
   cr_expect_eq(v.size, 3, "the rest is untouched");
   cs__db_close(db);
   cs_buf_dispose(&v);
 }
+
+Test(storage_db, format_1_is_raised_at_open) { raise_from(1); }
+Test(storage_db, format_2_is_raised_at_open) { raise_from(2); }
 
 /* ---- home / moved copies ---- */
 

@@ -1,0 +1,296 @@
+/*
+ * The change index (CS_CF_CHANGES, docs/storage-format.md): "which documents
+ * of a model changed after cursor C" is a range scan from (model, C + 1).
+ *
+ * A flush of cached documents takes one cursor and writes one entry that
+ * lists every document it wrote; each document's stored value carries that
+ * cursor. The entries a document was listed in before are not touched: a
+ * name is live in an entry only while the document's cursor is the entry's.
+ * Readers skip the others, and cs_cleanup rewrites entries without them.
+ * So a flush of n documents costs one index write instead of a delete and
+ * a put per document.
+ *
+ * Entries written before format 3 hold one instance name as the whole value.
+ * Names never contain NUL, so a value that starts with a zero byte is a list.
+ */
+#include <stdlib.h>
+
+#include "core/engine.h"
+
+#define LIST_MARK 0x00
+#define LIST_VERSION 0x01
+
+int cs__change_list_start(cs_buf *val) {
+  cs__buf_clear(val);
+  if (cs__buf_putc(val, (char)LIST_MARK) != 0 || cs__buf_putc(val, (char)LIST_VERSION) != 0)
+    return CS_ENOMEM;
+  return 0;
+}
+
+int cs__change_list_add(cs_buf *val, const char *instance) {
+  return cs__key_name(val, instance);
+}
+
+int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len) {
+  c->v = v;
+  c->len = len;
+  c->pos = 0;
+  c->single = len == 0 || v[0] != LIST_MARK;
+  if (c->single)
+    return 0;
+  if (len < 2 || v[1] != LIST_VERSION)
+    return cs__error(CS_ECORRUPT, "change index entry of %zu bytes: %s", len,
+                     len < 2 ? "list version missing" : "unknown list version");
+  c->pos = 2;
+  return 0;
+}
+
+int cs__change_cursor_next(char **out, cs_change_cursor *c) {
+  *out = NULL;
+  if (c->single) {
+    if (c->pos)
+      return 0;
+    c->pos = 1;
+    if (c->len == 0)
+      return cs__error(CS_ECORRUPT, "change index entry is empty");
+    if (memchr(c->v, '\0', c->len))
+      return cs__error(CS_ECORRUPT, "change index entry's name contains a NUL byte");
+    if ((*out = cs__strndup((const char *)c->v, c->len)) == NULL)
+      return CS_ENOMEM;
+    return 1;
+  }
+  if (c->pos == c->len)
+    return 0;
+  int rc = cs__key_read_name(out, c->v, c->len, &c->pos);
+  return rc ? rc : 1;
+}
+
+static int entry_error(int rc, const char *model, uint64_t cursor) {
+  return cs__error_wrap(rc, "change index of model '%s', cursor %llu: ", model,
+                        (unsigned long long)cursor);
+}
+
+/* The cursor of a key in the scanned model's range (klen: such a key's). */
+static int key_cursor(uint64_t *out, cs_bytes k, size_t klen) {
+  size_t pos = klen - 8;
+  if (k.len != klen)
+    return cs__error(CS_ECORRUPT, "change index key of %zu bytes, expected %zu", k.len, klen);
+  return cs__key_read_u64(out, k.ptr, k.len, &pos);
+}
+
+/* ------------------------------------------------------------ reading */
+
+typedef struct read_at {
+  cs_doc *out;     /* NULL: the cursor only */
+  uint64_t cursor; /* the entry's */
+  bool live;
+  const char *model, *instance;
+} read_at;
+
+static int read_at_value(const uint8_t *p, size_t len, void *payload) {
+  read_at *r = payload;
+  if (len < 8)
+    return cs__error(CS_ECORRUPT, "document '%s/%s': stored value has %zu bytes", r->model,
+                     r->instance, len);
+  r->live = cs__get_be64(p) == r->cursor;
+  if (!r->live || !r->out)
+    return 0;
+  return cs__doc_value_decode(r->out, NULL, p, len, r->model, r->instance);
+}
+
+/* Is the entry at `cursor` the document's latest? Reads it into *out (may
+ * be NULL) when so. A document that is gone is not live. */
+static int doc_live(bool *live, cs_doc *out, cs_store *s, const char *model, const char *instance,
+                    uint64_t cursor) {
+  cs_buf key = CS_BUF_INIT;
+  read_at r = {out, cursor, false, model, instance};
+  int rc;
+
+  if ((rc = cs__key_doc(&key, model, instance)) == 0)
+    rc = cs__db_get_with(s->db, CS_CF_DOCS, key.ptr, key.size, read_at_value, &r);
+  if (rc == CS_ENOTFOUND)
+    rc = 0;
+  *live = rc == 0 && r.live;
+  cs_buf_dispose(&key);
+  return rc;
+}
+
+static int cmp_instance_states(const void *a, const void *b, void *names) {
+  char **n = names;
+  return strcmp(n[((const cs_wire_state *)a)->instance], n[((const cs_wire_state *)b)->instance]);
+}
+
+/* qsort has no context pointer in C11: sort indexes by name with a small
+ * merge sort instead. */
+static void sort_states(cs_wire_state *st, size_t n, char **names, cs_wire_state *tmp) {
+  if (n < 2)
+    return;
+  size_t h = n / 2;
+  sort_states(st, h, names, tmp);
+  sort_states(st + h, n - h, names, tmp);
+  size_t i = 0, j = h, k = 0;
+  while (i < h && j < n)
+    tmp[k++] = cmp_instance_states(&st[i], &st[j], names) <= 0 ? st[i++] : st[j++];
+  while (i < h)
+    tmp[k++] = st[i++];
+  while (j < n)
+    tmp[k++] = st[j++];
+  memcpy(st, tmp, n * sizeof(*st));
+}
+
+/* The states of one entry's live documents, added to wm. */
+static int collect_entry(cs_wire_model *wm, size_t *st_cap, size_t *inst_cap, cs_intern *table,
+                         cs_store *s, cs_model *m, uint64_t cursor, cs_bytes v) {
+  cs_change_cursor c;
+  char *instance;
+  int rc;
+
+  if ((rc = cs__change_cursor_init(&c, v.ptr, v.len)) != 0)
+    return rc;
+  while ((rc = cs__change_cursor_next(&instance, &c)) == 1) {
+    cs_wire_state *st;
+    bool live;
+    if ((rc = cs__array_grow((void **)&wm->states, st_cap, wm->nstates + 1,
+                             sizeof(cs_wire_state))) != 0) {
+      cs__free(instance);
+      return rc;
+    }
+    st = &wm->states[wm->nstates];
+    memset(st, 0, sizeof(*st));
+    if ((rc = doc_live(&live, &st->doc, s, m->name, instance, cursor)) != 0 || !live) {
+      cs__doc_dispose(&st->doc);
+      cs__free(instance);
+      if (rc)
+        return rc;
+      continue;
+    }
+    wm->nstates++;
+    if ((rc = cs__intern(&st->instance, table, wm, inst_cap, instance)) != 0)
+      return rc;
+  }
+  return rc;
+}
+
+int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since) {
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
+  size_t inst_cap = wm->ninstances, st_cap = 0;
+  cs_intern table = {0};
+  cs_wire_state *tmp = NULL;
+  cs_iter *it = NULL;
+  int rc;
+
+  if ((rc = cs__key_change(&lo, m->name, since + 1)) != 0 ||
+      (rc = cs__key_change(&hi, m->name, UINT64_MAX)) != 0 ||
+      (rc = cs__iter_new(&it, s->db, CS_CF_CHANGES, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
+    goto done;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it);
+    uint64_t cursor = 0;
+    if ((rc = key_cursor(&cursor, k, lo.size)) != 0 ||
+        (rc = collect_entry(wm, &st_cap, &inst_cap, &table, s, m, cursor, cs__iter_value(it))) !=
+            0) {
+      entry_error(rc, m->name, cursor);
+      goto done;
+    }
+  }
+  if ((rc = cs__iter_status(it)) != 0)
+    goto done;
+  if (wm->nstates > 1) {
+    if ((tmp = cs__calloc(wm->nstates, sizeof(*tmp))) == NULL) {
+      rc = CS_ENOMEM;
+      goto done;
+    }
+    sort_states(wm->states, wm->nstates, wm->instances, tmp);
+  }
+  /* A document is live in one entry only: two states of one name mean an
+   * entry that lists it twice. */
+  for (size_t i = 1; i < wm->nstates; i++)
+    if (wm->states[i].instance == wm->states[i - 1].instance) {
+      rc = cs__error(CS_ECORRUPT, "change index of model '%s' lists instance '%s' twice", m->name,
+                     wm->instances[wm->states[i].instance]);
+      goto done;
+    }
+done:
+  cs__free(tmp);
+  cs__intern_dispose(&table);
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+  cs_buf_dispose(&hi);
+  return rc;
+}
+
+/* ------------------------------------------------------------ cleanup */
+
+/* Rewrites one entry with its live names only, or deletes it when none is
+ * left. *dropped counts the names taken out. */
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int trim_entry(size_t *dropped, cs_store *s, const char *model, char *const *gone,
+                      size_t ngone, uint64_t cursor, cs_bytes k, cs_bytes v, cs_wbatch *b) {
+  cs_buf keep = CS_BUF_INIT;
+  cs_change_cursor c;
+  size_t live_n = 0, dead_n = 0;
+  char *instance;
+  int rc;
+
+  if ((rc = cs__change_cursor_init(&c, v.ptr, v.len)) != 0 ||
+      (rc = cs__change_list_start(&keep)) != 0)
+    goto done;
+  while ((rc = cs__change_cursor_next(&instance, &c)) == 1) {
+    bool live = false;
+    if (ngone && bsearch(&instance, gone, ngone, sizeof(char *), cmp_name))
+      rc = 0;
+    else
+      rc = doc_live(&live, NULL, s, model, instance, cursor);
+    if (rc == 0) {
+      if (live) {
+        live_n++;
+        rc = cs__change_list_add(&keep, instance);
+      } else
+        dead_n++;
+    }
+    cs__free(instance);
+    if (rc)
+      goto done;
+  }
+  if (rc)
+    goto done;
+  if (live_n == 0)
+    cs__wbatch_delete(b, CS_CF_CHANGES, k.ptr, k.len);
+  else if (dead_n)
+    cs__wbatch_put(b, CS_CF_CHANGES, k.ptr, k.len, keep.ptr, keep.size);
+  *dropped += dead_n;
+done:
+  cs_buf_dispose(&keep);
+  return rc;
+}
+
+int cs__changes_trim(size_t *dropped, cs_store *s, const cs_model *m, char *const *gone,
+                     size_t ngone, cs_wbatch *b) {
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
+  cs_iter *it = NULL;
+  int rc;
+
+  if ((rc = cs__key_change(&lo, m->name, 0)) != 0 ||
+      (rc = cs__key_change(&hi, m->name, UINT64_MAX)) != 0 ||
+      (rc = cs__iter_new(&it, s->db, CS_CF_CHANGES, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
+    goto done;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it);
+    uint64_t cursor = 0;
+    if ((rc = key_cursor(&cursor, k, lo.size)) != 0 ||
+        (rc = trim_entry(dropped, s, m->name, gone, ngone, cursor, k, cs__iter_value(it), b)) !=
+            0) {
+      entry_error(rc, m->name, cursor);
+      goto done;
+    }
+  }
+  rc = cs__iter_status(it);
+done:
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+  cs_buf_dispose(&hi);
+  return rc;
+}
