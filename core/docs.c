@@ -197,21 +197,35 @@ int cs__cache_get(cs_doc_slot **out, cs_doc_cache *c, cs_store *s, const char *i
   return 0;
 }
 
+typedef struct prefetch {
+  cs_doc_cache *c;
+  cs_doc_slot **slots;
+} prefetch;
+
+static int prefetched(size_t i, const uint8_t *v, size_t len, void *payload) {
+  prefetch *pf = payload;
+  cs_doc_slot *sl = pf->slots[i];
+  int rc;
+  sl->exists = v != NULL;
+  if (v &&
+      (rc = cs__doc_value_decode(&sl->doc, NULL, v, len, pf->c->model->name, sl->instance)) != 0)
+    return rc;
+  return slot_loaded(sl, pf->c);
+}
+
 int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, size_t n) {
-  cs_buf *keys = NULL, *vals = NULL;
+  cs_buf keys = CS_BUF_INIT; /* all the keys, one after another */
+  size_t *ends = NULL;
   cs_bytes *views = NULL;
-  bool *found = NULL;
   cs_doc_slot **slots = NULL;
   size_t m = 0;
   int rc = CS_ENOMEM;
 
   if (n == 0)
     return 0;
-  if ((keys = cs__calloc(n, sizeof(cs_buf))) == NULL ||
-      (vals = cs__calloc(n, sizeof(cs_buf))) == NULL ||
-      (views = cs__calloc(n, sizeof(cs_bytes))) == NULL ||
-      (found = cs__calloc(n, sizeof(bool))) == NULL ||
-      (slots = cs__calloc(n, sizeof(cs_doc_slot *))) == NULL)
+  if ((ends = cs__calloc(n, sizeof(*ends))) == NULL ||
+      (views = cs__calloc(n, sizeof(*views))) == NULL ||
+      (slots = cs__calloc(n, sizeof(*slots))) == NULL)
     goto done;
   /* Room for all n first: the slots taken below must not move. */
   while ((c->len + n) * 10 > c->cap * 7)
@@ -223,41 +237,30 @@ int cs__cache_prefetch(cs_doc_cache *c, cs_store *s, char *const *instances, siz
       goto done;
     if (sl->loaded)
       continue;
+    if ((rc = cs__key_doc(&keys, c->model->name, instances[i])) != 0)
+      goto done;
     sl->loaded = true; /* reserved: filled below */
-    if ((rc = cs__key_doc(&keys[m], c->model->name, instances[i])) != 0)
-      goto done;
-    views[m].ptr = (const uint8_t *)keys[m].ptr;
-    views[m].len = keys[m].size;
-    slots[m++] = sl;
+    slots[m] = sl;
+    ends[m++] = keys.size;
   }
-  if ((rc = cs__db_multi_get(vals, found, s->db, CS_CF_DOCS, views, m)) != 0)
-    goto done;
+  /* The buffer has stopped moving: point into it. */
   for (size_t i = 0; i < m; i++) {
-    cs_doc_slot *sl = slots[i];
-    sl->exists = found[i];
-    if (found[i] && (rc = cs__doc_value_decode(&sl->doc, NULL, (const uint8_t *)vals[i].ptr,
-                                               vals[i].size, c->model->name, sl->instance)) != 0)
-      goto done;
-    if ((rc = slot_loaded(sl, c)) != 0)
-      goto done;
+    size_t start = i ? ends[i - 1] : 0;
+    views[i].ptr = (const uint8_t *)keys.ptr + start;
+    views[i].len = ends[i] - start;
   }
-  rc = 0;
+  prefetch pf = {c, slots};
+  rc = cs__db_multi_get_with(s->db, CS_CF_DOCS, views, m, prefetched, &pf);
 done:
   if (rc) {
     /* Slots reserved but not filled must be read again by cs__cache_get. */
     for (size_t i = 0; i < m; i++)
-      if (slots && slots[i] && !slots[i]->exists && slots[i]->doc.nexist == 0)
+      if (slots[i] && !slots[i]->exists && slots[i]->doc.nexist == 0)
         slots[i]->loaded = false;
   }
-  for (size_t i = 0; keys && i < n; i++) {
-    cs_buf_dispose(&keys[i]);
-    if (vals)
-      cs_buf_dispose(&vals[i]);
-  }
-  cs__free(keys);
-  cs__free(vals);
+  cs_buf_dispose(&keys);
+  cs__free(ends);
   cs__free(views);
-  cs__free(found);
   cs__free(slots);
   return rc;
 }

@@ -65,19 +65,16 @@ int cs__db_get(cs_buf *out, cs_db *db, cs_cf cf, const void *key, size_t klen) {
  * RocksDB's batched MultiGet: it sorts the keys, reads each block once for
  * all the keys it holds and pins the values in place (the older per-key
  * rocksdb_multi_get_cf does a Get per key and copies every value twice).
+ * fn reads each value where it is pinned.
  */
-int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_bytes *keys,
-                     size_t n) {
+int cs__db_multi_get_with(cs_db *db, cs_cf cf, const cs_bytes *keys, size_t n, cs_db_multi_fn fn,
+                          void *payload) {
   const char **kp = NULL;
   size_t *ks = NULL;
   rocksdb_pinnableslice_t **vals = NULL;
   char **errs = NULL;
   int rc;
 
-  for (size_t i = 0; i < n; i++) {
-    cs__buf_clear(&out[i]);
-    found[i] = false;
-  }
   if ((rc = cf_check(db, cf, "multi-get")) != 0 || n == 0)
     return rc;
   cs__db_thread_init();
@@ -94,7 +91,8 @@ int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_byt
     ks[i] = keys[i].len;
   }
   rocksdb_batched_multi_get_cf(db->rdb, db->ropts, db->cf[cf], n, kp, ks, vals, errs, false);
-  for (size_t i = 0; i < n; i++) {
+  /* Every error is looked at (and freed) before any value is passed on. */
+  for (size_t i = 0; i < n; i++)
     if (errs[i]) {
       if (rc == 0) {
         int r = cs__db_rocks_error(db, "multi-get", cf, errs[i]);
@@ -102,11 +100,12 @@ int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_byt
       } else {
         rocksdb_free(errs[i]);
       }
-    } else if (vals[i] && rc == 0) {
-      size_t vlen;
-      const char *v = rocksdb_pinnableslice_value(vals[i], &vlen);
-      found[i] = true;
-      rc = cs__buf_put(&out[i], v, vlen);
+    }
+  for (size_t i = 0; i < n; i++) {
+    if (rc == 0) {
+      size_t vlen = 0;
+      const char *v = vals[i] ? rocksdb_pinnableslice_value(vals[i], &vlen) : NULL;
+      rc = fn(i, (const uint8_t *)v, vlen, payload);
     }
     if (vals[i])
       rocksdb_pinnableslice_destroy(vals[i]);
@@ -117,6 +116,29 @@ done:
   cs__free(vals);
   cs__free(errs);
   return rc;
+}
+
+typedef struct copy_many {
+  cs_buf *out;
+  bool *found;
+} copy_many;
+
+static int copy_one(size_t i, const uint8_t *v, size_t len, void *payload) {
+  copy_many *c = payload;
+  if (!v)
+    return 0;
+  c->found[i] = true;
+  return cs__buf_put(&c->out[i], v, len);
+}
+
+int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_bytes *keys,
+                     size_t n) {
+  copy_many c = {out, found};
+  for (size_t i = 0; i < n; i++) {
+    cs__buf_clear(&out[i]);
+    found[i] = false;
+  }
+  return cs__db_multi_get_with(db, cf, keys, n, copy_one, &c);
 }
 
 /* ---- write batches ---- */

@@ -19,7 +19,7 @@ typedef enum cs_cf {
   CS_CF_CONFLICTS,  /* conflict id -> (model, instance, field) */
   CS_CF_BASELINE,   /* (model, instance) -> storeLocally JSON */
   CS_CF_PEERS,      /* (peer replica id, model) -> acknowledged knowledge */
-  CS_CF_CHANGES,    /* (model, change cursor) -> instance  (monotonic change index) */
+  CS_CF_CHANGES,    /* (model, change cursor) -> the instances one flush wrote */
   CS_CF__COUNT
 } cs_cf;
 
@@ -66,6 +66,12 @@ int cs__db_get_with(cs_db *db, cs_cf cf, const void *key, size_t klen, cs_db_val
  */
 int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_bytes *keys,
                      size_t n);
+/* The same without copies: fn gets each key's value (v NULL: not found)
+ * where RocksDB holds it, in key order i, until it returns non-zero. No
+ * value is passed on when a read failed. */
+typedef int (*cs_db_multi_fn)(size_t i, const uint8_t *v, size_t len, void *payload);
+int cs__db_multi_get_with(cs_db *db, cs_cf cf, const cs_bytes *keys, size_t n, cs_db_multi_fn fn,
+                          void *payload);
 
 /* An atomic write batch for database `db` (written only there). */
 typedef struct cs_wbatch cs_wbatch;

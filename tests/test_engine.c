@@ -666,6 +666,42 @@ Test(engine, corrupt_document_is_named_and_others_stay_readable) {
   cs_store_close(a);
 }
 
+/* A merge reads the documents it touches in one batch: one that does not
+ * decode fails the merge, naming it, and nothing is written. */
+Test(engine, a_merge_into_a_corrupt_document_fails_and_names_it) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  cs_sync_result r = CS_SYNC_RESULT_INIT;
+  cs_peer *p;
+  cs_wbatch *wb;
+  tu_act(a, CS_ACTION_CREATE, "M", "good", "{\"x\":1}");
+  tu_act(a, CS_ACTION_CREATE, "M", "bad", "{\"x\":2}");
+  tu_sync(b, a);
+  tu_act(b, CS_ACTION_UPDATE, "M", "good", "{\"x\":3}");
+  tu_act(b, CS_ACTION_UPDATE, "M", "bad", "{\"x\":4}");
+  cr_assert_eq(cs__key_doc(&key, "M", "bad"), 0);
+  cr_assert_eq(cs__db_get(&val, a->db, CS_CF_DOCS, key.ptr, key.size), 0);
+  val.size = 12; /* the cursor and a few bytes of the state */
+  cr_assert_eq(cs__wbatch_new(&wb, a->db), 0);
+  cs__wbatch_put(wb, CS_CF_DOCS, key.ptr, key.size, val.ptr, val.size);
+  cr_assert_eq(cs__db_write(a->db, wb, true), 0);
+  cs__wbatch_free(wb);
+  uint64_t before = tu_fingerprint_data(a);
+  cr_assert_eq(cs_peer_local(&p, a), 0);
+  cr_expect_neq(cs_sync(&r, b, p), 0);
+  cr_expect(strstr(cs_errmsg(), "M/bad") != NULL, "names the document: %s", cs_errmsg());
+  cr_expect_eq(tu_fingerprint_data(a), before, "nothing merged");
+  char *j = tu_get(a, "M", "good");
+  cr_expect_str_eq(j, "{\"x\":1}");
+  free(j);
+  cs_sync_result_dispose(&r);
+  cs_peer_free(p);
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&val);
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
 /* A damaged log run is found while the request is read from the log: the
  * sync fails naming it, and the peer receives none of it. */
 Test(engine, damaged_log_run_fails_the_sync_and_names_it) {
