@@ -118,6 +118,16 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg);
 int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len);
 
 /*
+ * A log run as the store keeps it: a sync request (msg->type must be
+ * CS_MSG_SYNC_REQUEST) in frame kind 19, without the checksum, which
+ * RocksDB's block checksums make redundant on disk. Only the store's own
+ * records are read with cs__codec_decode_run_sink, which also reads runs
+ * written before, as checksummed sync requests; the message decoders
+ * refuse kind 19.
+ */
+int cs__codec_encode_run(cs_buf *out, const cs_sync_msg *msg);
+
+/*
  * The arrays of dropped one-field actions (the shape most actions have: one
  * field of one register entry or set element, and a context of a few dots),
  * kept for a decoder to build later actions in instead of allocating. A
@@ -178,6 +188,9 @@ typedef struct cs_msg_sink {
  * checksum is verified before any callback runs. */
 int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
                               const cs_msg_sink *sink);
+/* The same for a stored log run (cs__codec_encode_run); sink may be NULL. */
+int cs__codec_decode_run_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
+                              const cs_msg_sink *sink);
 
 /*
  * What a log run (a sync message of one model section holding one origin's
@@ -188,8 +201,9 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
  * first action's dot range is not read (a run with states still peeks as
  * simple: cs__segment_decode refuses it). The bytes are read with the
  * decoder's bounds but not checksummed, nor the instance names checked for
- * duplicates, so the caller decodes the run in full before using its actions, and on a failure decodes it to report the
- * damage (the checksum names it better).
+ * duplicates, so the caller decodes the run in full before using its
+ * actions, and on a failure decodes it to report the damage (the full
+ * decode names it better). Either frame of a run is read.
  *
  * Returns 0, CS_ECORRUPT or CS_ENOMEM; on failure *out is empty. Everything
  * in *out (t.reps, t.fields, instances) is owned by it: free it with

@@ -48,7 +48,7 @@ static int src_put(void *arg, const cs_wire_action *a) {
   if (sp->left == 0) {
     if (sp->gi == sp->sg->len || sp->sg->g[sp->gi].origin != a->origin) {
       cs__enc_fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes",
-           sp->m->name);
+                   sp->m->name);
       return e->rc;
     }
     sp->left = sp->sg->g[sp->gi++].n;
@@ -56,12 +56,13 @@ static int src_put(void *arg, const cs_wire_action *a) {
     cs__enc_put_u(e, cs__enc_rep_idx(e, a->origin));
     cs__enc_put_u(e, sp->left);
   } else if (a->origin != sp->sg->g[sp->gi - 1].origin) {
-    cs__enc_fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes", sp->m->name);
+    cs__enc_fail(e, CS_EINTERNAL, "model '%s': the action source changed between passes",
+                 sp->m->name);
     return e->rc;
   }
   if (a->instance >= sp->m->ninstances)
     cs__enc_fail(e, CS_EINVAL, "model '%s': instance %u out of range (table has %zu)", sp->m->name,
-         a->instance, sp->m->ninstances);
+                 a->instance, sp->m->ninstances);
   cs__enc_put_action(e, a, sp->prev_last, true);
   sp->prev_last = a->last;
   sp->left--;
@@ -111,8 +112,9 @@ static void put_model(cs__enc *e, const cs_wire_model *m, cs__src_groups *sg) {
     cs__enc_put_u(e, j - i);
     for (; i < j && !e->rc; i++) {
       if (m->actions[i].instance >= m->ninstances)
-        cs__enc_fail(e, CS_EINVAL, "model '%s', action %zu: instance %u out of range (table has %zu)",
-             m->name, i, m->actions[i].instance, m->ninstances);
+        cs__enc_fail(e, CS_EINVAL,
+                     "model '%s', action %zu: instance %u out of range (table has %zu)", m->name, i,
+                     m->actions[i].instance, m->ninstances);
       cs__enc_put_action(e, &m->actions[i], prev_last, true);
       prev_last = m->actions[i].last;
     }
@@ -122,8 +124,8 @@ static void put_model(cs__enc *e, const cs_wire_model *m, cs__src_groups *sg) {
     const cs_wire_state *st = &m->states[k];
     cs__dot_prev pv = {false, 0, 0};
     if (st->instance >= m->ninstances) {
-      cs__enc_fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)", m->name,
-           k, st->instance, m->ninstances);
+      cs__enc_fail(e, CS_EINVAL, "model '%s', state %zu: instance %u out of range (table has %zu)",
+                   m->name, k, st->instance, m->ninstances);
       return;
     }
     if (k && strcmp(m->instances[m->states[k - 1].instance], m->instances[st->instance]) >= 0)
@@ -133,13 +135,15 @@ static void put_model(cs__enc *e, const cs_wire_model *m, cs__src_groups *sg) {
   }
 }
 
-int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
+static int encode_msg(cs_buf *out, const cs_sync_msg *msg, bool run) {
   cs__enc e;
   size_t start = out->size;
   cs__enc_init(&e, out);
   e.use_cur = true;
   if (msg->type < CS_MSG_SYNC_REQUEST || msg->type > CS_MSG_PULL_RESPONSE)
     cs__enc_fail(&e, CS_EINVAL, "unknown message type %u", msg->type);
+  else if (run && msg->type != CS_MSG_SYNC_REQUEST)
+    cs__enc_fail(&e, CS_EINVAL, "a log run is a sync request, not type %u", msg->type);
   for (size_t i = 0; i < msg->nmodels && !e.rc; i++)
     if (msg->models[i].source) {
       e.own_names = true;
@@ -150,7 +154,8 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
   for (size_t i = 0; i < msg->nmodels && !e.rc; i++) {
     const cs_wire_model *m = &msg->models[i];
     if (i && strcmp(msg->models[i - 1].name, m->name) >= 0)
-      cs__enc_fail(&e, CS_EINVAL, "models not sorted: '%s' after '%s'", m->name, msg->models[i - 1].name);
+      cs__enc_fail(&e, CS_EINVAL, "models not sorted: '%s' after '%s'", m->name,
+                   msg->models[i - 1].name);
     cs__enc_collect_dotset(&e, &m->knowledge);
     for (size_t k = 0; k < m->nactions; k++)
       cs__enc_collect_action(&e, &m->actions[k]);
@@ -162,7 +167,7 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
   cs__enc_tables_finish(&e);
   if (e.nreps > CS__MAX_REPLICAS)
     cs__enc_fail(&e, CS_ETOOBIG, "%zu replicas in one message", e.nreps);
-  cs__enc_put_frame(&e, msg->type);
+  cs__enc_put_frame(&e, run ? CS__WIRE_RUN : msg->type);
   cs__enc_put_u(&e, msg->sender);
   cs__enc_put_u(&e, msg->clock);
   cs__enc_put_u(&e, msg->cursor);
@@ -180,7 +185,7 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
     cs__dotcur_dispose(&e.cur);
     e.inst_next = 0;
   }
-  if (!e.rc) {
+  if (!e.rc && !run) {
     uint8_t sum[CS__WIRE_SUM_LEN];
     crypto_generichash(sum, sizeof(sum), (const uint8_t *)out->ptr + start, out->size - start, NULL,
                        0);
@@ -193,4 +198,12 @@ int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
     cs__free(e.groups);
   }
   return cs__enc_end(&e, start);
+}
+
+int cs__codec_encode_msg(cs_buf *out, const cs_sync_msg *msg) {
+  return encode_msg(out, msg, false);
+}
+
+int cs__codec_encode_run(cs_buf *out, const cs_sync_msg *msg) {
+  return encode_msg(out, msg, true);
 }

@@ -9,7 +9,7 @@
 #include "core/codec.h"
 
 /* Byte 1 of a frame: the sync message types (1..4) or one of these. */
-enum { CS__WIRE_DOC = 16, CS__WIRE_ACTION = 17, CS__WIRE_DOTSET = 18 };
+enum { CS__WIRE_DOC = 16, CS__WIRE_ACTION = 17, CS__WIRE_DOTSET = 18, CS__WIRE_RUN = 19 };
 
 #define CS__WIRE_SUM_LEN 16 /* BLAKE2b-128 trailer of a sync message */
 

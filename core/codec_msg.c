@@ -206,8 +206,8 @@ int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len) {
   return cs__codec_decode_msg_sink(out, p, len, NULL);
 }
 
-int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
-                              const cs_msg_sink *sink) {
+static int decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len, const cs_msg_sink *sink,
+                      bool run) {
   cs__dec d;
   uint64_t v;
   size_t n;
@@ -223,7 +223,13 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
     }
     d.own_pool = true;
   }
-  TRY(cs__dec_frame(&d, len, 0, "sync message"));
+  TRY(cs__dec_frame(&d, len, 0, run ? "log run" : "sync message"));
+  if (run && p[1] == CS__WIRE_RUN) {
+    d.end = p + len;
+    d.item = 1;
+    out->type = CS_MSG_SYNC_REQUEST;
+    goto body;
+  }
   /* The checksum guards everything else: verify it before reading further. */
   if (len < 2 + CS__WIRE_SUM_LEN) {
     rc = cs__error(CS_ECORRUPT,
@@ -246,6 +252,7 @@ int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
     goto done;
   }
   out->type = p[1];
+body:
   d.use_cur = true;
   TRY(cs__dec_uint(&d, &out->sender, "sender"));
   TRY(cs__dec_uint(&d, &out->clock, "clock"));
@@ -293,6 +300,16 @@ done:
     cs__sync_msg_dispose(out);
   cs__dec_dispose(&d);
   return rc;
+}
+
+int cs__codec_decode_msg_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
+                              const cs_msg_sink *sink) {
+  return decode_msg(out, p, len, sink, false);
+}
+
+int cs__codec_decode_run_sink(cs_sync_msg *out, const uint8_t *p, size_t len,
+                              const cs_msg_sink *sink) {
+  return decode_msg(out, p, len, sink, true);
 }
 
 void cs__run_peek_dispose(cs_run_peek *pk) {
@@ -343,11 +360,14 @@ int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len) {
   memset(&wm, 0, sizeof(wm));
   cs__dec_init(&d, p, len);
   TRY(cs__dec_frame(&d, len, 0, "log run"));
-  if (len < 2 + CS__WIRE_SUM_LEN || p[1] < CS_MSG_SYNC_REQUEST || p[1] > CS_MSG_PULL_RESPONSE) {
+  if (p[1] == CS__WIRE_RUN)
+    d.end = p + len;
+  else if (len < 2 + CS__WIRE_SUM_LEN || p[1] < CS_MSG_SYNC_REQUEST ||
+           p[1] > CS_MSG_PULL_RESPONSE) {
     rc = cs__error(CS_ECORRUPT, "log run: not a sync message of %zu bytes", len);
     goto done;
-  }
-  d.end = p + len - CS__WIRE_SUM_LEN;
+  } else
+    d.end = p + len - CS__WIRE_SUM_LEN;
   d.item = 1;
   TRY(cs__dec_uint(&d, &sender, "sender"));
   TRY(cs__dec_uint(&d, &v, "clock"));

@@ -27,8 +27,8 @@ void cs__intern_dispose(cs_intern *t) {
 /* Interns `name`; `owned` is name itself (taken: kept or freed) or NULL (a
  * copy is made if the name is new). `borrow`: the table keeps name itself,
  * which its owner keeps alive and frees (owned is NULL). */
-static int intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap,
-                  const char *name, char *owned, bool borrow) {
+static int intern(uint32_t *out, cs_intern *t, cs_wire_model *wm, size_t *wm_cap, const char *name,
+                  char *owned, bool borrow) {
   size_t i;
   int rc;
 
@@ -102,7 +102,9 @@ bool cs__intern_find(uint32_t *out, const cs_intern *t, const char *name) {
   return false;
 }
 
-void cs__segment_init(cs_segment *seg) { memset(seg, 0, sizeof(*seg)); }
+void cs__segment_init(cs_segment *seg) {
+  memset(seg, 0, sizeof(*seg));
+}
 
 /* Empties the run, keeping its arrays for the next one. */
 static void segment_clear(cs_segment *seg) {
@@ -162,7 +164,7 @@ int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model) {
   msg.models = &seg->wm;
   msg.nmodels = 1;
   seg->wm.name = (char *)model; /* borrowed for the encoding only */
-  rc = cs__codec_encode_msg(&val, &msg);
+  rc = cs__codec_encode_run(&val, &msg);
   seg->wm.name = NULL;
   if (rc == 0 &&
       (rc = cs__key_log(&key, model, seg->origin, seg->wm.actions[seg->wm.nactions - 1].last)) == 0)
@@ -177,9 +179,9 @@ int cs__segment_flush(cs_segment *seg, cs_wbatch *b, const char *model) {
 }
 
 int cs__segment_decode(cs_sync_msg *out, const uint8_t *p, size_t len) {
-  int rc = cs__codec_decode_msg(out, p, len);
-  if (rc == 0 && (out->nmodels != 1 || out->models[0].nactions == 0 ||
-                  out->models[0].nstates != 0)) {
+  int rc = cs__codec_decode_run_sink(out, p, len, NULL);
+  if (rc == 0 &&
+      (out->nmodels != 1 || out->models[0].nactions == 0 || out->models[0].nstates != 0)) {
     cs__sync_msg_dispose(out);
     rc = cs__error(CS_ECORRUPT, "log segment: expected one model section of actions");
   }
@@ -221,7 +223,7 @@ int cs__segment_each(const uint8_t *p, size_t len, cs_segment_fn fn, void *arg) 
   segment_walk w = {fn, arg, 0};
   cs_msg_sink sink = {walk_header, NULL, walk_action, walk_section_end, &w, NULL};
   cs_sync_msg msg;
-  int rc = cs__codec_decode_msg_sink(&msg, p, len, &sink);
+  int rc = cs__codec_decode_run_sink(&msg, p, len, &sink);
   /* A second section's actions may have gone to fn already: the caller
    * fails as a whole. */
   if (rc == 0 && msg.nmodels != 1)

@@ -141,8 +141,10 @@ int cs__key_read_u64(uint64_t *out, const uint8_t *key, size_t klen, size_t *pos
  * older one (docs/storage-format.md, "Format version rule"): 2 added the
  * version 3 outbox runs and the binary conflict records, and reads every
  * layout of 1, so 1 becomes 2 with no record rewritten; 3 lists the
- * documents of a flush in one change index entry and reads the one-name
- * entries of 1 and 2, so those too become 3 with no record rewritten.
+ * documents of a flush in one change index entry and stores log runs
+ * without the message checksum, and reads the one-name entries and the
+ * checksummed runs of 1 and 2, so those too become 3 with no record
+ * rewritten.
  */
 #define CS_STORAGE_FORMAT 3u
 

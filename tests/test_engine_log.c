@@ -9,7 +9,9 @@
 #include "tests/helpers/testutil.h"
 
 static char *dir;
-static void setup(void) { dir = tu_tempdir(); }
+static void setup(void) {
+  dir = tu_tempdir();
+}
 static void teardown(void) {
   cs__log_runs_by_tables = true;
   tu_rmrf(dir);
@@ -199,7 +201,72 @@ static void rewrite_runs(cs_store *s, void (*fn)(cs_sync_msg *run, cs_buf *bytes
 static void add_knowledge(cs_sync_msg *run, cs_buf *bytes) {
   cr_assert_eq(cs__dotset_add(&run->models[0].knowledge, (cs_dot){run->sender, 1}), 0);
   cs__buf_clear(bytes);
+  cr_assert_eq(cs__codec_encode_run(bytes, run), 0, "%s", cs_errmsg());
+}
+
+/* A run as format 2 and earlier stored it: a checksummed sync request. */
+static void old_frame(cs_sync_msg *run, cs_buf *bytes) {
+  cs__buf_clear(bytes);
   cr_assert_eq(cs__codec_encode_msg(bytes, run), 0, "%s", cs_errmsg());
+}
+
+/* The frame kind of every run of s's log. */
+static void expect_kinds(cs_store *s, uint8_t kind) {
+  cs_buf lo = CS_BUF_INIT;
+  cs_iter *it;
+  size_t n = 0;
+  cr_assert_eq(cs__key_name(&lo, "UserProfile"), 0);
+  cr_assert_eq(cs__iter_new(&it, s->db, CS_CF_LOG, lo.ptr, lo.size, NULL, 0), 0);
+  for (cs__iter_seek(it, lo.ptr, lo.size); cs__iter_valid(it); cs__iter_next(it), n++) {
+    cs_bytes v = cs__iter_value(it);
+    cr_assert_geq(v.len, 2);
+    cr_expect_eq(v.ptr[1], kind);
+  }
+  cr_expect_gt(n, 1);
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+}
+
+Test(engine_log, runs_are_stored_without_a_checksum_and_older_runs_read) {
+  cs_store *a = tu_open(dir, "a");
+  cs_dotset knows = CS_DOTSET_INIT;
+  edits(a, 0, 400);
+  expect_kinds(a, 19);
+  rewrite_runs(a, old_frame);
+  expect_kinds(a, CS_MSG_SYNC_REQUEST);
+  cr_expect_eq(compare_answers(a, &knows), 800);
+  knows_upto(&knows, a->self, 300);
+  compare_answers(a, &knows);
+  cs__dotset_dispose(&knows);
+  cs_store_close(a);
+}
+
+/* The stored frame is not a message: decoding it as one fails, and only a
+ * sync request is stored as a run. */
+Test(engine_log, a_run_frame_is_never_read_as_a_message) {
+  cs_sync_msg run, back;
+  cs_buf bytes = CS_BUF_INIT, lo = CS_BUF_INIT;
+  cs_store *a = tu_open(dir, "a");
+  cs_iter *it;
+  edits(a, 0, 10);
+  cr_assert_eq(cs__key_name(&lo, "UserProfile"), 0);
+  cr_assert_eq(cs__iter_new(&it, a->db, CS_CF_LOG, lo.ptr, lo.size, NULL, 0), 0);
+  cs__iter_seek(it, lo.ptr, lo.size);
+  cr_assert(cs__iter_valid(it));
+  cs_bytes v = cs__iter_value(it);
+  cr_assert_eq(cs__segment_decode(&run, v.ptr, v.len), 0, "%s", cs_errmsg());
+  cr_expect_eq(cs__codec_decode_msg(&back, v.ptr, v.len), CS_ECORRUPT);
+  cr_expect_eq(cs__codec_encode_run(&bytes, &run), 0);
+  cr_expect(bytes.size == v.len && memcmp(bytes.ptr, v.ptr, v.len) == 0, "canonical");
+  run.type = CS_MSG_SYNC_RESPONSE;
+  cs__buf_clear(&bytes);
+  cr_expect_eq(cs__codec_encode_run(&bytes, &run), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "a log run is a sync request") != NULL, "%s", cs_errmsg());
+  cs__iter_free(it);
+  cs__sync_msg_dispose(&run);
+  cs_buf_dispose(&bytes);
+  cs_buf_dispose(&lo);
+  cs_store_close(a);
 }
 
 Test(engine_log, runs_of_another_shape_are_decoded) {
@@ -214,11 +281,17 @@ Test(engine_log, runs_of_another_shape_are_decoded) {
   cs_store_close(a);
 }
 
-/* A run whose checksum no longer matches: its tables still read, but the
- * answer fails, naming the run and the checksum. */
+/* A run of the older frame whose checksum no longer matches: its tables
+ * still read, but the answer fails, naming the run and the checksum. */
 static void break_checksum(cs_sync_msg *run, cs_buf *bytes) {
-  (void)run;
+  old_frame(run, bytes);
   bytes->ptr[bytes->size - 1] ^= 1;
+}
+
+/* A run cut short: its tables still read, the full decode fails. */
+static void cut_short(cs_sync_msg *run, cs_buf *bytes) {
+  (void)run;
+  bytes->size -= 1;
 }
 
 /* A run whose kind byte is damaged does not read as a run: the full decode
@@ -251,13 +324,14 @@ static void expect_refused(const char *name, void (*damage)(cs_sync_msg *, cs_bu
 Test(engine_log, a_damaged_run_fails_the_answer_naming_it) {
   expect_refused("sum", break_checksum, "checksum");
   expect_refused("kind", break_kind, "checksum");
+  expect_refused("cut", cut_short, "truncated");
 }
 
-/* Runs re-encoded whole (the checksum right) into shapes no run has: the
+/* Runs re-encoded whole into shapes no run has: the
  * answer fails, naming the run and what is wrong with it. */
 static void reencode(cs_sync_msg *run, cs_buf *bytes) {
   cs__buf_clear(bytes);
-  cr_assert_eq(cs__codec_encode_msg(bytes, run), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs__codec_encode_run(bytes, run), 0, "%s", cs_errmsg());
 }
 
 static void other_sender(cs_sync_msg *run, cs_buf *bytes) {
@@ -275,7 +349,8 @@ static void with_a_state(cs_sync_msg *run, cs_buf *bytes) {
 static void same_name_twice(cs_sync_msg *run, cs_buf *bytes) {
   cs_wire_model *wm = &run->models[0];
   cr_assert_geq(wm->ninstances, 2);
-  memcpy(wm->instances[1], wm->instances[0], strlen(wm->instances[0])); /* "p0", "p1": same length */
+  memcpy(wm->instances[1], wm->instances[0],
+         strlen(wm->instances[0])); /* "p0", "p1": same length */
   reencode(run, bytes);
 }
 
