@@ -270,15 +270,40 @@ static void report_bad(json_t *errors, const char *cf, cs_bytes key) {
   cs__free(hex);
 }
 
+/* A change index entry: its key, then every name of its value. */
+static int check_change(cs_bytes k, cs_bytes v) {
+  cs_change_cursor c;
+  char *name = NULL;
+  uint64_t cursor;
+  size_t pos = 0;
+  int rc;
+  if ((rc = cs__key_read_name(&name, k.ptr, k.len, &pos)) != 0 ||
+      (rc = cs__key_read_u64(&cursor, k.ptr, k.len, &pos)) != 0)
+    goto done;
+  if (pos != k.len) {
+    rc = cs__error(CS_ECORRUPT, "change index key of %zu bytes, expected %zu", k.len, pos);
+    goto done;
+  }
+  if ((rc = cs__change_cursor_init(&c, v.ptr, v.len)) != 0)
+    goto done;
+  for (char *inst = NULL; (rc = cs__change_cursor_next(&inst, &c)) == 1;)
+    cs__free(inst);
+done:
+  cs__free(name);
+  return rc;
+}
+
 int cs_check(cs_buf *report, cs_store *s) {
+  static const cs_cf checked[] = {CS_CF_DOCS, CS_CF_LOG, CS_CF_OUTBOX, CS_CF_CHANGES};
   json_t *errors = json_array(), *counts = json_object(), *rep = NULL;
   cs_iter *it = NULL;
   int rc = 0;
 
   CS_LOCK(s);
-  for (int cf = CS_CF_DOCS; cf <= CS_CF_OUTBOX; cf++) {
+  for (size_t f = 0; f < sizeof(checked) / sizeof(checked[0]); f++) {
+    cs_cf cf = checked[f];
     size_t n = 0;
-    if ((rc = cs__iter_new(&it, s->db, (cs_cf)cf, NULL, 0, NULL, 0)) != 0)
+    if ((rc = cs__iter_new(&it, s->db, cf, NULL, 0, NULL, 0)) != 0)
       goto done;
     for (; cs__iter_valid(it); cs__iter_next(it), n++) {
       cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
@@ -295,6 +320,8 @@ int cs_check(cs_buf *report, cs_store *s) {
         cs__doc_dispose(&doc);
         cs__free(model);
         cs__free(instance);
+      } else if (cf == CS_CF_CHANGES) {
+        bad = check_change(k, v);
       } else if (cf == CS_CF_LOG) {
         cs_sync_msg seg;
         if ((bad = cs__segment_decode(&seg, v.ptr, v.len)) == 0)
@@ -310,13 +337,13 @@ int cs_check(cs_buf *report, cs_store *s) {
           bad = cs__outbox_decode(&ov, rec, len);
       }
       if (bad)
-        report_bad(errors, cs__cf_name((cs_cf)cf), k);
+        report_bad(errors, cs__cf_name(cf), k);
     }
     if ((rc = cs__iter_status(it)) != 0)
       goto done;
     cs__iter_free(it);
     it = NULL;
-    json_object_set_new(counts, cs__cf_name((cs_cf)cf), json_integer((json_int_t)n));
+    json_object_set_new(counts, cs__cf_name(cf), json_integer((json_int_t)n));
   }
   rep = json_pack("{s:O, s:O, s:b}", "counts", counts, "errors", errors, "ok",
                   json_array_size(errors) == 0);

@@ -457,8 +457,9 @@ typedef struct cs_cleanup_stats {
  * drops resolved conflicts, and compacts. */
 CS_EXTERN int cs_cleanup(cs_cleanup_stats *out, cs_store *store);
 
-/* Reads and decodes every record; fills `report` (JSON) and returns
- * CS_ECORRUPT when anything failed to decode (each bad key is named). */
+/* Reads and decodes every document, log run, outbox record and change
+ * index entry; fills `report` (JSON) and returns CS_ECORRUPT when anything
+ * failed to decode (each bad key is named). */
 CS_EXTERN int cs_check(cs_buf *report, cs_store *store);
 
 /* ------------------------------------------------------------------------ */

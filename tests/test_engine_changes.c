@@ -125,9 +125,13 @@ static const char *const five[] = {"d0", "d1", "d2", "d3", "d4"};
 Test(engine_changes, a_flush_lists_its_documents_in_one_entry) {
   cs_store *s = tu_open(dir, "s");
   static const char *const two[] = {"d3", "d1"};
+  cs_buf report = CS_BUF_INIT;
   chg_index x;
   edit(s, five, 5, 1);
   edit(s, two, 2, 2);
+  cr_expect_eq(cs_check(&report, s), 0, "%s", report.ptr ? report.ptr : cs_errmsg());
+  cr_expect(strstr(report.ptr, "\"changes\":2") != NULL, "%s", report.ptr);
+  cs_buf_dispose(&report);
   index_read(&x, s);
   cr_assert_eq(x.n, 2);
   cr_expect_eq(x.e[0].n, 5, "the first entry is left as it was");
@@ -326,6 +330,13 @@ static void expect_refused(cs_store *s, const char *what) {
   cr_expect_eq(cs_cleanup(&st, s), CS_ECORRUPT, "%s", what);
   cr_expect(strstr(cs_errmsg(), what), "%s", cs_errmsg());
   cr_expect_eq(tu_fingerprint(s), fp, "cleanup changed nothing");
+  /* The store check finds it too, and names the family. */
+  cs_buf report = CS_BUF_INIT;
+  cr_expect_eq(cs_check(&report, s), CS_ECORRUPT, "%s", what);
+  cr_expect(report.ptr && strstr(report.ptr, "\"family\":\"changes\""), "%s",
+            report.ptr ? report.ptr : cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), what), "%s", cs_errmsg());
+  cs_buf_dispose(&report);
 }
 
 static cs_store *with_one_doc(const char *name) {
