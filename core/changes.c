@@ -78,6 +78,36 @@ static int key_cursor(uint64_t *out, cs_bytes k, size_t klen) {
   return cs__key_read_u64(out, k.ptr, k.len, &pos);
 }
 
+/* Calls fn on each of model m's entries from cursor `from` on, in cursor
+ * order, and names the entry in the error that stops the scan. */
+typedef int (*entry_fn)(void *arg, uint64_t cursor, cs_bytes key, cs_bytes value);
+
+static int each_entry(cs_store *s, const cs_model *m, uint64_t from, entry_fn fn, void *arg) {
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
+  cs_iter *it = NULL;
+  int rc;
+
+  if ((rc = cs__key_change(&lo, m->name, from)) != 0 ||
+      (rc = cs__key_change(&hi, m->name, UINT64_MAX)) != 0 ||
+      (rc = cs__iter_new(&it, s->db, CS_CF_CHANGES, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
+    goto done;
+  for (; cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it);
+    uint64_t cursor = 0;
+    if ((rc = key_cursor(&cursor, k, lo.size)) != 0 ||
+        (rc = fn(arg, cursor, k, cs__iter_value(it))) != 0) {
+      entry_error(rc, m->name, cursor);
+      goto done;
+    }
+  }
+  rc = cs__iter_status(it);
+done:
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+  cs_buf_dispose(&hi);
+  return rc;
+}
+
 /* ------------------------------------------------------------ reading */
 
 typedef struct read_at {
@@ -138,26 +168,37 @@ static void sort_states(cs_wire_state *st, size_t n, char **names, cs_wire_state
   memcpy(st, tmp, n * sizeof(*st));
 }
 
-/* The states of one entry's live documents, added to wm. */
-static int collect_entry(cs_wire_model *wm, size_t *st_cap, size_t *inst_cap, cs_intern *table,
-                         cs_store *s, cs_model *m, uint64_t cursor, cs_bytes v) {
+/* What a scan for states gathers. */
+typedef struct collecting {
+  cs_wire_model *wm;
+  size_t st_cap, inst_cap;
+  cs_intern table;
+  cs_store *s;
+  const cs_model *m;
+} collecting;
+
+/* The states of one entry's live documents, added to the section. */
+static int collect_entry(void *arg, uint64_t cursor, cs_bytes k, cs_bytes v) {
+  collecting *cl = arg;
+  cs_wire_model *wm = cl->wm;
   cs_change_cursor c;
   char *instance;
   int rc;
 
+  (void)k;
   if ((rc = cs__change_cursor_init(&c, v.ptr, v.len)) != 0)
     return rc;
   while ((rc = cs__change_cursor_next(&instance, &c)) == 1) {
     cs_wire_state *st;
     bool live;
-    if ((rc = cs__array_grow((void **)&wm->states, st_cap, wm->nstates + 1,
+    if ((rc = cs__array_grow((void **)&wm->states, &cl->st_cap, wm->nstates + 1,
                              sizeof(cs_wire_state))) != 0) {
       cs__free(instance);
       return rc;
     }
     st = &wm->states[wm->nstates];
     memset(st, 0, sizeof(*st));
-    if ((rc = doc_live(&live, &st->doc, s, m->name, instance, cursor)) != 0 || !live) {
+    if ((rc = doc_live(&live, &st->doc, cl->s, cl->m->name, instance, cursor)) != 0 || !live) {
       cs__doc_dispose(&st->doc);
       cs__free(instance);
       if (rc)
@@ -165,35 +206,18 @@ static int collect_entry(cs_wire_model *wm, size_t *st_cap, size_t *inst_cap, cs
       continue;
     }
     wm->nstates++;
-    if ((rc = cs__intern(&st->instance, table, wm, inst_cap, instance)) != 0)
+    if ((rc = cs__intern(&st->instance, &cl->table, wm, &cl->inst_cap, instance)) != 0)
       return rc;
   }
   return rc;
 }
 
 int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since) {
-  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
-  size_t inst_cap = wm->ninstances, st_cap = 0;
-  cs_intern table = {0};
+  collecting cl = {wm, 0, wm->ninstances, {0}, s, m};
   cs_wire_state *tmp = NULL;
-  cs_iter *it = NULL;
   int rc;
 
-  if ((rc = cs__key_change(&lo, m->name, since + 1)) != 0 ||
-      (rc = cs__key_change(&hi, m->name, UINT64_MAX)) != 0 ||
-      (rc = cs__iter_new(&it, s->db, CS_CF_CHANGES, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
-    goto done;
-  for (; cs__iter_valid(it); cs__iter_next(it)) {
-    cs_bytes k = cs__iter_key(it);
-    uint64_t cursor = 0;
-    if ((rc = key_cursor(&cursor, k, lo.size)) != 0 ||
-        (rc = collect_entry(wm, &st_cap, &inst_cap, &table, s, m, cursor, cs__iter_value(it))) !=
-            0) {
-      entry_error(rc, m->name, cursor);
-      goto done;
-    }
-  }
-  if ((rc = cs__iter_status(it)) != 0)
+  if ((rc = each_entry(s, m, since + 1, collect_entry, &cl)) != 0)
     goto done;
   if (wm->nstates > 1) {
     if ((tmp = cs__calloc(wm->nstates, sizeof(*tmp))) == NULL) {
@@ -212,23 +236,30 @@ int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t sin
     }
 done:
   cs__free(tmp);
-  cs__intern_dispose(&table);
-  cs__iter_free(it);
-  cs_buf_dispose(&lo);
-  cs_buf_dispose(&hi);
+  cs__intern_dispose(&cl.table);
   return rc;
 }
 
 /* ------------------------------------------------------------ cleanup */
 
-/* Rewrites one entry with its live names only, or deletes it when none is
- * left. *dropped counts the names taken out. */
 static int cmp_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int trim_entry(size_t *dropped, cs_store *s, const char *model, char *const *gone,
-                      size_t ngone, uint64_t cursor, cs_bytes k, cs_bytes v, cs_wbatch *b) {
+/* What a trim needs besides the entry. */
+typedef struct trimming {
+  size_t *dropped;
+  cs_store *s;
+  const char *model;
+  char *const *gone;
+  size_t ngone;
+  cs_wbatch *b;
+} trimming;
+
+/* Rewrites one entry with its live names only, or deletes it when none is
+ * left. *dropped counts the names taken out. */
+static int trim_entry(void *arg, uint64_t cursor, cs_bytes k, cs_bytes v) {
+  trimming *t = arg;
   cs_buf keep = CS_BUF_INIT;
   cs_change_cursor c;
   size_t live_n = 0, dead_n = 0;
@@ -240,10 +271,10 @@ static int trim_entry(size_t *dropped, cs_store *s, const char *model, char *con
     goto done;
   while ((rc = cs__change_cursor_next(&instance, &c)) == 1) {
     bool live = false;
-    if (ngone && bsearch(&instance, gone, ngone, sizeof(char *), cmp_name))
+    if (t->ngone && bsearch(&instance, t->gone, t->ngone, sizeof(char *), cmp_name))
       rc = 0;
     else
-      rc = doc_live(&live, NULL, s, model, instance, cursor);
+      rc = doc_live(&live, NULL, t->s, t->model, instance, cursor);
     if (rc == 0) {
       if (live) {
         live_n++;
@@ -258,10 +289,10 @@ static int trim_entry(size_t *dropped, cs_store *s, const char *model, char *con
   if (rc)
     goto done;
   if (live_n == 0)
-    cs__wbatch_delete(b, CS_CF_CHANGES, k.ptr, k.len);
+    cs__wbatch_delete(t->b, CS_CF_CHANGES, k.ptr, k.len);
   else if (dead_n)
-    cs__wbatch_put(b, CS_CF_CHANGES, k.ptr, k.len, keep.ptr, keep.size);
-  *dropped += dead_n;
+    cs__wbatch_put(t->b, CS_CF_CHANGES, k.ptr, k.len, keep.ptr, keep.size);
+  *t->dropped += dead_n;
 done:
   cs_buf_dispose(&keep);
   return rc;
@@ -269,28 +300,6 @@ done:
 
 int cs__changes_trim(size_t *dropped, cs_store *s, const cs_model *m, char *const *gone,
                      size_t ngone, cs_wbatch *b) {
-  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
-  cs_iter *it = NULL;
-  int rc;
-
-  if ((rc = cs__key_change(&lo, m->name, 0)) != 0 ||
-      (rc = cs__key_change(&hi, m->name, UINT64_MAX)) != 0 ||
-      (rc = cs__iter_new(&it, s->db, CS_CF_CHANGES, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
-    goto done;
-  for (; cs__iter_valid(it); cs__iter_next(it)) {
-    cs_bytes k = cs__iter_key(it);
-    uint64_t cursor = 0;
-    if ((rc = key_cursor(&cursor, k, lo.size)) != 0 ||
-        (rc = trim_entry(dropped, s, m->name, gone, ngone, cursor, k, cs__iter_value(it), b)) !=
-            0) {
-      entry_error(rc, m->name, cursor);
-      goto done;
-    }
-  }
-  rc = cs__iter_status(it);
-done:
-  cs__iter_free(it);
-  cs_buf_dispose(&lo);
-  cs_buf_dispose(&hi);
-  return rc;
+  trimming t = {dropped, s, m->name, gone, ngone, b};
+  return each_entry(s, m, 0, trim_entry, &t);
 }
