@@ -38,11 +38,22 @@ int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len) {
   c->single = len == 0 || v[0] != LIST_MARK;
   if (c->single)
     return 0;
-  if (len < 2 || v[1] != LIST_VERSION)
-    return cs__error(CS_ECORRUPT, "change index entry of %zu bytes: %s", len,
-                     len < 2 ? "list version missing" : "unknown list version");
+  if (len < 2)
+    return cs__error(CS_ECORRUPT, "change index entry of %zu bytes: list version missing", len);
+  if (v[1] != LIST_VERSION)
+    return cs__error(CS_ECORRUPT, "change index entry of %zu bytes: unknown list version %u", len,
+                     v[1]);
   c->pos = 2;
+  c->prev = NULL;
+  c->prev_len = 0;
   return 0;
+}
+
+/* Document key order (cs__key_doc): by length, then bytes. */
+static int cmp_names(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  if (alen != blen)
+    return alen < blen ? -1 : 1;
+  return memcmp(a, b, alen);
 }
 
 int cs__change_cursor_next(char **out, cs_change_cursor *c) {
@@ -61,13 +72,42 @@ int cs__change_cursor_next(char **out, cs_change_cursor *c) {
   }
   if (c->pos == c->len)
     return 0;
-  int rc = cs__key_read_name(out, c->v, c->len, &c->pos);
-  return rc ? rc : 1;
+  size_t p = c->pos, n;
+  if (c->len - p < 2)
+    return cs__error(CS_ECORRUPT,
+                     "change index entry of %zu bytes: name length cut short at offset %zu", c->len,
+                     p);
+  n = ((size_t)c->v[p] << 8) | c->v[p + 1];
+  if (n == 0 || c->len - p - 2 < n)
+    return cs__error(CS_ECORRUPT,
+                     "change index entry of %zu bytes: name at offset %zu claims %zu bytes, %zu "
+                     "remain",
+                     c->len, p, n, c->len - p - 2);
+  const uint8_t *name = c->v + p + 2;
+  if (memchr(name, '\0', n))
+    return cs__error(CS_ECORRUPT,
+                     "change index entry of %zu bytes: name at offset %zu contains a NUL byte",
+                     c->len, p);
+  if (c->prev && cmp_names(c->prev, c->prev_len, name, n) >= 0)
+    return cs__error(CS_ECORRUPT,
+                     "change index entry of %zu bytes: name at offset %zu is not after the one "
+                     "before it",
+                     c->len, p);
+  if ((*out = cs__strndup((const char *)name, n)) == NULL)
+    return CS_ENOMEM;
+  c->prev = name;
+  c->prev_len = n;
+  c->pos = p + 2 + n;
+  return 1;
 }
 
 static int entry_error(int rc, const char *model, uint64_t cursor) {
   return cs__error_wrap(rc, "change index of model '%s', cursor %llu: ", model,
                         (unsigned long long)cursor);
+}
+
+static int key_error(int rc, const char *model) {
+  return cs__error_wrap(rc, "change index of model '%s': ", model);
 }
 
 /* The cursor of a key in the scanned model's range (klen: such a key's). */
@@ -94,8 +134,11 @@ static int each_entry(cs_store *s, const cs_model *m, uint64_t from, entry_fn fn
   for (; cs__iter_valid(it); cs__iter_next(it)) {
     cs_bytes k = cs__iter_key(it);
     uint64_t cursor = 0;
-    if ((rc = key_cursor(&cursor, k, lo.size)) != 0 ||
-        (rc = fn(arg, cursor, k, cs__iter_value(it))) != 0) {
+    if ((rc = key_cursor(&cursor, k, lo.size)) != 0) {
+      key_error(rc, m->name);
+      goto done;
+    }
+    if ((rc = fn(arg, cursor, k, cs__iter_value(it))) != 0) {
       entry_error(rc, m->name, cursor);
       goto done;
     }
@@ -192,23 +235,25 @@ static int collect_entry(void *arg, uint64_t cursor, cs_bytes k, cs_bytes v) {
     cs_wire_state *st;
     bool live;
     if ((rc = cs__array_grow((void **)&wm->states, &cl->st_cap, wm->nstates + 1,
-                             sizeof(cs_wire_state))) != 0) {
-      cs__free(instance);
-      return rc;
-    }
+                             sizeof(cs_wire_state))) != 0)
+      break;
     st = &wm->states[wm->nstates];
     memset(st, 0, sizeof(*st));
     if ((rc = doc_live(&live, &st->doc, cl->s, cl->m->name, instance, cursor)) != 0 || !live) {
       cs__doc_dispose(&st->doc);
-      cs__free(instance);
       if (rc)
-        return rc;
+        break;
+      cs__free(instance);
       continue;
     }
     wm->nstates++;
-    if ((rc = cs__intern(&st->instance, &cl->table, wm, &cl->inst_cap, instance)) != 0)
-      return rc;
+    /* The table takes the name, on failure too. */
+    rc = cs__intern(&st->instance, &cl->table, wm, &cl->inst_cap, instance);
+    instance = NULL;
+    if (rc)
+      break;
   }
+  cs__free(instance);
   return rc;
 }
 
@@ -226,14 +271,8 @@ int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t sin
     }
     sort_states(wm->states, wm->nstates, wm->instances, tmp);
   }
-  /* A document is live in one entry only: two states of one name mean an
-   * entry that lists it twice. */
-  for (size_t i = 1; i < wm->nstates; i++)
-    if (wm->states[i].instance == wm->states[i - 1].instance) {
-      rc = cs__error(CS_ECORRUPT, "change index of model '%s' lists instance '%s' twice", m->name,
-                     wm->instances[wm->states[i].instance]);
-      goto done;
-    }
+  /* No name repeats: an entry's names are strictly in order, and a name is
+   * live in one entry only (its document has one cursor). */
 done:
   cs__free(tmp);
   cs__intern_dispose(&cl.table);

@@ -122,8 +122,8 @@ int cs__codec_decode_msg(cs_sync_msg *out, const uint8_t *p, size_t len);
  * CS_MSG_SYNC_REQUEST) in frame kind 19, without the checksum, which
  * RocksDB's block checksums make redundant on disk. Only the store's own
  * records are read with cs__codec_decode_run_sink, which also reads runs
- * written before, as checksummed sync requests; the message decoders
- * refuse kind 19.
+ * written before, as checksummed sync requests. The message decoders refuse
+ * kind 19 by its type ("unknown message type 19"), whatever the checksum.
  */
 int cs__codec_encode_run(cs_buf *out, const cs_sync_msg *msg);
 

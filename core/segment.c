@@ -1,7 +1,8 @@
 /*
  * Log segments. The log holds, per model and origin replica, runs of that
  * origin's actions; a run is stored as one record keyed by (model, origin,
- * last dot of the run) whose value is a sync message with one model section.
+ * last dot of the run) whose value is a log run frame (cs__codec_encode_run:
+ * a sync request without its checksum) with one model section.
  *
  * Why runs: a local batch or a merged message writes one log record per
  * origin instead of one per action (a RocksDB put and an encoding each).

@@ -454,7 +454,8 @@ typedef struct cs_cleanup_stats {
 
 /* "Clean up old offline data": deletes log entries every known peer has
  * acknowledged, purges deleted instances every known peer has seen deleted,
- * drops resolved conflicts, and compacts. */
+ * drops resolved conflicts, rewrites change index entries without the names
+ * of documents changed again since, and compacts. */
 CS_EXTERN int cs_cleanup(cs_cleanup_stats *out, cs_store *store);
 
 /* Reads and decodes every document, log run, outbox record and change

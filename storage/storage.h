@@ -14,7 +14,7 @@
 typedef enum cs_cf {
   CS_CF_META = 0,   /* metadata: format version, identity, clock, schema, counters */
   CS_CF_DOCS,       /* (model, instance) -> encoded document state */
-  CS_CF_LOG,        /* (model, origin, first dot) -> encoded action */
+  CS_CF_LOG,        /* (model, origin, last dot) -> a run of that origin's actions */
   CS_CF_OUTBOX,     /* local sequence -> queued local action (not yet acknowledged) */
   CS_CF_CONFLICTS,  /* conflict id -> (model, instance, field) */
   CS_CF_BASELINE,   /* (model, instance) -> storeLocally JSON */
@@ -66,9 +66,10 @@ int cs__db_get_with(cs_db *db, cs_cf cf, const void *key, size_t klen, cs_db_val
  */
 int cs__db_multi_get(cs_buf *out, bool *found, cs_db *db, cs_cf cf, const cs_bytes *keys,
                      size_t n);
-/* The same without copies: fn gets each key's value (v NULL: not found)
- * where RocksDB holds it, in key order i, until it returns non-zero. No
- * value is passed on when a read failed. */
+/* The same without copies: fn gets, for each i in the caller's order, the
+ * value of keys[i] (v NULL: not found) where RocksDB pins it, valid only
+ * during that call, until fn returns non-zero (returned as it is). No value
+ * is passed on when a read failed. */
 typedef int (*cs_db_multi_fn)(size_t i, const uint8_t *v, size_t len, void *payload);
 int cs__db_multi_get_with(cs_db *db, cs_cf cf, const cs_bytes *keys, size_t n, cs_db_multi_fn fn,
                           void *payload);
