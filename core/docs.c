@@ -181,10 +181,11 @@ int cs__cache_get(cs_doc_slot **out, cs_doc_cache *c, cs_store *s, const char *i
   if ((rc = slot_new(&sl, c, instance)) != 0)
     return rc;
   if (!sl->loaded) {
-    rc = cs__doc_read(&sl->doc, NULL, s, c->model->name, instance);
+    rc = cs__doc_read(&sl->doc, &sl->cursor, s, c->model->name, instance);
     if (rc == CS_ENOTFOUND) {
       cs__doc_dispose(&sl->doc);
       sl->exists = false;
+      sl->cursor = 0;
       rc = 0;
     } else if (rc == 0)
       sl->exists = true;
@@ -207,8 +208,9 @@ static int prefetched(size_t i, const uint8_t *v, size_t len, void *payload) {
   cs_doc_slot *sl = pf->slots[i];
   int rc;
   sl->exists = v != NULL;
-  if (v &&
-      (rc = cs__doc_value_decode(&sl->doc, NULL, v, len, pf->c->model->name, sl->instance)) != 0)
+  sl->cursor = 0;
+  if (v && (rc = cs__doc_value_decode(&sl->doc, &sl->cursor, v, len, pf->c->model->name,
+                                      sl->instance)) != 0)
     return rc;
   return slot_loaded(sl, pf->c);
 }
@@ -415,6 +417,11 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
   if (n == 0)
     goto done;
   qsort(order, n, sizeof(*order), cmp_slot_key);
+  /* A commit of one document (one local action, say) replaces the entry
+   * that listed it alone: the index does not grow by an entry per edit. */
+  if (n == 1 && order[0]->cursor &&
+      (rc = cs__change_drop_sole(s, c->model->name, order[0]->cursor, order[0]->instance, b)) != 0)
+    goto done;
   cursor = ++s->cursor;
   cs__put_be64(be, cursor);
   if ((rc = cs__change_list_start(&names)) != 0)

@@ -84,6 +84,7 @@ typedef struct cs_doc_slot {
   uint32_t len;   /* strlen(instance), for sorting by key */
   char name[CS_SLOT_NAME];
   cs_doc doc;
+  uint64_t cursor; /* change cursor stored with the document (0: new) */
   bool loaded, exists, dirty;
   bool had_conflicts; /* before this operation */
   cs_conflict_list before;
@@ -338,6 +339,11 @@ int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len);
  * the end, or CS_ECORRUPT (names empty, cut short, holding NUL or out of
  * key order) or CS_ENOMEM. */
 int cs__change_cursor_next(char **out, cs_change_cursor *c);
+/* Puts into b the deletion of model's entry at `cursor` when it lists
+ * `instance` and nothing else (an entry that does not decode is left for
+ * cs_check to report). */
+int cs__change_drop_sole(cs_store *s, const char *model, uint64_t cursor, const char *instance,
+                         cs_wbatch *b);
 /* Puts into b model m's entries rewritten without the names whose document
  * has moved on to a later cursor, is gone, or is in `gone` (sorted by
  * strcmp: being purged by b); *dropped counts those names. */

@@ -485,3 +485,76 @@ Test(engine_changes, every_allocation_failure_is_reported) {
   cs_store_close(a);
   cs_store_close(b);
 }
+
+/* A commit of one document replaces the entry that listed it alone, so
+ * editing one document again and again does not grow the index; an entry
+ * that lists others too, or does not decode, stays. */
+Test(engine_changes, a_one_document_commit_replaces_its_sole_entry) {
+  cs_store *s = tu_open(dir, "s");
+  static const char *const two[] = {"d0", "d1"};
+  chg_index x;
+  edit(s, two, 2, 1);
+  for (int v = 2; v < 12; v++)
+    edit(s, &five[1], 1, v);
+  index_read(&x, s);
+  cr_assert_eq(x.n, 2, "the pair's entry and d1's latest");
+  cr_expect_eq(x.e[0].n, 2);
+  cr_expect_eq(x.e[1].n, 1);
+  cr_expect_str_eq(x.e[1].names[0], "d1");
+  cr_expect_eq(doc_cursor(s, "d1"), x.e[1].cursor);
+  uint64_t at = x.e[1].cursor;
+  index_dispose(&x);
+  /* An entry at d1's cursor that names another document, then one that
+   * does not decode: each is left where it is by d1's next commit. */
+  static const struct {
+    const char *val;
+    size_t len;
+  } odd[] = {{"\x00\x01\x00\x02"
+              "d0",
+              6},
+             {"\x00\x01\x00\x02"
+              "d1\x00\x02"
+              "d0",
+              10}};
+  for (size_t i = 0; i < 2; i++) {
+    cs_buf key = CS_BUF_INIT, v = CS_BUF_INIT;
+    put_raw(s, at, NULL, 0, odd[i].val, odd[i].len);
+    edit(s, &five[1], 1, 98 + (int)i);
+    cr_assert_eq(cs__key_change(&key, "M", at), 0);
+    cr_assert_eq(cs__db_get(&v, s->db, CS_CF_CHANGES, key.ptr, key.size), 0, "case %zu", i);
+    cr_expect(v.size == odd[i].len && memcmp(v.ptr, odd[i].val, v.size) == 0, "case %zu", i);
+    at = doc_cursor(s, "d1");
+    cs_buf_dispose(&key);
+    cs_buf_dispose(&v);
+  }
+  char *j = tu_get(s, "M", "d1");
+  cr_expect_str_eq(j, "{\"v\":99}");
+  free(j);
+  cs_store_close(s);
+}
+
+/* Each allocation of a one-document commit may fail: the commit then fails
+ * with CS_ENOMEM and changes nothing, and the next one replaces the entry. */
+Test(engine_changes, every_allocation_failure_of_a_one_document_commit_is_reported) {
+  cs_store *s = tu_open(dir, "s");
+  cs_action upd = {CS_ACTION_UPDATE, "M", "d0", "{\"v\":2}"};
+  int fails = 0;
+  edit(s, five, 1, 1);
+  for (unsigned long n = 1;; n++) {
+    uint64_t before = tu_fingerprint(s);
+    cs__alloc_fail_after(n);
+    int rc = cs_queue_offline_action(s, &upd);
+    cs__alloc_fail_after(0);
+    if (rc == 0)
+      break;
+    cr_assert_eq(rc, CS_ENOMEM, "allocation %lu: %s", n, cs_errmsg());
+    cr_assert_eq(tu_fingerprint(s), before, "allocation %lu: the failed commit wrote", n);
+    fails++;
+  }
+  cr_expect_gt(fails, 10, "only %d allocations failed", fails);
+  chg_index x;
+  index_read(&x, s);
+  cr_expect_eq(x.n, 1);
+  index_dispose(&x);
+  cs_store_close(s);
+}
