@@ -165,7 +165,7 @@ static int read_at_value(const uint8_t *p, size_t len, void *payload) {
   if (len < 8)
     return cs__error(CS_ECORRUPT, "document '%s/%s': stored value has %zu bytes", r->model,
                      r->instance, len);
-  r->live = cs__get_be64(p) == r->cursor;
+  r->live = (cs__get_be64(p) & ~CS_CURSOR_SOLE) == r->cursor;
   if (!r->live || !r->out)
     return 0;
   return cs__doc_value_decode(r->out, NULL, p, len, r->model, r->instance);
@@ -280,34 +280,6 @@ done:
 }
 
 /* ------------------------------------------------------------ cleanup */
-
-int cs__change_drop_sole(cs_store *s, const char *model, uint64_t cursor, const char *instance,
-                         cs_wbatch *b) {
-  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
-  cs_change_cursor c;
-  char *first = NULL, *second = NULL;
-  int rc;
-
-  if ((rc = cs__key_change(&key, model, cursor)) != 0)
-    goto done;
-  if ((rc = cs__db_get(&val, s->db, CS_CF_CHANGES, key.ptr, key.size)) != 0) {
-    if (rc == CS_ENOTFOUND)
-      rc = 0;
-    goto done;
-  }
-  /* Only running out of memory fails the write; a damaged entry stays. */
-  if ((rc = cs__change_cursor_init(&c, (const uint8_t *)val.ptr, val.size)) == 0 &&
-      (rc = cs__change_cursor_next(&first, &c)) == 1 && strcmp(first, instance) == 0 &&
-      (rc = cs__change_cursor_next(&second, &c)) == 0)
-    cs__wbatch_delete(b, CS_CF_CHANGES, key.ptr, key.size);
-  rc = rc == CS_ENOMEM ? rc : 0;
-done:
-  cs__free(first);
-  cs__free(second);
-  cs_buf_dispose(&key);
-  cs_buf_dispose(&val);
-  return rc;
-}
 
 static int cmp_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);

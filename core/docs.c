@@ -417,13 +417,16 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b) {
   if (n == 0)
     goto done;
   qsort(order, n, sizeof(*order), cmp_slot_key);
-  /* A commit of one document (one local action, say) replaces the entry
-   * that listed it alone: the index does not grow by an entry per edit. */
-  if (n == 1 && order[0]->cursor &&
-      (rc = cs__change_drop_sole(s, c->model->name, order[0]->cursor, order[0]->instance, b)) != 0)
-    goto done;
+  /* A flush of one document (a commit of one local action, say) replaces
+   * the entry that listed it alone, which its cursor word says without a
+   * read: editing one document again and again keeps one entry for it. */
+  if (n == 1 && (order[0]->cursor & CS_CURSOR_SOLE)) {
+    if ((rc = cs__key_change(&key, c->model->name, order[0]->cursor & ~CS_CURSOR_SOLE)) != 0)
+      goto done;
+    cs__wbatch_delete(b, CS_CF_CHANGES, key.ptr, key.size);
+  }
   cursor = ++s->cursor;
-  cs__put_be64(be, cursor);
+  cs__put_be64(be, n == 1 ? cursor | CS_CURSOR_SOLE : cursor);
   if ((rc = cs__change_list_start(&names)) != 0)
     goto done;
   for (size_t i = 0; i < n; i++) {

@@ -84,7 +84,7 @@ typedef struct cs_doc_slot {
   uint32_t len;   /* strlen(instance), for sorting by key */
   char name[CS_SLOT_NAME];
   cs_doc doc;
-  uint64_t cursor; /* change cursor stored with the document (0: new) */
+  uint64_t cursor; /* stored cursor word (CS_CURSOR_SOLE included; 0: new) */
   bool loaded, exists, dirty;
   bool had_conflicts; /* before this operation */
   cs_conflict_list before;
@@ -115,7 +115,14 @@ int cs__cache_flush(cs_doc_cache *c, cs_store *s, cs_wbatch *b);
  * cache keeps its model and holds nothing more. */
 void cs__cache_drop_docs(cs_doc_cache *c);
 
-/* Reads one document (CS_ENOTFOUND when absent, CS_ECORRUPT naming the key). */
+/* A document's stored cursor word: the change cursor, with this bit set
+ * when the change index entry at that cursor lists the document alone (a
+ * flush of one document wrote it). Cursors stay below 2^63. */
+#define CS_CURSOR_SOLE (UINT64_C(1) << 63)
+
+/* Reads one document (CS_ENOTFOUND when absent, CS_ECORRUPT naming the key).
+ * *out_cursor (may be NULL) gets the stored cursor word, CS_CURSOR_SOLE
+ * included. */
 int cs__doc_read(cs_doc *out, uint64_t *out_cursor, cs_store *s, const char *model,
                  const char *instance);
 int cs__doc_value_decode(cs_doc *out, uint64_t *out_cursor, const uint8_t *p, size_t len,
@@ -339,11 +346,6 @@ int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len);
  * the end, or CS_ECORRUPT (names empty, cut short, holding NUL or out of
  * key order) or CS_ENOMEM. */
 int cs__change_cursor_next(char **out, cs_change_cursor *c);
-/* Puts into b the deletion of model's entry at `cursor` when it lists
- * `instance` and nothing else (an entry that does not decode is left for
- * cs_check to report). */
-int cs__change_drop_sole(cs_store *s, const char *model, uint64_t cursor, const char *instance,
-                         cs_wbatch *b);
 /* Puts into b model m's entries rewritten without the names whose document
  * has moved on to a later cursor, is gone, or is in `gone` (sorted by
  * strcmp: being purged by b); *dropped counts those names. */
