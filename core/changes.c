@@ -10,96 +10,11 @@
  * So a flush of n documents costs one index write instead of a delete and
  * a put per document.
  *
- * Entries written before format 3 hold one instance name as the whole value.
- * Names never contain NUL, so a value that starts with a zero byte is a list.
+ * The entry layout is read and written by core/codec_changes.c.
  */
 #include <stdlib.h>
 
 #include "core/engine.h"
-
-#define LIST_MARK 0x00
-#define LIST_VERSION 0x01
-
-int cs__change_list_start(cs_buf *val) {
-  cs__buf_clear(val);
-  if (cs__buf_putc(val, (char)LIST_MARK) != 0 || cs__buf_putc(val, (char)LIST_VERSION) != 0)
-    return CS_ENOMEM;
-  return 0;
-}
-
-int cs__change_list_add(cs_buf *val, const char *instance) {
-  return cs__key_name(val, instance);
-}
-
-int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len) {
-  c->v = v;
-  c->len = len;
-  c->pos = 0;
-  c->single = len == 0 || v[0] != LIST_MARK;
-  if (c->single)
-    return 0;
-  if (len < 2)
-    return cs__error(CS_ECORRUPT, "change index entry of %zu bytes: list version missing", len);
-  if (v[1] != LIST_VERSION)
-    return cs__error(CS_ECORRUPT, "change index entry of %zu bytes: unknown list version %u", len,
-                     v[1]);
-  c->pos = 2;
-  c->prev = NULL;
-  c->prev_len = 0;
-  return 0;
-}
-
-/* Document key order (cs__key_doc): by length, then bytes. */
-static int cmp_names(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
-  if (alen != blen)
-    return alen < blen ? -1 : 1;
-  return memcmp(a, b, alen);
-}
-
-int cs__change_cursor_next(char **out, cs_change_cursor *c) {
-  *out = NULL;
-  if (c->single) {
-    if (c->pos)
-      return 0;
-    c->pos = 1;
-    if (c->len == 0)
-      return cs__error(CS_ECORRUPT, "change index entry is empty");
-    if (memchr(c->v, '\0', c->len))
-      return cs__error(CS_ECORRUPT, "change index entry's name contains a NUL byte");
-    if ((*out = cs__strndup((const char *)c->v, c->len)) == NULL)
-      return CS_ENOMEM;
-    return 1;
-  }
-  if (c->pos == c->len)
-    return 0;
-  size_t p = c->pos, n;
-  if (c->len - p < 2)
-    return cs__error(CS_ECORRUPT,
-                     "change index entry of %zu bytes: name length cut short at offset %zu", c->len,
-                     p);
-  n = ((size_t)c->v[p] << 8) | c->v[p + 1];
-  if (n == 0 || c->len - p - 2 < n)
-    return cs__error(CS_ECORRUPT,
-                     "change index entry of %zu bytes: name at offset %zu claims %zu bytes, %zu "
-                     "remain",
-                     c->len, p, n, c->len - p - 2);
-  const uint8_t *name = c->v + p + 2;
-  if (memchr(name, '\0', n))
-    return cs__error(CS_ECORRUPT,
-                     "change index entry of %zu bytes: name at offset %zu contains a NUL byte",
-                     c->len, p);
-  if (c->prev && cmp_names(c->prev, c->prev_len, name, n) >= 0)
-    return cs__error(CS_ECORRUPT,
-                     "change index entry of %zu bytes: name at offset %zu is not after the one "
-                     "before it",
-                     c->len, p);
-  if ((*out = cs__strndup((const char *)name, n)) == NULL)
-    return CS_ENOMEM;
-  c->prev = name;
-  c->prev_len = n;
-  c->pos = p + 2 + n;
-  return 1;
-}
 
 static int entry_error(int rc, const char *model, uint64_t cursor) {
   return cs__error_wrap(rc, "change index of model '%s', cursor %llu: ", model,

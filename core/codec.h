@@ -15,9 +15,9 @@
 
 /* Limits enforced by the decoder (documented in docs/wire-format.md). */
 #define CS_WIRE_MAX_MESSAGE (64u << 20) /* bytes */
-#define CS_WIRE_MAX_NAME 1024            /* model, instance, field name bytes */
-#define CS_WIRE_MAX_VALUE (1u << 20)     /* string / bytes value */
-#define CS_WIRE_MAX_DEPTH 16             /* msgpack nesting */
+#define CS_WIRE_MAX_NAME 1024           /* model, instance, field name bytes */
+#define CS_WIRE_MAX_VALUE (1u << 20)    /* string / bytes value */
+#define CS_WIRE_MAX_DEPTH 16            /* msgpack nesting */
 
 typedef enum cs_msg_type {
   CS_MSG_SYNC_REQUEST = 1,  /* knowledge + actions the peer lacks */
@@ -86,22 +86,22 @@ typedef struct cs_wire_model {
   cs_dotset knowledge; /* sender's knowledge of the model */
   char **instances;    /* instance table; names unique */
   size_t ninstances;
-  bool instances_inline; /* decoded: the names live in the allocation of
-                            `instances` (not freed one by one) */
+  bool instances_inline;   /* decoded: the names live in the allocation of
+                              `instances` (not freed one by one) */
   cs_wire_action *actions; /* sorted by (origin, first) */
   size_t nactions;
   const cs_action_source *source; /* encoding only: actions come from here
                                      (`actions` empty) */
-  cs_wire_state *states; /* sorted by instance name */
+  cs_wire_state *states;          /* sorted by instance name */
   size_t nstates;
 } cs_wire_model;
 
 typedef struct cs_sync_msg {
-  uint8_t type;       /* cs_msg_type */
-  cs_replica sender;  /* replica id of the sender */
-  cs_hlc clock;       /* sender's clock when sending (skew check) */
-  uint64_t cursor;    /* PULL_REQUEST: since; PULL_RESPONSE: new cursor */
-  uint32_t flags;     /* CS_MSG_F_* */
+  uint8_t type;          /* cs_msg_type */
+  cs_replica sender;     /* replica id of the sender */
+  cs_hlc clock;          /* sender's clock when sending (skew check) */
+  uint64_t cursor;       /* PULL_REQUEST: since; PULL_RESPONSE: new cursor */
+  uint32_t flags;        /* CS_MSG_F_* */
   cs_wire_model *models; /* sorted by name, names unique */
   size_t nmodels;
 } cs_sync_msg;
@@ -219,6 +219,23 @@ typedef struct cs_run_peek {
 
 int cs__codec_peek_run(cs_run_peek *out, const uint8_t *p, size_t len);
 void cs__run_peek_dispose(cs_run_peek *pk);
+
+/* A change index entry (core/codec_changes.c): the instance names one flush
+ * wrote, or, as written before format 3, a single name. */
+int cs__change_list_start(cs_buf *val);
+int cs__change_list_add(cs_buf *val, const char *instance);
+typedef struct cs_change_cursor {
+  const uint8_t *v; /* borrowed: must outlive the cursor */
+  size_t len, pos;
+  bool single;         /* the layout before format 3 */
+  const uint8_t *prev; /* the name read last (in v), for the order check */
+  size_t prev_len;
+} cs_change_cursor;
+int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len);
+/* 1 and the next name in *out (the caller frees it with cs__free), 0 at
+ * the end, or CS_ECORRUPT (names empty, cut short, holding NUL or out of
+ * key order) or CS_ENOMEM. */
+int cs__change_cursor_next(char **out, cs_change_cursor *c);
 
 /* A document state alone (the documents column family). Versioned, no checksum
  * beyond RocksDB's own block checksums. */

@@ -330,22 +330,6 @@ void cs__builder_dispose(cs_msg_builder *b);
 /* Adds whole states of model m's documents changed after cursor `since`. */
 int cs__collect_states(cs_wire_model *wm, cs_store *s, cs_model *m, uint64_t since);
 
-/* A change index entry (core/changes.c): the instance names one flush
- * wrote, or, as written before format 3, a single name. */
-int cs__change_list_start(cs_buf *val);
-int cs__change_list_add(cs_buf *val, const char *instance);
-typedef struct cs_change_cursor {
-  const uint8_t *v; /* borrowed: must outlive the cursor */
-  size_t len, pos;
-  bool single;         /* the layout before format 3 */
-  const uint8_t *prev; /* the name read last (in v), for the order check */
-  size_t prev_len;
-} cs_change_cursor;
-int cs__change_cursor_init(cs_change_cursor *c, const uint8_t *v, size_t len);
-/* 1 and the next name in *out (the caller frees it with cs__free), 0 at
- * the end, or CS_ECORRUPT (names empty, cut short, holding NUL or out of
- * key order) or CS_ENOMEM. */
-int cs__change_cursor_next(char **out, cs_change_cursor *c);
 /* Puts into b model m's entries rewritten without the names whose document
  * has moved on to a later cursor, is gone, or is in `gone` (sorted by
  * strcmp: being purged by b); *dropped counts those names. */
