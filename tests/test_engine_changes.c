@@ -548,3 +548,20 @@ Test(engine_changes, every_allocation_failure_of_a_one_document_commit_is_report
   index_dispose(&x);
   cs_store_close(s);
 }
+
+/* The writer refuses a name the layout cannot hold (engine names are
+ * checked long before: at most CS_WIRE_MAX_NAME bytes, never empty). */
+Test(engine_changes, the_writer_refuses_a_name_it_cannot_hold) {
+  cs_buf v = CS_BUF_INIT;
+  char *big = malloc(70000);
+  cr_assert_not_null(big);
+  memset(big, 'x', 69999);
+  big[69999] = '\0';
+  cr_assert_eq(cs__change_list_start(&v), 0);
+  cr_expect_eq(cs__change_list_add(&v, ""), CS_EINVAL);
+  cr_expect_eq(cs__change_list_add(&v, big), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "69999 bytes") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(v.size, 2, "nothing written");
+  free(big);
+  cs_buf_dispose(&v);
+}
