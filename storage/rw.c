@@ -293,6 +293,13 @@ static void flush_large(cs_db *db, const cs_wbatch *b) {
     rocksdb_flushoptions_destroy(fo);
 }
 
+/* Countdown to an injected write failure; 0 means never. */
+static unsigned long write_fail_countdown;
+
+void cs__db_write_fail_after(unsigned long n) {
+  write_fail_countdown = n;
+}
+
 int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
   char *err = NULL;
 
@@ -303,6 +310,9 @@ int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
                      b->count, db->path, cs_strerror(b->err));
   if (b->db != db)
     return cs__error(CS_EINVAL, "write batch made for '%s' written to '%s'", b->db->path, db->path);
+  if (CS__UNLIKELY(write_fail_countdown != 0) && --write_fail_countdown == 0)
+    return cs__error(CS_EIO, "write of %zu ops on '%s' failed: injected failure", b->count,
+                     db->path);
   cs__db_thread_init();
   rocksdb_write(db->rdb, sync ? db->wopts_sync : db->wopts_fast, b->rb, &err);
   if (err)

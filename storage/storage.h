@@ -91,6 +91,9 @@ void cs__wbatch_delete_range(cs_wbatch *b, cs_cf cf, const void *begin, size_t b
 size_t cs__wbatch_count(const cs_wbatch *b);
 /* Applies the whole batch or none of it. sync=true fsyncs the WAL first. */
 int cs__db_write(cs_db *db, cs_wbatch *b, bool sync);
+/* Tests: the nth write from now (1: the next) fails with CS_EIO before
+ * RocksDB sees it, as a full disk would fail it; 0 turns this off. */
+void cs__db_write_fail_after(unsigned long n);
 
 /* Forward iteration over [lower, upper) of one column family (upper NULL: to the end). */
 typedef struct cs_iter cs_iter;
