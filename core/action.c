@@ -11,10 +11,23 @@
 int cs__local_begin(cs_local_ctx *lc, cs_store *s) {
   memset(lc, 0, sizeof(*lc));
   lc->store = s;
+  lc->cursor0 = s->cursor;
+  lc->outbox_seq0 = s->outbox_seq;
   return cs__wbatch_new(&lc->batch, s->db);
 }
 
+/* What memory holds must again be what is stored: the models' schema,
+ * knowledge and floor, and the store's counters. */
+static void local_rollback(cs_local_ctx *lc) {
+  for (size_t i = 0; i < lc->ncaches; i++)
+    cs__model_reload(lc->store, lc->caches[i].model);
+  lc->store->cursor = lc->cursor0;
+  lc->store->outbox_seq = lc->outbox_seq0;
+}
+
 void cs__local_dispose(cs_local_ctx *lc) {
+  if (lc->store && !lc->committed)
+    local_rollback(lc);
   for (size_t i = 0; i < lc->ncaches; i++) {
     cs__cache_dispose(&lc->caches[i]);
     cs__segment_dispose(&lc->segs[i]);
@@ -121,12 +134,6 @@ done:
   return rc;
 }
 
-/* After a failed write, the models' knowledge must again be what is stored. */
-static void local_rollback(cs_local_ctx *lc) {
-  for (size_t i = 0; i < lc->ncaches; i++)
-    cs__model_reload(lc->store, lc->caches[i].model);
-}
-
 int cs__local_commit(cs_local_ctx *lc) {
   cs_store *s = lc->store;
   cs_model **models = NULL;
@@ -154,9 +161,8 @@ int cs__local_commit(cs_local_ctx *lc) {
   for (size_t i = 0; i < lc->ncaches; i++)
     models[i]->dirty_schema = false;
   s->outbox_len += lc->actions;
+  lc->committed = true;
 done:
-  if (rc)
-    local_rollback(lc);
   cs__free(models);
   return rc;
 }
@@ -404,8 +410,6 @@ int cs_queue_offline_action(cs_store *s, const cs_action *a) {
   CS_LOCK(s);
   if ((rc = cs__local_begin(&lc, s)) == 0 && (rc = cs__local_json_action(&lc, a)) == 0)
     rc = cs__local_commit(&lc);
-  else if (rc)
-    local_rollback(&lc);
   cs__local_dispose(&lc);
   CS_UNLOCK(s);
   return rc;
@@ -547,7 +551,6 @@ void cs_batch_abort(cs_batch *b) {
   if (!b)
     return;
   s = b->lc.store;
-  local_rollback(&b->lc);
   cs__local_dispose(&b->lc);
   CS_UNLOCK(s);
   cs__free(b);

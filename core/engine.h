@@ -65,8 +65,8 @@ int cs__model_get(cs_model **out, cs_store *s, const char *name); /* creates */
 void cs__model_drop(cs_store *s, const char *name);
 cs_schema_field *cs__schema_field(cs_model *m, const char *name);
 int cs__schema_field_set(cs_model *m, const char *name, uint8_t kind, uint8_t policy);
-/* Re-reads a model's knowledge and floor from the database, after a write
- * failed: what memory holds must describe what is stored. */
+/* Re-reads a model's schema, knowledge and floor from the database, after
+ * an operation failed: what memory holds must describe what is stored. */
 void cs__model_reload(cs_store *s, cs_model *m);
 bool cs__field_is_silent(const char *field, void *model);
 /* Adds the store's meta records (clock, cursor, outbox seq, knowledge and
@@ -150,9 +150,16 @@ typedef struct cs_local_ctx {
   size_t ncaches, caches_cap, segs_cap;
   size_t actions;
   struct cs_outbox_run *outbox; /* the outbox entries not yet put */
+  /* The store's counters when it began: unless it commits, they are put
+   * back, so that a cursor or outbox number never names a write that did
+   * not happen (a pull hands out the cursor). */
+  uint64_t cursor0, outbox_seq0;
+  bool committed;
 } cs_local_ctx;
 
 int cs__local_begin(cs_local_ctx *lc, cs_store *s);
+/* Frees the context. Unless it committed, the models it touched are re-read
+ * and the store's counters put back: nothing of it stays in memory. */
 void cs__local_dispose(cs_local_ctx *lc);
 int cs__local_cache(cs_doc_cache **out, cs_local_ctx *lc, const char *model);
 /* Finishes a delta built on slot: joins it into the document, writes the log
@@ -356,6 +363,7 @@ typedef struct cs_merger {
   size_t ncreated, created_cap;
   size_t applied;
   uint64_t limit; /* the latest stamp accepted (cs__stamp_limit) */
+  uint64_t cursor0; /* the store's change cursor before: put back unless finished */
   cs_hlc max_hlc; /* of the applied actions: observed at finish */
   bool floor_dirty, finished;
   /* the section being merged */

@@ -278,6 +278,7 @@ int cs__merge_begin(cs_merger *mg, cs_store *s) {
   memset(mg, 0, sizeof(*mg));
   mg->store = s;
   mg->limit = cs__stamp_limit(s);
+  mg->cursor0 = s->cursor;
   cs__segment_init(&mg->seg);
   mg->seg.borrow = true; /* runs are flushed before their section ends */
   if (!(mg->pool = cs__calloc(1, sizeof(*mg->pool))))
@@ -300,7 +301,8 @@ void cs__merge_dispose(cs_merger *mg) {
   section_clear(mg);
   /* Not finished: what memory holds of the models must again be what is
    * stored, and the models the message brought are forgotten. */
-  if (!mg->finished) {
+  if (!mg->finished && mg->store) {
+    mg->store->cursor = mg->cursor0;
     for (size_t i = 0; i < mg->ncaches; i++)
       cs__model_reload(mg->store, mg->caches[i].model);
     for (size_t i = 0; i < mg->ncreated; i++)

@@ -278,6 +278,18 @@ static int load_models(cs_store *s) {
 
 void cs__model_reload(cs_store *s, cs_model *m) {
   static const char *const what[] = {"knowledge/", "floor/"};
+  cs_buf skey = CS_BUF_INIT, sval = CS_BUF_INIT;
+
+  /* The schema too: an operation that failed may have inferred field types. */
+  for (size_t i = 0; i < m->nfields; i++)
+    cs__free(m->fields[i].name);
+  m->nfields = 0;
+  m->dirty_schema = false;
+  if (cs__buf_printf(&skey, "schema/%s", m->name) == 0 &&
+      cs__db_get(&sval, s->db, CS_CF_META, skey.ptr, skey.size) == 0)
+    load_schema(m, s->path, &(cs_bytes){(const uint8_t *)sval.ptr, sval.size});
+  cs_buf_dispose(&skey);
+  cs_buf_dispose(&sval);
   for (int i = 0; i < 2; i++) {
     cs_dotset *set = i == 0 ? &m->knowledge : &m->floor;
     cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
@@ -400,7 +412,7 @@ int cs_store_public_key(char out[65], cs_store *s) {
 
 int cs_define_model(cs_store *s, const char *model, const cs_field_def *fields, size_t n) {
   cs_wbatch *b = NULL;
-  cs_model *m;
+  cs_model *m = NULL;
   int rc;
 
   if (!model || (n && !fields))
@@ -451,6 +463,8 @@ int cs_define_model(cs_store *s, const char *model, const cs_field_def *fields, 
     goto done;
   m->dirty_schema = false;
 done:
+  if (rc && m) /* the fields set above were not written */
+    cs__model_reload(s, m);
   cs__wbatch_free(b);
   CS_UNLOCK(s);
   return rc;
