@@ -10,9 +10,13 @@
 
 struct cs_scheduler {
   pthread_mutex_t lock;
-  pthread_cond_t wake;
+  pthread_cond_t wake;   /* on CLOCK_MONOTONIC */
+  pthread_cond_t joined; /* the thread was joined */
   pthread_t thread;
-  bool running, stop;
+  /* running: a thread was started and not joined yet (it may have been
+   * asked to stop, from its own status callback, and be ending); joining:
+   * a stop is waiting for it. */
+  bool running, joining, stop;
   cs_store *store;
   cs_peer *peer;
   cs_scheduler_options opts;
@@ -33,19 +37,25 @@ static uint64_t next_random(uint64_t *state) {
   return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* The delay before retry n (1-based): base * 2^(n-1), capped, +- jitter. */
+/* now + d, or UINT64_MAX ("never") when that does not fit. */
+static uint64_t time_after(uint64_t now, uint64_t d) {
+  return d > UINT64_MAX - now ? UINT64_MAX : now + d;
+}
+
+/* The delay before retry n (1-based): base * 2^(n-1) +- jitter, never
+ * above the cap and never 0. */
 static uint64_t backoff_ms(cs_scheduler *s, unsigned failures) {
-  uint64_t d = s->opts.backoff_base_ms;
-  for (unsigned i = 1; i < failures && d < s->opts.backoff_max_ms; i++)
-    d *= 2;
-  if (d > s->opts.backoff_max_ms)
-    d = s->opts.backoff_max_ms;
+  uint64_t max = s->opts.backoff_max_ms, d = s->opts.backoff_base_ms;
+  for (unsigned i = 1; i < failures && d < max; i++)
+    d = d > max / 2 ? max : d * 2;
+  if (d > max)
+    d = max;
   if (s->opts.jitter > 0) {
     double r = (double)(next_random(&s->rng) >> 11) / (double)(1ull << 53); /* [0,1) */
-    double f = 1.0 + s->opts.jitter * (2.0 * r - 1.0);
-    d = (uint64_t)((double)d * f);
+    double f = (double)d * (1.0 + s->opts.jitter * (2.0 * r - 1.0));
+    d = f >= (double)max ? max : (uint64_t)f;
   }
-  return d;
+  return d ? d : 1;
 }
 
 int cs_scheduler_new(cs_scheduler **out, cs_store *store, cs_peer *peer,
@@ -59,7 +69,7 @@ int cs_scheduler_new(cs_scheduler **out, cs_store *store, cs_peer *peer,
   if (opts && opts->version != CS_SCHEDULER_OPTIONS_VERSION)
     return cs__error(CS_EVERSION, "cs_scheduler_options version %u is not supported",
                      opts->version);
-  if (opts && (opts->jitter < 0 || opts->jitter > 1))
+  if (opts && !(opts->jitter >= 0 && opts->jitter <= 1)) /* NaN too */
     return cs__error(CS_EINVAL, "scheduler jitter %.3f is outside 0..1", opts->jitter);
   if ((s = cs__calloc(1, sizeof(*s))) == NULL)
     return CS_ENOMEM;
@@ -77,7 +87,16 @@ int cs_scheduler_new(cs_scheduler **out, cs_store *store, cs_peer *peer,
   /* First attempt at once: an app that starts wants its data. */
   s->status.next_attempt_ms = cs__mono_ms();
   pthread_mutex_init(&s->lock, NULL);
-  pthread_cond_init(&s->wake, NULL);
+  {
+    /* Waits are timed on the clock the attempts are planned on: setting
+     * the wall clock back does not hold periodic syncs up. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
+  }
+  pthread_cond_init(&s->joined, NULL);
   *out = s;
   return 0;
 }
@@ -116,13 +135,14 @@ int cs_scheduler_tick(cs_scheduler *s, uint64_t now) {
     s->status.last_error = 0;
     s->status.last_error_msg[0] = '\0';
     s->status.last_success_ms = cs__now_ms();
-    s->status.next_attempt_ms = s->opts.interval_ms ? now + s->opts.interval_ms : UINT64_MAX;
+    s->status.next_attempt_ms =
+        s->opts.interval_ms ? time_after(now, s->opts.interval_ms) : UINT64_MAX;
   } else {
     s->status.failures++;
     s->status.last_error = rc;
     snprintf(s->status.last_error_msg, sizeof(s->status.last_error_msg), "%s", cs_errmsg());
     s->status.state = (rc == CS_ENETWORK || rc == CS_ETIMEOUT) ? CS_SYNC_OFFLINE : CS_SYNC_ERROR;
-    s->status.next_attempt_ms = now + backoff_ms(s, s->status.failures);
+    s->status.next_attempt_ms = time_after(now, backoff_ms(s, s->status.failures));
   }
   pthread_mutex_unlock(&s->lock);
   notify(s);
@@ -133,6 +153,7 @@ void cs_scheduler_notify_online(cs_scheduler *s) {
   pthread_mutex_lock(&s->lock);
   s->due_now = true;
   s->status.failures = 0;
+  s->status.next_attempt_ms = cs__mono_ms(); /* what the status shows: now */
   pthread_cond_signal(&s->wake);
   pthread_mutex_unlock(&s->lock);
 }
@@ -157,7 +178,7 @@ static void *run(void *arg) {
     /* Sleep until the next attempt, a notify_online, or stop. */
     uint64_t wait = s->status.next_attempt_ms - now;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     if (wait > 3600000)
       wait = 3600000;
     ts.tv_sec += (time_t)(wait / 1000);
@@ -175,9 +196,20 @@ static void *run(void *arg) {
 int cs_scheduler_start(cs_scheduler *s) {
   int err;
   pthread_mutex_lock(&s->lock);
-  if (s->running) {
+  if (s->running && (!s->stop || pthread_equal(s->thread, pthread_self()))) {
     pthread_mutex_unlock(&s->lock);
-    return cs__error(CS_ESTATE, "scheduler is already running");
+    return cs__error(CS_ESTATE, s->stop ? "the scheduler's thread cannot restart itself"
+                                        : "scheduler is already running");
+  }
+  if (s->running) {
+    /* Stopped from its status callback and not joined yet: join it first. */
+    pthread_mutex_unlock(&s->lock);
+    cs_scheduler_stop(s);
+    pthread_mutex_lock(&s->lock);
+    if (s->running) {
+      pthread_mutex_unlock(&s->lock);
+      return cs__error(CS_ESTATE, "scheduler is already running");
+    }
   }
   s->stop = false;
   err = pthread_create(&s->thread, NULL, run, s);
@@ -187,15 +219,27 @@ int cs_scheduler_start(cs_scheduler *s) {
 }
 
 void cs_scheduler_stop(cs_scheduler *s) {
-  bool was;
   pthread_mutex_lock(&s->lock);
-  was = s->running;
   s->stop = true;
-  s->running = false;
   pthread_cond_signal(&s->wake);
+  if (s->running && !pthread_equal(s->thread, pthread_self())) {
+    if (s->joining) {
+      /* Another stop joins it: return once it has. */
+      while (s->running)
+        pthread_cond_wait(&s->joined, &s->lock);
+    } else {
+      s->joining = true;
+      pthread_mutex_unlock(&s->lock);
+      pthread_join(s->thread, NULL);
+      pthread_mutex_lock(&s->lock);
+      s->running = false;
+      s->joining = false;
+      pthread_cond_broadcast(&s->joined);
+    }
+  }
+  /* From the status callback, on the scheduler's own thread, the thread
+   * ends when the callback returns; the next stop or free joins it. */
   pthread_mutex_unlock(&s->lock);
-  if (was)
-    pthread_join(s->thread, NULL);
 }
 
 void cs_scheduler_free(cs_scheduler *s) {
@@ -203,6 +247,7 @@ void cs_scheduler_free(cs_scheduler *s) {
     return;
   cs_scheduler_stop(s);
   pthread_cond_destroy(&s->wake);
+  pthread_cond_destroy(&s->joined);
   pthread_mutex_destroy(&s->lock);
   cs__free(s);
 }

@@ -404,7 +404,7 @@ typedef struct cs_sync_status {
   cs_sync_state state;
   size_t pending;           /* outbox size */
   uint64_t last_success_ms; /* wall clock, 0 = never */
-  uint64_t next_attempt_ms; /* monotonic ms of the next planned attempt */
+  uint64_t next_attempt_ms; /* monotonic ms of the next planned attempt (UINT64_MAX: none) */
   unsigned failures;        /* consecutive failures */
   int last_error;           /* CS_E code of the last failure, 0 = none */
   char last_error_msg[256];
@@ -416,7 +416,7 @@ typedef struct cs_scheduler_options {
   unsigned version;
   uint64_t interval_ms;   /* periodic sync; 0 = no periodic sync (manual only) */
   uint64_t backoff_base_ms; /* first retry delay; default 1000 */
-  uint64_t backoff_max_ms;  /* cap; default 300000 */
+  uint64_t backoff_max_ms;  /* cap, jitter included; default 300000 */
   double jitter;            /* 0..1, fraction of the delay randomised; default 0.2 */
 } cs_scheduler_options;
 #define CS_SCHEDULER_OPTIONS_VERSION 1
@@ -425,15 +425,21 @@ typedef struct cs_scheduler_options {
 typedef struct cs_scheduler cs_scheduler;
 
 /* A scheduler syncing `store` with `peer` (both must outlive it). The status
- * callback (may be NULL) runs on the thread that runs the sync. */
+ * callback (may be NULL) runs on the thread that runs the sync, without the
+ * scheduler's lock: it may call cs_scheduler_status and cs_scheduler_stop
+ * (from the background thread, the thread then ends once the callback
+ * returns, and the next stop or free waits for it), but must not free the
+ * scheduler. A time that does not fit in 64 bits means never. */
 CS_EXTERN int cs_scheduler_new(cs_scheduler **out, cs_store *store, cs_peer *peer,
                                const cs_scheduler_options *opts, cs_status_cb cb,
                                void *payload);
 CS_EXTERN void cs_scheduler_free(cs_scheduler *s);
-/* Poll form: runs a sync if one is due at monotonic time now_ms; returns the
- * sync's result code (0 when nothing was due). */
+/* Poll form: runs a sync if one is due at now_ms, in milliseconds of
+ * CLOCK_MONOTONIC (the clock the first attempt is planned on: at once);
+ * returns the sync's result code (0 when nothing was due). */
 CS_EXTERN int cs_scheduler_tick(cs_scheduler *s, uint64_t now_ms);
-/* Background form: a thread that ticks until cs_scheduler_stop(). */
+/* Background form: a thread that ticks until cs_scheduler_stop(), which
+ * waits for a sync under way. */
 CS_EXTERN int cs_scheduler_start(cs_scheduler *s);
 CS_EXTERN void cs_scheduler_stop(cs_scheduler *s);
 /* Manual sync / on connection: the next tick (or the thread) syncs at once,
