@@ -50,6 +50,9 @@ void cs_peer_free(cs_peer *peer) {
 
 typedef struct http_peer {
   cs_peer base;
+  /* One exchange at a time: the client (a curl handle) is not thread-safe,
+   * and a scheduler's thread and the app's own cs_sync may share a peer. */
+  pthread_mutex_t lock;
   cs_http_client *client;
   char *url;
 } http_peer;
@@ -57,13 +60,17 @@ typedef struct http_peer {
 static int http_exchange(cs_peer *self, cs_buf *response, const char *path,
                          const uint8_t *request, size_t len) {
   http_peer *hp = (http_peer *)self;
-  int status = 0;
+  int status = 0, rc;
   /* The transport's message already names the method and URL. */
-  return cs__http_post(response, &status, hp->client, path, request, len);
+  pthread_mutex_lock(&hp->lock);
+  rc = cs__http_post(response, &status, hp->client, path, request, len);
+  pthread_mutex_unlock(&hp->lock);
+  return rc;
 }
 
 static void http_free(cs_peer *self) {
   http_peer *hp = (http_peer *)self;
+  pthread_mutex_destroy(&hp->lock);
   cs__http_client_free(hp->client);
   cs__free(hp->url);
   cs__free(hp);
@@ -100,6 +107,7 @@ int cs_peer_http(cs_peer **out, cs_store *store, const char *url,
     hp->url[n - 1] = '\0';
   if ((rc = cs__http_client_new(&hp->client, hp->url, &store->key, &co)) != 0)
     goto fail;
+  pthread_mutex_init(&hp->lock, NULL);
   hp->base.version = CS_PEER_VERSION;
   hp->base.exchange = http_exchange;
   hp->base.free = http_free;

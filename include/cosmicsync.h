@@ -317,7 +317,8 @@ typedef struct cs_http_peer_options {
 #define CS_HTTP_PEER_OPTIONS_INIT {CS_HTTP_PEER_OPTIONS_VERSION, 5000, 30000, NULL, NULL}
 
 /* A peer reached over HTTP(S) at `url` ("http://127.0.0.1:8787"); requests
- * are signed with `store`'s key. Free with cs_peer_free(). */
+ * are signed with `store`'s key. Threads may share it (a scheduler's and the
+ * app's): it makes one exchange at a time. Free with cs_peer_free(). */
 CS_EXTERN int cs_peer_http(cs_peer **out, cs_store *store, const char *url,
                            const cs_http_peer_options *opts);
 CS_EXTERN void cs_peer_free(cs_peer *peer);

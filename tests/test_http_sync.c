@@ -90,6 +90,51 @@ Test(http_sync, hub_and_two_clients_converge) {
   cs_store_close(b);
 }
 
+/* Two threads syncing one store through one HTTP peer, as a scheduler's
+ * thread and the app's own cs_sync do. */
+typedef struct shared_peer_run {
+  cs_store *store;
+  cs_peer *peer;
+  const char *instance;
+  int failures;
+  char first_error[256];
+} shared_peer_run;
+
+static void *sync_many(void *arg) {
+  shared_peer_run *r = arg;
+  for (int i = 0; i < 20; i++) {
+    char json[32];
+    snprintf(json, sizeof(json), "{\"n\":%d}", i);
+    cs_action act = {i == 0 ? CS_ACTION_CREATE : CS_ACTION_UPDATE, "M", r->instance, json};
+    if (cs_queue_offline_action(r->store, &act) != 0 || cs_sync(NULL, r->store, r->peer) != 0) {
+      if (r->failures++ == 0)
+        snprintf(r->first_error, sizeof(r->first_error), "%s", cs_errmsg());
+    }
+  }
+  return NULL;
+}
+
+Test(http_sync, one_peer_shared_by_two_threads) {
+  cs_store *hub = tu_open(dir, "hub"), *a = tu_open(dir, "a");
+  trust(hub, a, all, 1, all, 1);
+  cs_server *srv = serve(hub);
+  cs_peer *p = http_peer(a, srv);
+  shared_peer_run r1 = {a, p, "one", 0, ""}, r2 = {a, p, "two", 0, ""};
+  pthread_t t1, t2;
+  cr_assert_eq(pthread_create(&t1, NULL, sync_many, &r1), 0);
+  cr_assert_eq(pthread_create(&t2, NULL, sync_many, &r2), 0);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  cr_expect_eq(r1.failures + r2.failures, 0, "%s%s", r1.first_error, r2.first_error);
+  must_sync(a, p);
+  expect_same(a, hub, "M", "one");
+  expect_same(a, hub, "M", "two");
+  cs_peer_free(p);
+  cs_server_stop(srv);
+  cs_store_close(hub);
+  cs_store_close(a);
+}
+
 Test(http_sync, mesh_of_three_servers_converges) {
   cs_store *s[3];
   cs_server *srv[3];

@@ -381,8 +381,6 @@ void cs__http_server_stop(cs_http_server *s) {
    * The wait is bounded by the connection timeout: a stuck handler must not
    * keep the process from exiting forever. */
   lfd = MHD_quiesce_daemon(s->daemon);
-  if (lfd != MHD_INVALID_SOCKET)
-    close(lfd);
   clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += (time_t)s->opts.timeout_s + 1;
   pthread_mutex_lock(&s->mu);
@@ -392,6 +390,9 @@ void cs__http_server_stop(cs_http_server *s) {
   }
   pthread_mutex_unlock(&s->mu);
   MHD_stop_daemon(s->daemon);
+  /* Only now: libmicrohttpd's threads may use the socket until they stop. */
+  if (lfd != MHD_INVALID_SOCKET)
+    close(lfd);
   cs__replay_free(s->replay);
   cs__free(s->host);
   pthread_mutex_destroy(&s->mu);
