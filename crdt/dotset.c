@@ -152,17 +152,19 @@ int cs__dotset_join(cs_dotset *into, const cs_dotset *from) {
   /* A delta's context names a handful of dots: adding them one by one
    * extends the vector in place and allocates nothing. */
   {
-    uint64_t cost = from->extra_len;
+    /* cost stays <= 17: a sum of untrusted maxima must not wrap. */
+    uint64_t cost = from->extra_len > 16 ? 17 : from->extra_len;
     for (size_t k = 0; k < from->vv_len && cost <= 16; k++) {
       uint64_t have = cs__dotset_max(into, from->vv[k].replica);
       if (from->vv[k].max > have)
-        cost += from->vv[k].max - have;
+        cost = from->vv[k].max - have > 16 ? 17 : cost + (from->vv[k].max - have);
     }
     if (cost <= 16) {
       for (size_t k = 0; k < from->vv_len; k++) {
         cs_replica r = from->vv[k].replica;
-        for (uint64_t c = cs__dotset_max(into, r) + 1; c <= from->vv[k].max; c++)
-          if ((rc = cs__dotset_add(into, (cs_dot){r, c})))
+        /* Counted up to the max, never past it: max may be 2^64 - 1. */
+        for (uint64_t c = cs__dotset_max(into, r); c < from->vv[k].max;)
+          if ((rc = cs__dotset_add(into, (cs_dot){r, ++c})))
             return rc;
       }
       for (size_t k = 0; k < from->extra_len; k++)

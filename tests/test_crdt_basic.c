@@ -258,6 +258,29 @@ Test(crdt_dotset, join_fails_cleanly_without_memory) {
   cs__dotset_dispose(&before);
 }
 
+/* Maxima near 2^64 (a peer may claim them): the join ends, and sums of
+ * counts do not wrap into a small number. */
+Test(crdt_dotset, join_near_the_top_of_the_counter_ends, .timeout = 10) {
+  cs_vv_entry wrap[2] = {{7, 1}, {9, UINT64_MAX}}, top[1] = {{9, UINT64_MAX}};
+  cs_dotset from = CS_DOTSET_INIT, into = CS_DOTSET_INIT;
+  from.vv = wrap;
+  from.vv_len = 2;
+  cr_assert_eq(cs__dotset_join(&into, &from), 0);
+  cr_expect_eq(cs__dotset_max(&into, 7), 1);
+  cr_expect_eq(cs__dotset_max(&into, 9), UINT64_MAX);
+  /* A few dots below the top: added one by one, up to it and no further. */
+  cs__dotset_clear(&into);
+  cs_vv_entry below[1] = {{9, UINT64_MAX - 3}};
+  cs_dotset start = {below, 1, 1, NULL, 0, 0};
+  cr_assert_eq(cs__dotset_join(&into, &start), 0);
+  from.vv = top;
+  from.vv_len = 1;
+  cr_assert_eq(cs__dotset_join(&into, &from), 0);
+  cr_expect_eq(cs__dotset_max(&into, 9), UINT64_MAX);
+  cr_expect_eq(into.extra_len, 0);
+  cs__dotset_dispose(&into);
+}
+
 /* ---- clock ---- */
 
 Test(crdt_clock, tick_is_strictly_increasing) {
