@@ -368,6 +368,7 @@ typedef struct cs_merger {
   bool floor_dirty, finished;
   /* the section being merged */
   cs_dotset before;    /* the model's knowledge before this message */
+  uint64_t issued;     /* the highest dot of our own in it */
   cs_doc_slot **slots; /* per instance of the section's table */
   cs_segment seg;      /* the log run being built */
   /* The arrays of the actions its runs drop, for its decoder to build the
@@ -401,7 +402,14 @@ int cs__validate_header(const cs_store *s, const cs_sync_msg *msg, uint64_t limi
 int cs__validate_section(const cs_wire_model *wm);
 int cs__validate_action(const cs_store *s, const cs_wire_model *wm, size_t index,
                         const cs_wire_action *a, uint64_t limit);
-int cs__validate_states(const cs_wire_model *wm);
+int cs__validate_states(const cs_store *s, const cs_wire_model *wm, uint64_t limit);
+/* The latest stamp of a document's entries (0: none). */
+cs_hlc cs__doc_latest_stamp(const cs_doc *d);
+/* A peer cannot know dots of this replica beyond the `issued` ones (the
+ * highest this store gave in the model): claiming them would make it skip
+ * or reuse its own dots. `what` names the part for the message. */
+int cs__validate_own_dots(const cs_store *s, uint64_t issued, const cs_dotset *d,
+                          const char *model, const char *what);
 
 /* ---- serve.c / sync.c ---- */
 /* Serves one request (SYNC or PULL) on `s`. sender_key NULL: trusted

@@ -371,7 +371,10 @@ int cs__merge_section(cs_merger *mg, cs_wire_model *wm) {
    * every action whose dots we lacked, so a dot known before the message
    * means its action was applied.
    */
-  if ((rc = cs__dotset_copy(&mg->before, &m->knowledge)) != 0 ||
+  if ((rc = cs__dotset_copy(&mg->before, &m->knowledge)) != 0)
+    return rc;
+  mg->issued = cs__dotset_max(&mg->before, s->self);
+  if ((rc = cs__validate_own_dots(s, mg->issued, &wm->knowledge, wm->name, "knowledge")) != 0 ||
       (rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
     return rc;
   /* Every instance of the section is in the cache now, and nothing else
@@ -390,6 +393,13 @@ int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t j, cs_wire_action 
 
   if ((rc = cs__validate_action(mg->store, wm, j, a, mg->limit)) != 0)
     return rc;
+  if (CS__UNLIKELY(cs__dotset_max(&a->ctx, mg->store->self) > mg->issued ||
+                   a->ctx.extra_len != 0)) {
+    char what[32];
+    snprintf(what, sizeof(what), "action %zu", j);
+    if ((rc = cs__validate_own_dots(mg->store, mg->issued, &a->ctx, wm->name, what)) != 0)
+      return rc;
+  }
   for (uint64_t k = a->first; k <= a->last && all_known; k++)
     all_known = cs__dotset_contains(&mg->before, (cs_dot){a->origin, k});
   if (all_known)
@@ -417,7 +427,7 @@ int cs__merge_section_end(cs_merger *mg, cs_wire_model *wm) {
   int rc;
 
   if ((rc = cs__segment_flush(&mg->seg, mg->batch, m->name)) != 0 ||
-      (rc = cs__validate_states(wm)) != 0)
+      (rc = cs__validate_states(mg->store, wm, mg->limit)) != 0)
     return rc;
   if (wm->nstates) {
     /* Whole states join against the sender's knowledge, all against our
@@ -427,6 +437,9 @@ int cs__merge_section_end(cs_merger *mg, cs_wire_model *wm) {
      * contexts alone (joined already). */
     for (size_t j = 0; j < wm->nstates; j++) {
       cs_doc_slot *slot = mg->slots[wm->states[j].instance];
+      cs_hlc latest = cs__doc_latest_stamp(&wm->states[j].doc);
+      if (latest > mg->max_hlc)
+        mg->max_hlc = latest;
       if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &wm->states[j].doc, &wm->knowledge)) != 0)
         return rc;
       slot->dirty = true;

@@ -157,7 +157,16 @@ static void server_handle(cs_http_response *resp, const cs_http_request *req, vo
     const char *reason = rc < 0 && -rc < (int)(sizeof(reasons) / sizeof(reasons[0]))
                              ? reasons[-rc]
                              : "internal";
-    json_t *o = json_pack("{s:s, s:s}", "error", cs_errmsg(), "reason", reason);
+    /* The text may quote a peer's bytes, and JSON holds UTF-8 only. */
+    char *text = cs__strdup(cs_errmsg());
+    json_t *o = NULL;
+    if (text) {
+      size_t len = strlen(text), bad;
+      while ((bad = cs__utf8_check(text, len)) < len)
+        text[bad] = '?';
+      o = json_pack("{s:s, s:s}", "error", reason, "reason", text);
+      cs__free(text);
+    }
     cs__buf_clear(&resp->body);
     if (o)
       cs__json_dump(&resp->body, o);

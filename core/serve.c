@@ -243,7 +243,7 @@ static int serving_action(void *arg, cs_wire_model *wm, size_t j, cs_wire_action
 static int serving_section_end(void *arg, cs_wire_model *wm) {
   serving *sv = arg;
   if (!sv->merging)
-    return cs__validate_states(wm);
+    return cs__validate_states(sv->store, wm, sv->mg.limit);
   if (wm->nstates && !sv->may_write)
     return refuse_write(wm);
   return cs__merge_section_end(&sv->mg, wm);

@@ -370,6 +370,18 @@ int cs_partial_sync(cs_sync_result *out, cs_store *s, cs_peer *peer, uint64_t si
   if ((rc = exchange(&resp, &out->bytes_received, peer, "/v1/pull", &reqb,
                      CS_MSG_PULL_RESPONSE)) != 0)
     goto done;
+  /* Only the models asked for: a section of another would be merged and
+   * given a cursor this store never asked for. */
+  for (size_t i = 0; i < resp.nmodels && req.nmodels > 0; i++) {
+    bool asked = false;
+    for (size_t j = 0; j < req.nmodels && !asked; j++)
+      asked = strcmp(resp.models[i].name, req.models[j].name) == 0;
+    if (!asked) {
+      rc = cs__error(CS_ECORRUPT, "peer's answer: model '%.200s' was not asked for",
+                     resp.models[i].name);
+      goto done;
+    }
+  }
   CS_LOCK(s);
   /* A cursor is only good for the peer (and models) that issued it: a wrong
    * one would make us claim knowledge of documents we never received. */

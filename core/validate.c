@@ -5,6 +5,8 @@
  * knowledge. The merge runs these on each part as it is decoded, before the
  * part changes anything; nothing is written unless all of it passed.
  */
+#include <stdio.h>
+
 #include "core/engine.h"
 
 /* Dots an action may own beyond one per entry (a dot taken for an action
@@ -49,6 +51,45 @@ static const char *doc_bad_text(const cs_doc *d) {
   return NULL;
 }
 
+cs_hlc cs__doc_latest_stamp(const cs_doc *d) {
+  cs_hlc latest = 0;
+  for (size_t i = 0; i < d->nexist; i++)
+    if (d->exist[i].hlc > latest)
+      latest = d->exist[i].hlc;
+  for (size_t f = 0; f < d->nfields; f++)
+    if (d->fields[f].kind == CS_KIND_REG)
+      for (size_t e = 0; e < d->fields[f].u.reg.len; e++)
+        if (d->fields[f].u.reg.entries[e].hlc > latest)
+          latest = d->fields[f].u.reg.entries[e].hlc;
+  return latest;
+}
+
+/* An entry stamped beyond the skew limit would win every later write. */
+static int stamp_error(const cs_store *s, uint64_t limit, cs_hlc latest, const char *model,
+                       const char *what) {
+  return cs__error(CS_ECLOCK,
+                   "model '%s', %s: an entry is stamped %llu ms ahead of our clock (the limit is "
+                   "%llu ms)",
+                   model, what,
+                   (unsigned long long)(CS_HLC_MS(latest) - (limit - s->opts.max_clock_skew_ms)),
+                   (unsigned long long)s->opts.max_clock_skew_ms);
+}
+
+int cs__validate_own_dots(const cs_store *s, uint64_t issued, const cs_dotset *d,
+                          const char *model, const char *what) {
+  uint64_t claimed = cs__dotset_max(d, s->self);
+  for (size_t i = 0; i < d->extra_len; i++)
+    if (d->extra[i].replica == s->self && d->extra[i].counter > claimed)
+      claimed = d->extra[i].counter;
+  if (claimed <= issued)
+    return 0;
+  return cs__error(CS_ECORRUPT,
+                   "model '%s', %s: claims dot %llu of this replica (%016llx), which has issued "
+                   "%llu: a forged message, or this store is an older copy of itself",
+                   model, what, (unsigned long long)claimed, (unsigned long long)s->self,
+                   (unsigned long long)issued);
+}
+
 /* Is every entry of a whole state under a dot its sender's knowledge has?
  * The join relies on it: a local entry's dot is always in the local
  * context, which is how a small delta knows which entries it can remove. */
@@ -82,11 +123,18 @@ int cs__validate_section(const cs_wire_model *wm) {
   return 0;
 }
 
-/* Strings are UTF-8; whole states stay within their sender's knowledge. */
-int cs__validate_states(const cs_wire_model *wm) {
+/* Strings are UTF-8; whole states stay within their sender's knowledge and
+ * the skew limit. */
+int cs__validate_states(const cs_store *s, const cs_wire_model *wm, uint64_t limit) {
   const char *bad;
   for (size_t j = 0; j < wm->nstates; j++) {
     const char *inst = wm->instances[wm->states[j].instance];
+    cs_hlc latest = cs__doc_latest_stamp(&wm->states[j].doc);
+    if (CS_HLC_MS(latest) > limit) {
+      char what[CS_WIRE_MAX_NAME + 16];
+      snprintf(what, sizeof(what), "state of '%s'", inst);
+      return stamp_error(s, limit, latest, wm->name, what);
+    }
     if ((bad = doc_bad_text(&wm->states[j].doc)) != NULL)
       return cs__error(CS_ECORRUPT, "model '%s', state of '%s': %s is not UTF-8", wm->name, inst,
                        bad);
@@ -127,6 +175,11 @@ int cs__validate_action(const cs_store *s, const cs_wire_model *wm, size_t j,
                      wm->name, j, (unsigned long long)a->origin,
                      (unsigned long long)(CS_HLC_MS(a->hlc) - now),
                      (unsigned long long)s->opts.max_clock_skew_ms);
+  if (CS_HLC_MS(cs__doc_latest_stamp(d)) > limit) {
+    char what[64];
+    snprintf(what, sizeof(what), "action %zu", j);
+    return stamp_error(s, limit, cs__doc_latest_stamp(d), wm->name, what);
+  }
   /* Bound the range before walking it: a forged action could claim
    * 2^60 dots that a compact context makes look plausible. */
   size_t entries = count_entries(d);
