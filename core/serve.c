@@ -270,8 +270,9 @@ int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char 
   }
   if (rc == 0) {
     if (sv.merging) {
-      rc = cs__merge_finish(NULL, &sv.mg, &req, req.sender,
-                            s->opts.durability == CS_DURABILITY_SYNC);
+      /* Durable whatever the store's durability (which is for local
+       * actions): the answer acknowledges what was merged. */
+      rc = cs__merge_finish(NULL, &sv.mg, &req, req.sender, true);
       /* The merged documents are written: free them before the answer. */
       cs__merge_dispose(&sv.mg);
       if (rc == 0)

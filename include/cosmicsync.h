@@ -140,6 +140,11 @@ typedef enum cs_durability {
   /* write-ahead log without fsync: survives a process crash, not power loss. */
   CS_DURABILITY_FAST = 1,
 } cs_durability;
+/* Either way, what a store merges as a server is fsynced before it answers:
+ * the answer acknowledges it, and the client then forgets it. A write that
+ * fails with CS_EIO may still be in the log and come back when the store is
+ * next opened (a failed fsync leaves that undecided): after reopening, read
+ * before doing it again. */
 
 typedef struct cs_store_options {
   unsigned version;
@@ -256,8 +261,11 @@ CS_EXTERN int cs_outbox_count(size_t *out, cs_store *store);
  * the whole batch in CS_DURABILITY_SYNC). Each call is one action, visible to
  * reads only after cs_batch_commit(). A batch holds the store's lock from
  * cs_batch_begin() to cs_batch_commit() / cs_batch_abort(): other threads'
- * calls on that store wait meanwhile. A call that fails with CS_EINVAL leaves
- * the batch as it was; after any other error, abort the batch.
+ * calls on that store wait meanwhile. So the thread that began a batch ends
+ * it, calls no other function of that store before (it would wait for
+ * itself), and stops no scheduler or server of that store before (they may
+ * be waiting for the store). A call that fails with CS_EINVAL leaves the
+ * batch as it was; after any other error, abort the batch.
  */
 typedef struct cs_batch cs_batch;
 

@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -295,6 +296,11 @@ static void flush_large(cs_db *db, const cs_wbatch *b) {
 
 /* Countdown to an injected write failure; 0 means never. */
 static unsigned long write_fail_countdown;
+static atomic_ulong synced_writes;
+
+unsigned long cs__db_synced_writes(void) {
+  return atomic_load(&synced_writes);
+}
 
 void cs__db_write_fail_after(unsigned long n) {
   write_fail_countdown = n;
@@ -317,6 +323,8 @@ int cs__db_write(cs_db *db, cs_wbatch *b, bool sync) {
   rocksdb_write(db->rdb, sync ? db->wopts_sync : db->wopts_fast, b->rb, &err);
   if (err)
     return cs__db_rocks_error(db, sync ? "write (sync)" : "write", -1, err);
+  if (sync)
+    atomic_fetch_add(&synced_writes, 1);
   flush_large(db, b);
   return 0;
 }

@@ -94,6 +94,8 @@ int cs__db_write(cs_db *db, cs_wbatch *b, bool sync);
 /* Tests: the nth write from now (1: the next) fails with CS_EIO before
  * RocksDB sees it, as a full disk would fail it; 0 turns this off. */
 void cs__db_write_fail_after(unsigned long n);
+/* Tests: how many writes with sync=true succeeded in this process. */
+unsigned long cs__db_synced_writes(void);
 
 /* Forward iteration over [lower, upper) of one column family (upper NULL: to the end). */
 typedef struct cs_iter cs_iter;

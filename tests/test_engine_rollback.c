@@ -1,7 +1,8 @@
 /* A write that fails leaves nothing of itself in memory: the change cursor
  * a pull hands out, the outbox numbers, the field types an action inferred
  * and the models' knowledge are again what the store holds. Writes are
- * failed with cs__db_write_fail_after, as a full disk would fail them. */
+ * failed with cs__db_write_fail_after, as a full disk would fail them. And
+ * what a server acknowledges is fsynced, whatever its durability. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,4 +176,19 @@ Test(engine_rollback, a_failed_merge_hands_out_no_cursor_and_syncs_later) {
     cs_store_close(c);
   }
   cr_expect_geq(failed, 2, "only %d writes of the sync failed", failed);
+}
+
+Test(engine_rollback, a_server_fsyncs_what_it_acknowledges_in_fast_mode) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b"); /* both fast */
+  cs_peer *p;
+  tu_act(a, CS_ACTION_CREATE, "M", "a1", "{\"x\":1}");
+  cr_assert_eq(cs_peer_local(&p, b), 0);
+  unsigned long before = cs__db_synced_writes();
+  tu_act(a, CS_ACTION_UPDATE, "M", "a1", "{\"x\":2}");
+  cr_expect_eq(cs__db_synced_writes(), before, "a fast local action is not fsynced");
+  cr_assert_eq(cs_sync(NULL, a, p), 0, "%s", cs_errmsg());
+  cr_expect_gt(cs__db_synced_writes(), before, "the server's merge is fsynced");
+  cs_peer_free(p);
+  cs_store_close(a);
+  cs_store_close(b);
 }
