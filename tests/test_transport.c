@@ -137,6 +137,34 @@ Test(transport_replay, full_cache_refuses_timestamps_it_forgot) {
   cs__replay_free(r);
 }
 
+/* A nonce stamped ahead (within the skew) is forgotten last: the floor a
+ * full cache sets never moves past requests stamped now. */
+Test(transport_replay, a_nonce_stamped_ahead_does_not_refuse_the_present) {
+  const uint64_t skew = 1000, now = 100000;
+  cs_replay_cache *r;
+  uint8_t n[CS_NONCE_LEN];
+  cr_assert_eq(cs__replay_new(&r, 3, skew), 0);
+  nonce_of(n, 1);
+  cr_assert_eq(cs__replay_check(r, n, now + skew, now), 0); /* a client 1 s fast */
+  for (uint64_t i = 2; i <= 4; i++) {
+    nonce_of(n, i);
+    cr_assert_eq(cs__replay_check(r, n, now + i, now + i), 0, "%s", cs_errmsg());
+  }
+  nonce_of(n, 5);
+  cr_expect_eq(cs__replay_check(r, n, now + 5, now + 5), 0, "%s", cs_errmsg());
+  /* The one stamped ahead is still remembered, and past its time too. */
+  nonce_of(n, 1);
+  cr_expect_eq(cs__replay_check(r, n, now + skew, now + 10), CS_EAUTH);
+  expect_msg("already used");
+  cr_expect_eq(cs__replay_check(r, n, now + skew, now + skew + 500), CS_EAUTH);
+  /* It expires by its own time, not by when it arrived: later than the
+   * nonces that came after it. */
+  nonce_of(n, 6);
+  cr_expect_eq(cs__replay_check(r, n, now + 1500, now + 1500), 0);
+  cr_expect_eq(cs__replay_count(r), 2, "nonces 1 and 6 remain");
+  cs__replay_free(r);
+}
+
 Test(transport_replay, bad_capacity_is_refused) {
   cs_replay_cache *r;
   cr_expect_eq(cs__replay_new(&r, 0, 10), CS_EINVAL);
@@ -163,7 +191,8 @@ Test(transport_replay, never_accepts_a_nonce_twice_property) {
     now += x % 7;
     uint8_t n[CS_NONCE_LEN];
     int pick = i > 0 && x % 3 == 0 ? (int)((x >> 8) % (uint64_t)i) : i; /* reuse an old one? */
-    uint64_t t = pick == i ? now - (x >> 20) % 400 : used_t[pick];
+    /* fresh: up to 400 ms behind or ahead (a client whose clock is fast) */
+    uint64_t t = pick == i ? now + 400 - (x >> 20) % 800 : used_t[pick];
     nonce_of(n, (uint64_t)pick);
     int rc = cs__replay_check(r, n, t, now);
     if (pick != i) {

@@ -1,8 +1,11 @@
 /*
- * The replay cache: a ring of recent nonces in arrival order plus an
+ * The replay cache: recent nonces in a min-heap by timestamp plus an
  * open-addressing index over them (linear probing, backward-shift deletion,
  * so no tombstones pile up). Lookups hash the nonce with a random SipHash key
- * so that a sender cannot choose nonces that collide on purpose.
+ * so that a sender cannot choose nonces that collide on purpose. The heap,
+ * not arrival order, decides what goes first (expired, or evicted when full):
+ * a nonce stamped ahead by a client whose clock runs fast is kept longest,
+ * and cannot hold the others' expiry up or become the refusal floor.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -20,9 +23,11 @@ typedef struct entry {
 
 struct cs_replay_cache {
   pthread_mutex_t mu;
-  entry *ring; /* capacity entries; live ones are head .. head+count-1 */
-  size_t capacity, head, count;
-  uint32_t *index;   /* ring positions, or EMPTY */
+  entry *slots;      /* capacity entries, ids 0 .. capacity-1 */
+  uint32_t *heap;    /* ids of the live entries, a min-heap on time_ms */
+  uint32_t *free;    /* ids not in use (a stack) */
+  size_t capacity, count, nfree;
+  uint32_t *index;   /* entry ids, or EMPTY */
   size_t index_mask; /* index size - 1 (a power of two, at least 2*capacity) */
   uint64_t window_ms;
   /* Any timestamp <= floor_ms is refused: a nonce that old may have been
@@ -31,6 +36,14 @@ struct cs_replay_cache {
   bool floor_set;
   uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
+
+static void free_parts(cs_replay_cache *r) {
+  cs__free(r->slots);
+  cs__free(r->heap);
+  cs__free(r->free);
+  cs__free(r->index);
+  cs__free(r);
+}
 
 int cs__replay_new(cs_replay_cache **out, size_t capacity, uint64_t window_ms) {
   cs_replay_cache *r = NULL;
@@ -46,12 +59,17 @@ int cs__replay_new(cs_replay_cache **out, size_t capacity, uint64_t window_ms) {
     goto done;
   while (isize < 2 * capacity)
     isize *= 2;
-  if (!(r = cs__calloc(1, sizeof(*r))) || !(r->ring = cs__calloc(capacity, sizeof(entry))) ||
+  if (!(r = cs__calloc(1, sizeof(*r))) || !(r->slots = cs__calloc(capacity, sizeof(entry))) ||
+      !(r->heap = cs__malloc(capacity * sizeof(uint32_t))) ||
+      !(r->free = cs__malloc(capacity * sizeof(uint32_t))) ||
       !(r->index = cs__malloc(isize * sizeof(uint32_t)))) {
     rc = CS_ENOMEM;
     goto done;
   }
   memset(r->index, 0xff, isize * sizeof(uint32_t));
+  for (size_t i = 0; i < capacity; i++)
+    r->free[i] = (uint32_t)(capacity - 1 - i);
+  r->nfree = capacity;
   r->capacity = capacity;
   r->index_mask = isize - 1;
   r->window_ms = window_ms;
@@ -60,11 +78,8 @@ int cs__replay_new(cs_replay_cache **out, size_t capacity, uint64_t window_ms) {
   *out = r;
   r = NULL;
 done:
-  if (r) {
-    cs__free(r->ring);
-    cs__free(r->index);
-    cs__free(r);
-  }
+  if (r)
+    free_parts(r);
   return rc;
 }
 
@@ -72,9 +87,7 @@ void cs__replay_free(cs_replay_cache *r) {
   if (!r)
     return;
   pthread_mutex_destroy(&r->mu);
-  cs__free(r->ring);
-  cs__free(r->index);
-  cs__free(r);
+  free_parts(r);
 }
 
 static size_t slot_of(const cs_replay_cache *r, const uint8_t nonce[CS_NONCE_LEN]) {
@@ -92,7 +105,7 @@ static size_t find(const cs_replay_cache *r, const uint8_t nonce[CS_NONCE_LEN], 
       *found = false;
       return i;
     }
-    if (memcmp(r->ring[pos].nonce, nonce, CS_NONCE_LEN) == 0) {
+    if (memcmp(r->slots[pos].nonce, nonce, CS_NONCE_LEN) == 0) {
       *found = true;
       return i;
     }
@@ -100,10 +113,47 @@ static size_t find(const cs_replay_cache *r, const uint8_t nonce[CS_NONCE_LEN], 
   }
 }
 
-/* Drops the oldest ring entry and its index slot. */
-static void pop_oldest(cs_replay_cache *r) {
+static bool earlier(const cs_replay_cache *r, size_t a, size_t b) {
+  return r->slots[r->heap[a]].time_ms < r->slots[r->heap[b]].time_ms;
+}
+
+static void swap_heap(cs_replay_cache *r, size_t a, size_t b) {
+  uint32_t t = r->heap[a];
+  r->heap[a] = r->heap[b];
+  r->heap[b] = t;
+}
+
+static void sift_up(cs_replay_cache *r, size_t i) {
+  while (i > 0 && earlier(r, i, (i - 1) / 2)) {
+    swap_heap(r, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+}
+
+static void sift_down(cs_replay_cache *r, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, m = i;
+    if (l < r->count && earlier(r, l, m))
+      m = l;
+    if (l + 1 < r->count && earlier(r, l + 1, m))
+      m = l + 1;
+    if (m == i)
+      return;
+    swap_heap(r, i, m);
+    i = m;
+  }
+}
+
+/* The entry with the earliest timestamp. */
+static const entry *earliest(const cs_replay_cache *r) {
+  return &r->slots[r->heap[0]];
+}
+
+/* Drops the entry with the earliest timestamp and its index slot. */
+static void pop_earliest(cs_replay_cache *r) {
   bool found;
-  size_t hole = find(r, r->ring[r->head].nonce, &found);
+  uint32_t id = r->heap[0];
+  size_t hole = find(r, r->slots[id].nonce, &found);
 
   if (found) {
     /* Backward-shift: move later members of the probe run into the hole when
@@ -114,7 +164,7 @@ static void pop_oldest(cs_replay_cache *r) {
       j = (j + 1) & r->index_mask;
       if (r->index[j] == EMPTY)
         break;
-      size_t home = slot_of(r, r->ring[r->index[j]].nonce);
+      size_t home = slot_of(r, r->slots[r->index[j]].nonce);
       bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
       if (!stays) {
         r->index[hole] = r->index[j];
@@ -123,8 +173,9 @@ static void pop_oldest(cs_replay_cache *r) {
       }
     }
   }
-  r->head = (r->head + 1) % r->capacity;
-  r->count--;
+  r->heap[0] = r->heap[--r->count];
+  sift_down(r, 0);
+  r->free[r->nfree++] = id;
 }
 
 int cs__replay_check(cs_replay_cache *r, const uint8_t nonce[CS_NONCE_LEN], uint64_t time_ms,
@@ -134,10 +185,10 @@ int cs__replay_check(cs_replay_cache *r, const uint8_t nonce[CS_NONCE_LEN], uint
   int rc = 0;
 
   pthread_mutex_lock(&r->mu);
-  /* Prune by time. Arrival order is nearly time order; an entry that is not
-   * yet expired at the head only delays pruning of the ones behind it. */
-  while (r->count && r->ring[r->head].time_ms + r->window_ms < now_ms)
-    pop_oldest(r);
+  /* Prune by time (saturating: a time near 2^64 never expires early). */
+  while (r->count && earliest(r)->time_ms < now_ms &&
+         now_ms - earliest(r)->time_ms > r->window_ms)
+    pop_earliest(r);
   if (r->floor_set && time_ms <= r->floor_ms) {
     rc = cs__error(CS_EAUTH,
                    "replay: timestamp %" PRIu64 " is not newer than %" PRIu64
@@ -150,23 +201,24 @@ int cs__replay_check(cs_replay_cache *r, const uint8_t nonce[CS_NONCE_LEN], uint
     char hex[2 * CS_NONCE_LEN + 1];
     cs__hex_encode(hex, nonce, CS_NONCE_LEN);
     rc = cs__error(CS_EAUTH, "replay: nonce %s was already used at %" PRIu64, hex,
-                   r->ring[r->index[slot]].time_ms);
+                   r->slots[r->index[slot]].time_ms);
     goto done;
   }
   if (r->count == r->capacity) {
-    entry *old = &r->ring[r->head];
+    const entry *old = earliest(r);
     if (!r->floor_set || old->time_ms > r->floor_ms)
       r->floor_ms = old->time_ms;
     r->floor_set = true;
-    pop_oldest(r);
+    pop_earliest(r);
     slot = find(r, nonce, &found); /* the shift may have moved the free slot */
   }
   {
-    size_t pos = (r->head + r->count) % r->capacity;
-    memcpy(r->ring[pos].nonce, nonce, CS_NONCE_LEN);
-    r->ring[pos].time_ms = time_ms;
-    r->index[slot] = (uint32_t)pos;
-    r->count++;
+    uint32_t id = r->free[--r->nfree];
+    memcpy(r->slots[id].nonce, nonce, CS_NONCE_LEN);
+    r->slots[id].time_ms = time_ms;
+    r->index[slot] = id;
+    r->heap[r->count++] = id;
+    sift_up(r, r->count - 1);
   }
 done:
   pthread_mutex_unlock(&r->mu);

@@ -203,9 +203,11 @@ unsigned long cs__http_client_connections(const cs_http_client *c);
 /*
  * Remembers request nonces for as long as their timestamp could still be
  * accepted (time + window), in at most `capacity` entries. When full it forgets
- * the oldest entries and from then on refuses any timestamp not newer than the
- * newest forgotten one, so a replay is always caught, at the price of refusing
- * delayed requests under heavy load. Thread-safe.
+ * the entries with the earliest timestamps and from then on refuses any
+ * timestamp not newer than the newest forgotten one, so a replay is always
+ * caught, at the price of refusing delayed requests under heavy load. A
+ * nonce stamped ahead (a client whose clock runs fast) is forgotten last, so
+ * it never makes that floor pass the present. Thread-safe.
  */
 typedef struct cs_replay_cache cs_replay_cache;
 int cs__replay_new(cs_replay_cache **out, size_t capacity, uint64_t window_ms);
