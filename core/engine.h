@@ -407,9 +407,10 @@ int cs__validate_states(const cs_store *s, const cs_wire_model *wm, uint64_t lim
 cs_hlc cs__doc_latest_stamp(const cs_doc *d);
 /* A peer cannot know dots of this replica beyond the `issued` ones (the
  * highest this store gave in the model): claiming them would make it skip
- * or reuse its own dots. `what` names the part for the message. */
+ * or reuse its own dots. `action` is the index of the action whose context
+ * d is, or SIZE_MAX for a section's knowledge. */
 int cs__validate_own_dots(const cs_store *s, uint64_t issued, const cs_dotset *d,
-                          const char *model, const char *what);
+                          const char *model, size_t action);
 
 /* ---- serve.c / sync.c ---- */
 /* Serves one request (SYNC or PULL) on `s`. sender_key NULL: trusted

@@ -374,7 +374,7 @@ int cs__merge_section(cs_merger *mg, cs_wire_model *wm) {
   if ((rc = cs__dotset_copy(&mg->before, &m->knowledge)) != 0)
     return rc;
   mg->issued = cs__dotset_max(&mg->before, s->self);
-  if ((rc = cs__validate_own_dots(s, mg->issued, &wm->knowledge, wm->name, "knowledge")) != 0 ||
+  if ((rc = cs__validate_own_dots(s, mg->issued, &wm->knowledge, wm->name, SIZE_MAX)) != 0 ||
       (rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
     return rc;
   /* Every instance of the section is in the cache now, and nothing else
@@ -393,13 +393,8 @@ int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t j, cs_wire_action 
 
   if ((rc = cs__validate_action(mg->store, wm, j, a, mg->limit)) != 0)
     return rc;
-  if (CS__UNLIKELY(cs__dotset_max(&a->ctx, mg->store->self) > mg->issued ||
-                   a->ctx.extra_len != 0)) {
-    char what[32];
-    snprintf(what, sizeof(what), "action %zu", j);
-    if ((rc = cs__validate_own_dots(mg->store, mg->issued, &a->ctx, wm->name, what)) != 0)
-      return rc;
-  }
+  if ((rc = cs__validate_own_dots(mg->store, mg->issued, &a->ctx, wm->name, j)) != 0)
+    return rc;
   for (uint64_t k = a->first; k <= a->last && all_known; k++)
     all_known = cs__dotset_contains(&mg->before, (cs_dot){a->origin, k});
   if (all_known)

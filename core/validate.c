@@ -76,13 +76,18 @@ static int stamp_error(const cs_store *s, uint64_t limit, cs_hlc latest, const c
 }
 
 int cs__validate_own_dots(const cs_store *s, uint64_t issued, const cs_dotset *d,
-                          const char *model, const char *what) {
+                          const char *model, size_t action) {
   uint64_t claimed = cs__dotset_max(d, s->self);
+  char what[48];
   for (size_t i = 0; i < d->extra_len; i++)
     if (d->extra[i].replica == s->self && d->extra[i].counter > claimed)
       claimed = d->extra[i].counter;
-  if (claimed <= issued)
+  if (CS__LIKELY(claimed <= issued))
     return 0;
+  if (action == SIZE_MAX)
+    snprintf(what, sizeof(what), "knowledge");
+  else
+    snprintf(what, sizeof(what), "action %zu", action);
   return cs__error(CS_ECORRUPT,
                    "model '%s', %s: claims dot %llu of this replica (%016llx), which has issued "
                    "%llu: a forged message, or this store is an older copy of itself",
