@@ -337,37 +337,3 @@ Test(engine_hostile, a_refusal_quoting_bytes_that_are_not_utf8_keeps_its_reason)
   cs_store_close(hub);
   cs_store_close(cl);
 }
-
-/* A key that may not write a model cannot create it, even with an empty
- * section; an empty section of a model the store has is still read. */
-Test(engine_hostile, a_key_that_may_not_write_creates_no_model) {
-  cs_store *hub = tu_open(dir, "hub"), *ro = tu_open(dir, "ro");
-  char key[65];
-  const char *const all[] = {"*"};
-  cs_store_public_key(key, ro);
-  cr_assert_eq(cs_trust(hub, key, all, 1, NULL, 0), 0, "%s", cs_errmsg()); /* read only */
-  tu_act(hub, CS_ACTION_CREATE, "Known", "k", "{\"v\":1}");
-  cs_wire_model wm[1];
-  memset(wm, 0, sizeof(wm));
-  wm[0].name = "Phantom";
-  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
-  encode(&req, CS_MSG_SYNC_REQUEST, ro->self, 0, 0, wm, 1);
-  uint64_t before = tu_fingerprint(hub);
-  int status = 0;
-  int rc = cs__store_serve(&resp, &status, hub, "/v1/sync", (const uint8_t *)req.ptr, req.size,
-                           ro->key.pk, false);
-  cr_expect_eq(rc, CS_EAUTH, "%s", cs_errmsg());
-  cr_expect(strstr(cs_errmsg(), "'Phantom'") != NULL, "%s", cs_errmsg());
-  cr_expect_null(cs__model_find(hub, "Phantom"));
-  cr_expect_eq(tu_fingerprint(hub), before);
-  cs__buf_clear(&req);
-  wm[0].name = "Known";
-  encode(&req, CS_MSG_SYNC_REQUEST, ro->self, 0, 0, wm, 1);
-  rc = cs__store_serve(&resp, &status, hub, "/v1/sync", (const uint8_t *)req.ptr, req.size,
-                       ro->key.pk, false);
-  cr_expect_eq(rc, 0, "%s", cs_errmsg());
-  cs_buf_dispose(&req);
-  cs_buf_dispose(&resp);
-  cs_store_close(hub);
-  cs_store_close(ro);
-}
