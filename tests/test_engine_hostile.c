@@ -80,6 +80,21 @@ static void state_section(cs_wire_model *wm, cs_wire_state *st, cs_field *f, cs_
   wm->knowledge.vv_len = 1;
 }
 
+/* A state_section in one place (its parts must not move once set). */
+typedef struct one_state {
+  cs_wire_model wm;
+  cs_wire_state st;
+  cs_field f;
+  cs_reg_entry e;
+  cs_exist_entry x;
+  cs_vv_entry vv[2];
+  char *inst;
+} one_state;
+
+static void one_state_init(one_state *o, const char *model) {
+  state_section(&o->wm, &o->st, &o->f, &o->e, &o->x, &o->vv[0], &o->inst, model);
+}
+
 /* A section of model "M" with one action of origin 7 (dot 1, register v)
  * whose context also covers replica `r` up to `max`. */
 static void covering_action(cs_buf *req, cs_replica r, uint64_t max) {
@@ -175,24 +190,18 @@ Test(engine_hostile, dots_of_this_replica_it_never_issued_are_refused) {
 Test(engine_hostile, a_knowledge_claiming_this_replicas_dots_is_refused) {
   cs_store *s = tu_open(dir, "s");
   cs_buf req = CS_BUF_INIT;
-  cs_wire_model wm;
-  cs_wire_state st;
-  cs_field f;
-  cs_reg_entry e;
-  cs_exist_entry x;
-  cs_vv_entry vv[2];
-  char *inst;
-  state_section(&wm, &st, &f, &e, &x, &vv[0], &inst, "M");
+  one_state o;
+  one_state_init(&o, "M");
   /* knowledge {99: 1, self: 2^40}, self sorted by id */
-  vv[1] = (cs_vv_entry){s->self, UINT64_C(1) << 40};
+  o.vv[1] = (cs_vv_entry){s->self, UINT64_C(1) << 40};
   if (s->self < 99) {
-    cs_vv_entry t = vv[0];
-    vv[0] = vv[1];
-    vv[1] = t;
+    cs_vv_entry t = o.vv[0];
+    o.vv[0] = o.vv[1];
+    o.vv[1] = t;
   }
-  wm.knowledge.vv = vv;
-  wm.knowledge.vv_len = 2;
-  encode(&req, CS_MSG_SYNC_REQUEST, 42, 0, CS_MSG_F_STATES, &wm, 1);
+  o.wm.knowledge.vv = o.vv;
+  o.wm.knowledge.vv_len = 2;
+  encode(&req, CS_MSG_SYNC_REQUEST, 42, 0, CS_MSG_F_STATES, &o.wm, 1);
   cr_expect_eq(serve_refused(s, &req), CS_ECORRUPT);
   cr_expect(strstr(cs_errmsg(), "knowledge") != NULL, "%s", cs_errmsg());
   cs_buf_dispose(&req);
@@ -202,24 +211,18 @@ Test(engine_hostile, a_knowledge_claiming_this_replicas_dots_is_refused) {
 Test(engine_hostile, an_entry_stamped_far_ahead_in_a_state_is_refused) {
   cs_store *s = tu_open(dir, "s");
   cs_buf req = CS_BUF_INIT;
-  cs_wire_model wm;
-  cs_wire_state st;
-  cs_field f;
-  cs_reg_entry e;
-  cs_exist_entry x;
-  cs_vv_entry vv;
-  char *inst;
-  state_section(&wm, &st, &f, &e, &x, &vv, &inst, "M");
-  e.hlc = CS_HLC_MAKE(cs__now_ms() + 10 * YEAR_MS, 0);
-  encode(&req, CS_MSG_SYNC_REQUEST, 42, 0, CS_MSG_F_STATES, &wm, 1);
+  one_state o;
+  one_state_init(&o, "M");
+  o.e.hlc = CS_HLC_MAKE(cs__now_ms() + 10 * YEAR_MS, 0);
+  encode(&req, CS_MSG_SYNC_REQUEST, 42, 0, CS_MSG_F_STATES, &o.wm, 1);
   cr_expect_eq(serve_refused(s, &req), CS_ECLOCK);
   cr_expect(strstr(cs_errmsg(), "state of 'x'") != NULL, "%s", cs_errmsg());
   /* Within the skew, the same state is taken, and the clock moves past it. */
   cs__buf_clear(&req);
-  e.hlc = CS_HLC_MAKE(cs__now_ms() + 2000, 0);
-  encode(&req, CS_MSG_SYNC_REQUEST, 42, 0, CS_MSG_F_STATES, &wm, 1);
+  o.e.hlc = CS_HLC_MAKE(cs__now_ms() + 2000, 0);
+  encode(&req, CS_MSG_SYNC_REQUEST, 42, 0, CS_MSG_F_STATES, &o.wm, 1);
   cr_expect_eq(serve_refused(s, &req), 0, "%s", cs_errmsg());
-  cr_expect_gt(s->clock.last, e.hlc, "the clock observed the state's stamp");
+  cr_expect_gt(s->clock.last, o.e.hlc, "the clock observed the state's stamp");
   cs_buf_dispose(&req);
   cs_store_close(s);
 }
@@ -267,15 +270,10 @@ Test(engine_hostile, an_entry_stamped_far_ahead_inside_an_action_is_refused) {
 Test(engine_hostile, a_pull_answer_with_a_model_not_asked_for_is_refused) {
   cs_store *c = tu_open(dir, "c");
   canned_peer cp = {{CS_PEER_VERSION, canned_exchange, NULL}, CS_BUF_INIT};
-  cs_wire_model wm[2];
-  cs_wire_state st[2];
-  cs_field f[2];
-  cs_reg_entry e[2];
-  cs_exist_entry x[2];
-  cs_vv_entry vv[2];
-  char *inst[2];
-  state_section(&wm[0], &st[0], &f[0], &e[0], &x[0], &vv[0], &inst[0], "A");
-  state_section(&wm[1], &st[1], &f[1], &e[1], &x[1], &vv[1], &inst[1], "B");
+  one_state a, b;
+  one_state_init(&a, "A");
+  one_state_init(&b, "B");
+  cs_wire_model wm[2] = {a.wm, b.wm}; /* the sections point into a and b */
   encode(&cp.answer, CS_MSG_PULL_RESPONSE, 99, 7, CS_MSG_F_STATES, wm, 2);
   const char *models[] = {"A"};
   cs_sync_result r = CS_SYNC_RESULT_INIT;
