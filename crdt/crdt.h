@@ -127,6 +127,16 @@ cs_dot cs__dotset_next(const cs_dotset *s, cs_replica r);
 bool cs__dotset_equal(const cs_dotset *a, const cs_dotset *b);
 /* true when every dot of a is in b */
 bool cs__dotset_subset(const cs_dotset *a, const cs_dotset *b);
+/* How many dots s holds (UINT64_MAX when that does not fit). */
+uint64_t cs__dotset_count(const cs_dotset *s);
+/* out := a \ b; CS_ETOOBIG (out partly filled) when that is more than
+ * `limit` dots. */
+int cs__dotset_subtract(cs_dotset *out, const cs_dotset *a, const cs_dotset *b, size_t limit);
+/* Drops every dot of replica r above max. */
+void cs__dotset_truncate(cs_dotset *s, cs_replica r, uint64_t max);
+/* Drops one dot. Removing a dot below r's max moves the dots above it to
+ * the out-of-order list: meant for small sets. */
+int cs__dotset_remove(cs_dotset *s, cs_dot d);
 
 /* ------------------------------------------------------------------------ */
 /* Values                                                                    */

@@ -289,3 +289,95 @@ bool cs__dotset_subset(const cs_dotset *a, const cs_dotset *b) {
       return false;
   return true;
 }
+
+uint64_t cs__dotset_count(const cs_dotset *s) {
+  uint64_t n = s->extra_len;
+  for (size_t i = 0; i < s->vv_len; i++) {
+    if (s->vv[i].max > UINT64_MAX - n)
+      return UINT64_MAX;
+    n += s->vv[i].max;
+  }
+  return n;
+}
+
+/* Adds the dots of r in lo..hi that `skip` lacks to out, counting them in
+ * *n; stops with CS_ETOOBIG past `limit`. */
+static int add_range_minus(cs_dotset *out, size_t *n, size_t limit, cs_replica r, uint64_t lo,
+                           uint64_t hi, const cs_dotset *skip) {
+  int rc;
+  if (lo > hi)
+    return 0;
+  for (uint64_t c = lo;; c++) {
+    if (!cs__dotset_contains(skip, (cs_dot){r, c})) {
+      if (++*n > limit)
+        return cs__error(CS_ETOOBIG, "a dot set difference holds more than %zu dots", limit);
+      if ((rc = cs__dotset_add(out, (cs_dot){r, c})) != 0)
+        return rc;
+    }
+    if (c == hi)
+      return 0;
+  }
+}
+
+int cs__dotset_subtract(cs_dotset *out, const cs_dotset *a, const cs_dotset *b, size_t limit) {
+  size_t n = 0;
+  int rc = 0;
+
+  cs__dotset_clear(out);
+  for (size_t i = 0; i < a->vv_len && rc == 0; i++) {
+    cs_replica r = a->vv[i].replica;
+    uint64_t have = cs__dotset_max(b, r);
+    if (a->vv[i].max > have)
+      rc = add_range_minus(out, &n, limit, r, have + 1, a->vv[i].max, b);
+  }
+  for (size_t i = 0; i < a->extra_len && rc == 0; i++)
+    rc = add_range_minus(out, &n, limit, a->extra[i].replica, a->extra[i].counter,
+                         a->extra[i].counter, b);
+  return rc;
+}
+
+void cs__dotset_truncate(cs_dotset *s, cs_replica r, uint64_t max) {
+  size_t vi = vv_lower(s, r), lo, hi;
+
+  if (vi < s->vv_len && s->vv[vi].replica == r && s->vv[vi].max > max) {
+    if (max == 0) {
+      memmove(&s->vv[vi], &s->vv[vi + 1], (s->vv_len - vi - 1) * sizeof *s->vv);
+      s->vv_len--;
+    } else
+      s->vv[vi].max = max;
+  }
+  if (max == UINT64_MAX)
+    return;
+  lo = extra_lower(s, (cs_dot){r, max + 1});
+  for (hi = lo; hi < s->extra_len && s->extra[hi].replica == r; hi++)
+    ;
+  memmove(&s->extra[lo], &s->extra[hi], (s->extra_len - hi) * sizeof *s->extra);
+  s->extra_len -= hi - lo;
+}
+
+int cs__dotset_remove(cs_dotset *s, cs_dot d) {
+  uint64_t max = cs__dotset_max(s, d.replica);
+  size_t xi;
+  int rc;
+
+  if (d.counter > max) {
+    xi = extra_lower(s, d);
+    if (xi < s->extra_len && cs__dot_cmp(&s->extra[xi], &d) == 0) {
+      memmove(&s->extra[xi], &s->extra[xi + 1], (s->extra_len - xi - 1) * sizeof *s->extra);
+      s->extra_len--;
+    }
+    return 0;
+  }
+  /* Split the vector entry: 1..d-1 stays, d+1..max become extras (those
+   * above max, already extras, stay). */
+  xi = vv_lower(s, d.replica);
+  if (d.counter == 1) {
+    memmove(&s->vv[xi], &s->vv[xi + 1], (s->vv_len - xi - 1) * sizeof *s->vv);
+    s->vv_len--;
+  } else
+    s->vv[xi].max = d.counter - 1;
+  for (uint64_t c = d.counter + 1; c <= max && c != 0; c++)
+    if ((rc = cs__dotset_add(s, (cs_dot){d.replica, c})) != 0)
+      return rc;
+  return 0;
+}

@@ -234,6 +234,50 @@ Test(crdt_dotset, random_add_join_subset_match_naive_model) {
   }
 }
 
+/* Difference, truncation, removal and count against the naive model. */
+Test(crdt_dotset, subtract_truncate_remove_count_match_naive_model) {
+  uint64_t seed = seed_from_env(), rng = seed;
+  int iters = test_scale(2000);
+  for (int it = 0; it < iters; it++) {
+    cs_dotset a = CS_DOTSET_INIT, b = CS_DOTSET_INIT, d = CS_DOTSET_INIT;
+    naive ma, mb, md;
+    uint64_t n = 0;
+    random_dotset(&a, &ma, &rng);
+    random_dotset(&b, &mb, &rng);
+    for (int r = 0; r < NREP; r++)
+      for (int k = 1; k <= NCTR; k++) {
+        md.has[r][k] = ma.has[r][k] && !mb.has[r][k];
+        n += ma.has[r][k];
+      }
+    cr_assert_eq(cs__dotset_count(&a), n, "seed=%llu iteration %d", (unsigned long long)seed, it);
+    cr_assert_eq(cs__dotset_subtract(&d, &a, &b, SIZE_MAX), 0);
+    check_matches(&d, &md);
+    /* past the limit: refused */
+    if (cs__dotset_count(&d) > 0)
+      cr_assert_eq(cs__dotset_subtract(&d, &a, &b, (size_t)cs__dotset_count(&d) - 1), CS_ETOOBIG);
+    /* truncate a replica, remove one dot of another */
+    cs_replica r = rng_next(&rng) % NREP, q = (r + 1) % NREP;
+    uint64_t max = rng_next(&rng) % (NCTR + 1), c = 1 + rng_next(&rng) % NCTR;
+    cs__dotset_truncate(&a, r, max);
+    for (uint64_t k = max + 1; k <= NCTR; k++)
+      ma.has[r][k] = false;
+    cr_assert_eq(cs__dotset_remove(&a, (cs_dot){q, c}), 0);
+    ma.has[q][c] = false;
+    check_matches(&a, &ma);
+    cs__dotset_dispose(&a);
+    cs__dotset_dispose(&b);
+    cs__dotset_dispose(&d);
+  }
+}
+
+Test(crdt_dotset, count_saturates) {
+  cs_vv_entry vv[2] = {{1, UINT64_MAX - 1}, {2, 5}};
+  cs_dotset s = {vv, 2, 2, NULL, 0, 0};
+  cr_expect_eq(cs__dotset_count(&s), UINT64_MAX);
+  vv[0].max = 10;
+  cr_expect_eq(cs__dotset_count(&s), 15);
+}
+
 Test(crdt_dotset, clear_keeps_memory_and_empties) {
   cs_dotset s = CS_DOTSET_INIT, e = CS_DOTSET_INIT;
   cr_assert_eq(cs__dotset_add(&s, (cs_dot){1, 1}), 0);
