@@ -31,7 +31,13 @@ typedef struct cs_model {
   size_t nfields, fields_cap;
   cs_dotset knowledge; /* every dot this store has seen in the model */
   cs_dotset floor;     /* dots known without a log entry (GC'd, or from states) */
-  bool dirty_schema;
+  /* Dots of the knowledge whose action this store never applied and cannot
+   * serve: covered by another action's context that an older build merged
+   * with a causal gap. Empty but for stores that build damaged; filled at
+   * open (cs__gaps_scan), emptied as the actions or whole states arrive
+   * (docs/semantics.md, "What a replica knows and what it can serve"). */
+  cs_dotset missing;
+  bool dirty_schema, dirty_missing;
 } cs_model;
 
 struct cs_store {
@@ -325,12 +331,20 @@ typedef struct cs_msg_builder {
 
 /* Sets type, sender and a fresh clock stamp. */
 int cs__builder_init(cs_msg_builder *b, cs_store *s, uint8_t type);
-/* Adds model m's section with m's knowledge. */
-int cs__builder_section(cs_wire_model **out, cs_msg_builder *b, const cs_model *m);
-/* The section carries the logged actions of m that `peer_knows` (taken,
- * emptied) lacks. */
-void cs__builder_actions(cs_msg_builder *b, cs_wire_model *wm, cs_store *s, cs_model *m,
-                         cs_dotset *peer_knows);
+/*
+ * Adds model m's section: the knowledge this store can serve (knowledge less
+ * what it is missing, cs__knowledge_served), and what a peer that knows
+ * `peer_knows` lacks: logged actions while the log holds all of that (the
+ * floor is in peer_knows), whole states otherwise, and nothing while this
+ * store misses actions the peer lacks too (relaying the actions that cover
+ * them would hand on a causal gap). peer_knows NULL: knowledge only.
+ */
+int cs__builder_model(cs_msg_builder *b, cs_store *s, cs_model *m, const cs_dotset *peer_knows);
+/* Test switches (merge.c): false behaves as builds before storage format 4. */
+extern bool cs__relay_states, cs__refuse_gaps;
+/* What this store can serve of m: its knowledge, each origin with a missing
+ * dot cut below the first one (so that a peer sends what follows). */
+int cs__knowledge_served(cs_dotset *out, const cs_model *m);
 /* Encodes the message; *out_sent (may be NULL) counts the actions sent. */
 int cs__builder_encode(cs_buf *out, size_t *out_sent, cs_msg_builder *b);
 void cs__builder_dispose(cs_msg_builder *b);
@@ -366,9 +380,13 @@ typedef struct cs_merger {
   uint64_t cursor0; /* the store's change cursor before: put back unless finished */
   cs_hlc max_hlc; /* of the applied actions: observed at finish */
   bool floor_dirty, finished;
+  /* The message's states are the documents changed after a pull cursor,
+   * not every document: they cannot stand in for missing actions. */
+  bool states_partial;
   /* the section being merged */
   cs_dotset before;    /* the model's knowledge before this message */
   uint64_t issued;     /* the highest dot of our own in it */
+  uint64_t fresh;      /* dots of applied actions that `before` lacked */
   cs_doc_slot **slots; /* per instance of the section's table */
   cs_segment seg;      /* the log run being built */
   /* The arrays of the actions its runs drop, for its decoder to build the
@@ -395,6 +413,17 @@ void cs__merge_sink(cs_msg_sink *out, cs_merger *mg);
 /* All of it for a message decoded whole. */
 int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
                   bool durable);
+
+/* ---- maint.c ---- */
+/* Once per store (meta "gaps_scanned"): lists as missing the dots of each
+ * model's knowledge that neither its log nor its floor holds, which builds
+ * before storage format 4 could leave (docs/semantics.md). */
+int cs__gaps_scan(cs_store *s);
+/* Appends to `out` (a JSON array) one object {model, rule, detail} per
+ * broken invariant: missing dots, knowledge the store cannot serve, logged
+ * actions whose contexts it cannot serve, dots logged twice, two register
+ * entries of one replica. */
+int cs__check_invariants(json_t *out, cs_store *s);
 
 /* ---- validate.c: what the codec cannot check (see there) ---- */
 uint64_t cs__stamp_limit(const cs_store *s);

@@ -214,16 +214,46 @@ int cs__builder_init(cs_msg_builder *b, cs_store *s, uint8_t type) {
   return 0;
 }
 
-int cs__builder_section(cs_wire_model **out, cs_msg_builder *b, const cs_model *m) {
+/* Test switches that bring back what builds before storage format 4 did, to
+ * make the damaged stores the field has: false sends logged actions even
+ * when the log lacks some of what the peer lacks (a causal gap), and takes
+ * such messages. */
+bool cs__relay_states = true;
+bool cs__refuse_gaps = true;
+
+int cs__knowledge_served(cs_dotset *out, const cs_model *m) {
+  const cs_dotset *g = &m->missing;
   int rc;
-  if ((rc = cs__msg_add_model(out, &b->msg, &b->cap, m->name)) != 0)
+
+  if ((rc = cs__dotset_copy(out, &m->knowledge)) != 0)
     return rc;
-  return cs__dotset_copy(&(*out)->knowledge, &m->knowledge);
+  /* A vector entry of the missing set means its first dots are missing. */
+  for (size_t i = 0; i < g->vv_len; i++)
+    cs__dotset_truncate(out, g->vv[i].replica, 0);
+  for (size_t i = 0; i < g->extra_len; i++)
+    cs__dotset_truncate(out, g->extra[i].replica, g->extra[i].counter - 1);
+  return 0;
 }
 
-void cs__builder_actions(cs_msg_builder *b, cs_wire_model *wm, cs_store *s, cs_model *m,
-                         cs_dotset *peer_knows) {
-  cs__log_source_init(&b->srcs[b->nsrc++], wm, s, m, peer_knows);
+int cs__builder_model(cs_msg_builder *b, cs_store *s, cs_model *m, const cs_dotset *peer_knows) {
+  cs_dotset k = CS_DOTSET_INIT;
+  cs_wire_model *wm;
+  int rc;
+
+  if ((rc = cs__msg_add_model(&wm, &b->msg, &b->cap, m->name)) != 0 ||
+      (rc = cs__knowledge_served(&wm->knowledge, m)) != 0 || !peer_knows)
+    return rc;
+  if (!cs__dotset_subset(&m->missing, peer_knows))
+    return 0; /* see the declaration: nothing until the store has them */
+  if (cs__relay_states && !cs__dotset_subset(&m->floor, peer_knows)) {
+    /* The log no longer holds (or never held) all that the peer lacks. */
+    b->msg.flags |= CS_MSG_F_STATES;
+    return cs__collect_states(wm, s, m, 0);
+  }
+  if ((rc = cs__dotset_copy(&k, peer_knows)) == 0)
+    cs__log_source_init(&b->srcs[b->nsrc++], wm, s, m, &k);
+  cs__dotset_dispose(&k); /* emptied when taken */
+  return rc;
 }
 
 int cs__builder_encode(cs_buf *out, size_t *out_sent, cs_msg_builder *b) {
@@ -325,6 +355,45 @@ int cs__merge_header(cs_merger *mg, const cs_sync_msg *msg) {
   return cs__validate_header(mg->store, msg, mg->limit);
 }
 
+/*
+ * The actions of a section may only cover dots this store knew before the
+ * message or that the section's own actions bring: a context reaching past
+ * both (a causal gap) would make us claim knowledge of actions we never
+ * applied and cannot serve, skip them as duplicates when they come, and keep
+ * entries they removed. The knowledge grew by the applied actions' contexts;
+ * it must have grown by exactly their new dots (their contexts hold their
+ * own dots: cs__validate_action).
+ */
+static int check_gap(const cs_merger *mg, const cs_model *m, const cs_wire_model *wm) {
+  uint64_t before = cs__dotset_count(&mg->before), now = cs__dotset_count(&m->knowledge);
+
+  char n[24] = "too many";
+
+  if ((now != UINT64_MAX && now - before == mg->fresh) || !cs__refuse_gaps)
+    return 0;
+  if (now != UINT64_MAX && now - before > mg->fresh)
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)(now - before - mg->fresh));
+  return cs__error(CS_ECORRUPT,
+                   "model '%s': the actions' contexts cover %s dot(s) that neither this store "
+                   "nor the message holds (a causal gap); the sender must send those actions "
+                   "too, or whole states",
+                   wm->name, n);
+}
+
+/* Whole states of every document, joined against a knowledge that holds
+ * missing dots: the documents now have those actions' effects. */
+static int states_repair(cs_model *m, const cs_dotset *theirs) {
+  cs_dotset left = CS_DOTSET_INIT;
+  int rc = cs__dotset_subtract(&left, &m->missing, theirs, SIZE_MAX);
+  if (rc == 0) {
+    cs__dotset_dispose(&m->missing);
+    m->missing = left;
+    m->dirty_missing = true;
+  } else
+    cs__dotset_dispose(&left);
+  return rc;
+}
+
 int cs__merge_section(cs_merger *mg, cs_wire_model *wm) {
   cs_store *s = mg->store;
   cs_doc_cache *c;
@@ -374,6 +443,7 @@ int cs__merge_section(cs_merger *mg, cs_wire_model *wm) {
   if ((rc = cs__dotset_copy(&mg->before, &m->knowledge)) != 0)
     return rc;
   mg->issued = cs__dotset_max(&mg->before, s->self);
+  mg->fresh = 0;
   if ((rc = cs__validate_own_dots(s, mg->issued, &wm->knowledge, wm->name, SIZE_MAX)) != 0 ||
       (rc = cs__cache_prefetch(c, s, wm->instances, wm->ninstances)) != 0)
     return rc;
@@ -388,24 +458,52 @@ int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t j, cs_wire_action 
   cs_doc_cache *c = &mg->caches[mg->ncaches - 1];
   cs_model *m = c->model;
   cs_doc_slot *slot;
-  bool all_known = true;
+  bool missing = false, has_missing = m->missing.vv_len || m->missing.extra_len;
+  uint64_t fresh = 0;
   int rc;
 
   if ((rc = cs__validate_action(mg->store, wm, j, a, mg->limit)) != 0)
     return rc;
   if ((rc = cs__validate_own_dots(mg->store, mg->issued, &a->ctx, wm->name, j)) != 0)
     return rc;
-  for (uint64_t k = a->first; k <= a->last && all_known; k++)
-    all_known = cs__dotset_contains(&mg->before, (cs_dot){a->origin, k});
-  if (all_known)
+  for (uint64_t k = a->first; k <= a->last; k++) {
+    cs_dot d = {a->origin, k};
+    if (!cs__dotset_contains(&mg->before, d))
+      fresh++;
+    else if (has_missing && cs__dotset_contains(&m->missing, d))
+      missing = true;
+  }
+  if (fresh == 0 && !missing)
     return 0; /* a duplicate: joins are idempotent, skip the work */
+  mg->fresh += fresh;
   slot = mg->slots[a->instance];
   if ((rc = cs__doc_join(&slot->doc, &m->knowledge, &a->doc, &a->ctx)) != 0 ||
       (rc = cs__dotset_join(&m->knowledge, &a->ctx)) != 0)
     return rc;
   slot->dirty = true;
+  if (missing) {
+    /* An action this store knew of without having it: applied now (the
+     * join against the whole knowledge adds none of what others covered). */
+    for (uint64_t k = a->first; k <= a->last; k++)
+      if ((rc = cs__dotset_remove(&m->missing, (cs_dot){a->origin, k})) != 0)
+        return rc;
+    m->dirty_missing = true;
+  }
   if (a->hlc > mg->max_hlc)
     mg->max_hlc = a->hlc;
+  if (missing || cs__dotset_next(&mg->before, a->origin).counter - 1 > a->last) {
+    /* Below a dot of its origin known already (a missing action, or one a
+     * peer sent out of order): a log run keyed by its last dot would come
+     * before a run that holds earlier actions, and the log could no longer
+     * be served in order. Its dots join the floor instead: a peer that
+     * lacks them is sent whole states. */
+    for (uint64_t k = a->first; k <= a->last; k++)
+      if ((rc = cs__dotset_add(&m->floor, (cs_dot){a->origin, k})) != 0)
+        return rc;
+    mg->floor_dirty = true;
+    mg->applied++;
+    return 0;
+  }
   /* Applied actions go to the log, one run per origin. */
   if (mg->seg.wm.nactions && mg->seg.origin != a->origin &&
       (rc = cs__segment_flush(&mg->seg, mg->batch, m->name)) != 0)
@@ -422,6 +520,7 @@ int cs__merge_section_end(cs_merger *mg, cs_wire_model *wm) {
   int rc;
 
   if ((rc = cs__segment_flush(&mg->seg, mg->batch, m->name)) != 0 ||
+      (rc = check_gap(mg, m, wm)) != 0 ||
       (rc = cs__validate_states(mg->store, wm, mg->limit)) != 0)
     return rc;
   if (wm->nstates) {
@@ -444,6 +543,9 @@ int cs__merge_section_end(cs_merger *mg, cs_wire_model *wm) {
         (rc = cs__dotset_join(&m->floor, &wm->knowledge)) != 0)
       return rc;
     mg->floor_dirty = true;
+    if ((m->missing.vv_len || m->missing.extra_len) && !mg->states_partial &&
+        (rc = states_repair(m, &wm->knowledge)) != 0)
+      return rc;
   }
   section_clear(mg);
   return 0;

@@ -124,26 +124,13 @@ static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, con
     const cs_wire_model *theirs = NULL;
     static const cs_dotset empty = CS_DOTSET_INIT;
     const cs_dotset *knows;
-    cs_wire_model *wm;
     if (!rights_allow(ac, "read", m->name))
       continue;
     for (size_t j = 0; j < req->nmodels; j++)
       if (strcmp(req->models[j].name, m->name) == 0)
         theirs = &req->models[j];
     knows = theirs ? &theirs->knowledge : &empty;
-    if ((rc = cs__builder_section(&wm, &b, m)) != 0)
-      goto done;
-    if (!cs__dotset_subset(&m->floor, knows)) {
-      /* Our log no longer holds everything they lack: send states. */
-      b.msg.flags |= CS_MSG_F_STATES;
-      rc = cs__collect_states(wm, s, m, 0);
-    } else {
-      cs_dotset k = CS_DOTSET_INIT;
-      if ((rc = cs__dotset_copy(&k, knows)) == 0)
-        cs__builder_actions(&b, wm, s, m, &k);
-      cs__dotset_dispose(&k); /* emptied when taken */
-    }
-    if (rc)
+    if ((rc = cs__builder_model(&b, s, m, knows)) != 0)
       goto done;
   }
   rc = cs__builder_encode(response, NULL, &b);
@@ -175,6 +162,16 @@ static int serve_pull(cs_buf *response, cs_store *s, const cs_sync_msg *req, con
       wanted = strcmp(req->models[j].name, m->name) == 0;
     if (!wanted || !rights_allow(ac, "read", m->name))
       continue;
+    if (m->missing.vv_len || m->missing.extra_len) {
+      /* Its documents lack the effect of actions its knowledge claims:
+       * whole states of them would hand the damage on. */
+      rc = cs__error(CS_EBUSY,
+                     "model '%s' awaits %llu action dot(s) it knows of but never received; "
+                     "its next full sync with a replica that has them repairs it: pull again "
+                     "after that",
+                     m->name, (unsigned long long)cs__dotset_count(&m->missing));
+      goto done;
+    }
     if ((rc = cs__msg_add_model(&wm, &resp, &cap, m->name)) != 0 ||
         (rc = cs__dotset_copy(&wm->knowledge, &m->knowledge)) != 0 ||
         (rc = cs__collect_states(wm, s, m, req->cursor)) != 0)

@@ -78,6 +78,7 @@ static void model_dispose(cs_model *m) {
   cs__free(m->fields);
   cs__dotset_dispose(&m->knowledge);
   cs__dotset_dispose(&m->floor);
+  cs__dotset_dispose(&m->missing);
   cs__free(m->name);
 }
 
@@ -182,6 +183,20 @@ int cs__store_put_meta(cs_store *s, cs_wbatch *b, cs_model *const *models, size_
         goto done;
       cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, val.ptr, val.size);
     }
+    if (m->dirty_missing) {
+      /* Cleared here: a write that fails reloads the model, flag and all. */
+      m->dirty_missing = false;
+      cs__buf_clear(&key);
+      cs__buf_clear(&val);
+      if ((rc = cs__buf_printf(&key, "missing/%s", m->name)) != 0)
+        goto done;
+      if (m->missing.vv_len == 0 && m->missing.extra_len == 0)
+        cs__wbatch_delete(b, CS_CF_META, key.ptr, key.size);
+      else if ((rc = cs__codec_encode_dotset(&val, &m->missing)) != 0)
+        goto done;
+      else
+        cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, val.ptr, val.size);
+    }
   }
 done:
   cs_buf_dispose(&key);
@@ -235,14 +250,14 @@ static int load_schema(cs_model *m, const char *path, const cs_bytes *val) {
   return rc;
 }
 
-/* Loads every "schema/", "knowledge/" and "floor/" record. */
+/* Loads every "schema/", "knowledge/", "floor/" and "missing/" record. */
 static int load_models(cs_store *s) {
-  static const char *const prefixes[] = {"schema/", "knowledge/", "floor/"};
+  static const char *const prefixes[] = {"schema/", "knowledge/", "floor/", "missing/"};
   cs_iter *it = NULL;
   char *name = NULL;
   int rc = 0;
 
-  for (size_t p = 0; p < 3 && rc == 0; p++) {
+  for (size_t p = 0; p < 4 && rc == 0; p++) {
     size_t plen = strlen(prefixes[p]);
     char upper[32];
     memcpy(upper, prefixes[p], plen);
@@ -261,7 +276,7 @@ static int load_models(cs_store *s) {
       if (p == 0)
         rc = load_schema(m, s->path, &v);
       else {
-        cs_dotset *set = p == 1 ? &m->knowledge : &m->floor;
+        cs_dotset *set = p == 1 ? &m->knowledge : p == 2 ? &m->floor : &m->missing;
         cs__dotset_dispose(set);
         if ((rc = cs__codec_decode_dotset(set, v.ptr, v.len)) != 0)
           cs__error_wrap(rc, "store '%s': meta record '%s%s': ", s->path, prefixes[p], name);
@@ -277,7 +292,7 @@ static int load_models(cs_store *s) {
 }
 
 void cs__model_reload(cs_store *s, cs_model *m) {
-  static const char *const what[] = {"knowledge/", "floor/"};
+  static const char *const what[] = {"knowledge/", "floor/", "missing/"};
   cs_buf skey = CS_BUF_INIT, sval = CS_BUF_INIT;
 
   /* The schema too: an operation that failed may have inferred field types. */
@@ -290,8 +305,9 @@ void cs__model_reload(cs_store *s, cs_model *m) {
     load_schema(m, s->path, &(cs_bytes){(const uint8_t *)sval.ptr, sval.size});
   cs_buf_dispose(&skey);
   cs_buf_dispose(&sval);
-  for (int i = 0; i < 2; i++) {
-    cs_dotset *set = i == 0 ? &m->knowledge : &m->floor;
+  m->dirty_missing = false;
+  for (int i = 0; i < 3; i++) {
+    cs_dotset *set = i == 0 ? &m->knowledge : i == 1 ? &m->floor : &m->missing;
     cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
     cs__dotset_dispose(set); /* the decoder starts from empty */
     if (cs__buf_printf(&key, "%s%s", what[i], m->name) == 0 &&
@@ -379,7 +395,7 @@ int cs_store_open(cs_store **out, const char *path, const cs_store_options *opts
   if ((rc = meta_get_u64(&s->clock.last, s, "clock")) != 0 ||
       (rc = meta_get_u64(&s->cursor, s, "cursor")) != 0 ||
       (rc = meta_get_u64(&s->outbox_seq, s, "outbox_seq")) != 0 || (rc = load_models(s)) != 0 ||
-      (rc = cs__outbox_load(s)) != 0)
+      (rc = cs__gaps_scan(s)) != 0 || (rc = cs__outbox_load(s)) != 0)
     goto fail;
   *out = s;
   return 0;

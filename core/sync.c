@@ -20,16 +20,10 @@
 
 /* ------------------------------------------------------------ the client */
 
-static bool pk_found(const cs_sync_msg *msg, const char *model) {
-  for (size_t j = 0; j < msg->nmodels; j++)
-    if (strcmp(msg->models[j].name, model) == 0)
-      return true;
-  return false;
-}
-
-/* A sync request: our knowledge of every model, with the actions the peer
- * lacks as far as we know what it has (nothing known: knowledge only). The
- * actions are read from the log as they are encoded. */
+/* A sync request: our knowledge of every model, with what the peer lacks as
+ * far as we know what it has (nothing known: knowledge only): logged actions,
+ * read from the log as they are encoded, or whole states when the log does
+ * not hold all of it (cs__builder_model, as a server answers). */
 static int build_request(cs_buf *out, size_t *out_sent, cs_store *s, cs_replica peer,
                          const cs_sync_msg *peer_knows) {
   cs_msg_builder b;
@@ -40,22 +34,19 @@ static int build_request(cs_buf *out, size_t *out_sent, cs_store *s, cs_replica 
   for (size_t i = 0; i < s->nmodels; i++) {
     cs_model *m = &s->models[i];
     cs_dotset ack = CS_DOTSET_INIT;
-    cs_wire_model *wm;
-    if ((rc = cs__builder_section(&wm, &b, m)) != 0)
-      goto done;
+    const cs_dotset *knows = NULL;
     if (peer_knows) {
-      const cs_wire_model *pk = NULL;
+      /* A model missing from the peer's answer is one it does not share
+       * with us: nothing to send for it in a later round. */
       for (size_t j = 0; j < peer_knows->nmodels; j++)
         if (strcmp(peer_knows->models[j].name, m->name) == 0)
-          pk = &peer_knows->models[j];
-      if (pk)
-        rc = cs__dotset_copy(&ack, &pk->knowledge);
-    } else if (peer)
-      rc = cs__peer_ack_get(&ack, s, peer, m->name);
-    /* A model missing from the peer's answer is one it does not share with
-     * us: nothing to send for it in a later round. */
-    if (rc == 0 && (peer || peer_knows) && !(peer_knows && !pk_found(peer_knows, m->name)))
-      cs__builder_actions(&b, wm, s, m, &ack);
+          knows = &peer_knows->models[j].knowledge;
+    } else if (peer) {
+      if ((rc = cs__peer_ack_get(&ack, s, peer, m->name)) == 0)
+        knows = &ack;
+    }
+    if (rc == 0)
+      rc = cs__builder_model(&b, s, m, knows);
     cs__dotset_dispose(&ack);
     if (rc)
       goto done;

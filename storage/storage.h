@@ -152,7 +152,7 @@ int cs__key_read_u64(uint64_t *out, const uint8_t *key, size_t klen, size_t *pos
  * checksummed runs of 1 and 2, so those too become 3 with no record
  * rewritten.
  */
-#define CS_STORAGE_FORMAT 3u
+#define CS_STORAGE_FORMAT 4u
 
 /*
  * Thread-safety: one cs_db may be used from several threads at once (get,

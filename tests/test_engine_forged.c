@@ -281,7 +281,8 @@ Test(engine_forged, a_forged_action_after_good_ones_leaves_nothing_behind) {
   cs_store_close(s);
 }
 
-/* Two sections, each of one good action by origin 7, on models `m1`, `m2`. */
+/* Two sections, each of one action by origin 7 (its first dot in each model),
+ * on models `m1`, `m2`; the second writes under dot `entry2` (1: its own). */
 static void two_sections(cs_buf *out, const char *m1, const char *m2, uint64_t entry2) {
   cs_wire_model wm[2];
   cs_wire_action a[2];
@@ -290,7 +291,7 @@ static void two_sections(cs_buf *out, const char *m1, const char *m2, uint64_t e
   cs_vv_entry vv[2];
   char *inst = "x";
   one_dot_action(&a[0], &f[0], &e[0], &vv[0], 1, 1);
-  one_dot_action(&a[1], &f[1], &e[1], &vv[1], 2, entry2);
+  one_dot_action(&a[1], &f[1], &e[1], &vv[1], 1, entry2);
   memset(wm, 0, sizeof(wm));
   for (int i = 0; i < 2; i++) {
     wm[i].name = (char *)(i ? m2 : m1);
@@ -315,7 +316,7 @@ Test(engine_forged, a_refused_message_creates_no_model) {
   cr_expect_eq(s->nmodels, before);
   /* The same models arrive with a good message. */
   cs__buf_clear(&req);
-  two_sections(&req, "Aphantom", "M", 2);
+  two_sections(&req, "Aphantom", "M", 1);
   expect_accepted(s, &req);
   cr_expect_not_null(cs__model_find(s, "Aphantom"));
   cr_expect_not_null(cs__model_find(s, "M"));
@@ -331,7 +332,7 @@ Test(engine_forged, every_allocation_failure_of_a_merge_changes_nothing) {
   cs_store *s = tu_open(dir, "s");
   cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
   int fails = 0;
-  two_sections(&req, "First", "Second", 2);
+  two_sections(&req, "First", "Second", 1);
   for (unsigned long n = 1;; n++) {
     uint64_t before = tu_fingerprint(s);
     size_t models = s->nmodels;

@@ -152,11 +152,19 @@ static int local_write(cs_store *s, const char *instance, const char *json) {
   return cs_queue_offline_action(s, &act);
 }
 
-Test(engine_hostile, a_context_up_to_the_last_counter_is_joined_at_once, .timeout = 10) {
+/* A context covering dots of another replica that neither the store nor the
+ * message holds is a causal gap: refused, and at once even when it reaches
+ * counter 2^64 - 1 (joining it once hung, counting it must not). */
+Test(engine_hostile, a_context_up_to_the_last_counter_is_refused_at_once, .timeout = 10) {
   cs_store *s = tu_open(dir, "s");
   cs_buf req = CS_BUF_INIT;
   covering_action(&req, 9, UINT64_MAX);
-  cr_expect_eq(serve_refused(s, &req), 0, "%s", cs_errmsg());
+  cr_expect_eq(serve_refused(s, &req), CS_ECORRUPT, "%s", cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), "causal gap") != NULL, "%s", cs_errmsg());
+  cs__buf_clear(&req);
+  covering_action(&req, 9, 1000);
+  cr_expect_eq(serve_refused(s, &req), CS_ECORRUPT, "%s", cs_errmsg());
+  cr_expect(strstr(cs_errmsg(), "1000 dot(s)") != NULL, "%s", cs_errmsg());
   cr_expect_eq(local_write(s, "y", "{\"v\":2}"), 0, "%s", cs_errmsg());
   cs_buf_dispose(&req);
   cs_store_close(s);

@@ -83,7 +83,7 @@ Test(storage_db, newer_format_is_refused) {
   cs__db_close(db);
   db = NULL;
   cr_expect_eq(cs__db_open(&db, &moved, dbpath, NULL), CS_EVERSION);
-  cr_expect(strstr(cs_errmsg(), "storage format 4; this build reads up to 3") != NULL, "%s",
+  cr_expect(strstr(cs_errmsg(), "storage format 5; this build reads up to 4") != NULL, "%s",
             cs_errmsg());
   cr_expect_null(db);
   cs__wbatch_free(b);
@@ -109,7 +109,7 @@ static void raise_from(uint32_t old) {
   db = NULL;
   cr_assert_eq(cs__db_open(&db, &moved, dbpath, NULL), 0, "%s", cs_errmsg());
   cr_assert_eq(cs__db_get(&v, db, CS_CF_META, "format", 6), 0);
-  cr_expect_eq(cs__get_be32((const uint8_t *)v.ptr), 3, "from %u", old);
+  cr_expect_eq(cs__get_be32((const uint8_t *)v.ptr), CS_STORAGE_FORMAT, "from %u", old);
   cs__buf_clear(&v);
   cr_assert_eq(cs__db_get(&v, db, CS_CF_META, "kept", 4), 0);
   cr_expect_eq(v.size, 3, "the rest is untouched");
@@ -119,6 +119,7 @@ static void raise_from(uint32_t old) {
 
 Test(storage_db, format_1_is_raised_at_open) { raise_from(1); }
 Test(storage_db, format_2_is_raised_at_open) { raise_from(2); }
+Test(storage_db, format_3_is_raised_at_open) { raise_from(3); }
 
 /* ---- home / moved copies ---- */
 

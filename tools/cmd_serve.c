@@ -253,7 +253,7 @@ int cmd_check(cli_ctx *ctx, int argc, char **argv) {
   if (report.ptr && report.size)
     cli_print_json_text(ctx, report.ptr);
   if (rc < 0)
-    rc = cli_lib_error(ctx, rc, "check");
+    rc = cli_lib_error(ctx, rc, NULL);
   else
     fprintf(stderr, "cosmicsync: check: store %s is consistent\n", ctx->db);
   cs_buf_dispose(&report);

@@ -1,0 +1,228 @@
+/*
+ * Relaying what a pull brought: state learned as whole documents goes on as
+ * whole documents, never as logged actions with a causal gap; a message with
+ * a gap is refused; a store that an older build merged with a gap lists what
+ * it misses, serves nothing that would hand the damage on, and repairs
+ * itself at its next full sync (docs/semantics.md, "What a replica knows and
+ * what it can serve").
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine.h"
+#include "tests/helpers/testutil.h"
+
+static char *dir;
+static void setup(void) { dir = tu_tempdir(); }
+static void teardown(void) {
+  cs__relay_states = cs__refuse_gaps = true;
+  tu_rmrf(dir);
+  free(dir);
+}
+TestSuite(engine_relay, .init = setup, .fini = teardown);
+
+static void put(cs_store *s, const char *instance, const char *title) {
+  char json[64];
+  snprintf(json, sizeof(json), "{\"title\":\"%s\"}", title);
+  tu_act(s, CS_ACTION_UPDATE, "Note", instance, json);
+}
+
+static int pull(cs_store *s, cs_store *from, uint64_t since) {
+  cs_peer *p = NULL;
+  cs_sync_result r = CS_SYNC_RESULT_INIT;
+  cr_assert_eq(cs_peer_local(&p, from), 0);
+  int rc = cs_partial_sync(&r, s, p, since, NULL, 0);
+  cs_sync_result_dispose(&r);
+  cs_peer_free(p);
+  return rc;
+}
+
+static int sync_with(cs_store *s, cs_store *with) {
+  cs_peer *p = NULL;
+  cr_assert_eq(cs_peer_local(&p, with), 0);
+  int rc = cs_sync(NULL, s, p);
+  cs_peer_free(p);
+  return rc;
+}
+
+/* The check's report; rc is 0 or CS_ECORRUPT. */
+static char *check(cs_store *s, int *rc) {
+  cs_buf r = CS_BUF_INIT;
+  *rc = cs_check(&r, s);
+  return r.ptr;
+}
+
+static void expect_consistent(cs_store *s, const char *who) {
+  int rc;
+  char *rep = check(s, &rc);
+  cr_expect_eq(rc, 0, "%s: %s\n%s", who, cs_errmsg(), rep ? rep : "");
+  free(rep);
+}
+
+static void expect_same(cs_store *a, cs_store *b, const char *instance) {
+  char *x = tu_get(a, "Note", instance), *y = tu_get(b, "Note", instance);
+  cr_expect_str_eq(x, y, "instance %s", instance);
+  free(x);
+  free(y);
+}
+
+/*
+ * The field report: A writes n three times; B syncs, pulls (second write
+ * arrives as a state), syncs; B and A then sync with the hub H. `second`
+ * names the instance of A's second write.
+ */
+static void relay_through_pull(cs_store *a, cs_store *b, cs_store *h, const char *second) {
+  put(a, "n", "a1");
+  cr_assert_eq(sync_with(b, a), 0, "%s", cs_errmsg());
+  put(a, second, "a2");
+  cr_assert_eq(pull(b, a, 0), 0, "%s", cs_errmsg());
+  put(a, "n", "a3");
+  cr_assert_eq(sync_with(b, a), 0, "%s", cs_errmsg());
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(sync_with(b, h), 0, "%s", cs_errmsg());
+    cr_assert_eq(sync_with(a, h), 0, "%s", cs_errmsg());
+  }
+}
+
+Test(engine_relay, a_pulled_state_is_relayed_without_a_gap) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B"), *h = tu_open(dir, "H");
+  relay_through_pull(a, b, h, "n");
+  char *json = NULL;
+  cr_expect_eq(tu_conflicts(h, &json), 0, "two writes of one replica in a row: %s", json);
+  free(json);
+  expect_same(a, h, "n");
+  expect_same(b, h, "n");
+  expect_consistent(a, "A");
+  expect_consistent(b, "B");
+  expect_consistent(h, "H");
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(h);
+}
+
+Test(engine_relay, a_hub_that_took_a_relayed_pull_serves_a_fresh_replica) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B"), *h = tu_open(dir, "H");
+  cs_store *f = tu_open(dir, "F");
+  relay_through_pull(a, b, h, "m");
+  cr_assert_eq(sync_with(f, h), 0, "%s", cs_errmsg());
+  expect_same(a, f, "n");
+  expect_same(a, f, "m");
+  expect_consistent(h, "H");
+  expect_consistent(f, "F");
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(h);
+  cs_store_close(f);
+}
+
+/* An older client relays with a gap: the hub refuses, and keeps nothing. */
+Test(engine_relay, a_request_with_a_causal_gap_is_refused) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B"), *h = tu_open(dir, "H");
+  put(a, "n", "a1");
+  cr_assert_eq(sync_with(b, a), 0, "%s", cs_errmsg());
+  put(a, "n", "a2");
+  cr_assert_eq(pull(b, a, 0), 0, "%s", cs_errmsg());
+  put(a, "n", "a3");
+  cr_assert_eq(sync_with(b, a), 0, "%s", cs_errmsg());
+  cs__relay_states = false; /* B relays as an older build did */
+  uint64_t before = tu_fingerprint_data(h);
+  cr_expect_eq(sync_with(b, h), CS_ECORRUPT);
+  cr_expect(strstr(cs_errmsg(), "causal gap") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(tu_fingerprint_data(h), before, "the refused merge left data behind");
+  cs__relay_states = true;
+  cr_expect_eq(sync_with(b, h), 0, "%s", cs_errmsg());
+  cr_expect_eq(tu_conflicts(h, NULL), 0);
+  expect_same(a, h, "n");
+  expect_consistent(h, "H");
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(h);
+}
+
+/* Makes H as builds before storage format 4 left it: merged with a gap,
+ * and never scanned for one. H is closed; reopen it to scan. */
+static void damage(cs_store *a, cs_store *b, cs_store *h, const char *second) {
+  cs_wbatch *wb = NULL;
+  cs__relay_states = cs__refuse_gaps = false;
+  relay_through_pull(a, b, h, second);
+  cs__relay_states = cs__refuse_gaps = true;
+  if (strcmp(second, "n") == 0)
+    cr_assert_eq(tu_conflicts(h, NULL), 1, "the old damage did not happen");
+  cr_assert_eq(cs__wbatch_new(&wb, h->db), 0);
+  cs__wbatch_delete(wb, CS_CF_META, "gaps_scanned", strlen("gaps_scanned"));
+  cr_assert_eq(cs__db_write(h->db, wb, true), 0);
+  cs__wbatch_free(wb);
+  cs_store_close(h);
+}
+
+Test(engine_relay, a_damaged_store_is_found_and_repairs_itself) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B"), *h = tu_open(dir, "H");
+  cs_store *f = tu_open(dir, "F");
+  damage(a, b, h, "n");
+  h = tu_open(dir, "H");
+  int rc;
+  char *rep = check(h, &rc);
+  cr_expect_eq(rc, CS_ECORRUPT);
+  cr_expect(strstr(rep, "\"missing\"") && strstr(rep, "\"siblings\"") && strstr(rep, "\"gap\""),
+            "%s", rep);
+  free(rep);
+  /* Nothing of the damaged model leaves it: no pull, no relay. */
+  cr_expect_eq(pull(f, h, 0), CS_EBUSY);
+  cr_expect(strstr(cs_errmsg(), "awaits 1 action dot") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(sync_with(f, h), 0, "%s", cs_errmsg());
+  cs_buf got = CS_BUF_INIT;
+  cr_expect_eq(cs_get_local_data(&got, f, "Note", "n"), CS_ENOTFOUND, "relayed: %s", got.ptr);
+  cs_buf_dispose(&got);
+  expect_consistent(f, "F");
+  /* A still has the action H lacks: one sync repairs H. */
+  cr_expect_eq(sync_with(a, h), 0, "%s", cs_errmsg());
+  cr_expect_eq(tu_conflicts(h, NULL), 0);
+  expect_same(a, h, "n");
+  expect_consistent(h, "H");
+  cr_expect_eq(sync_with(f, h), 0, "%s", cs_errmsg());
+  expect_same(a, f, "n");
+  expect_consistent(f, "F");
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(h);
+  cs_store_close(f);
+}
+
+/* The action H misses is gone from every log (cleaned up once every peer,
+ * H included, claimed it): whole states repair H. */
+Test(engine_relay, a_damaged_store_repairs_from_whole_states) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B"), *h = tu_open(dir, "H");
+  cs_cleanup_stats st;
+  damage(a, b, h, "n");
+  cr_assert_eq(cs_cleanup(&st, a), 0, "%s", cs_errmsg());
+  cr_assert_gt(st.log_entries_deleted, 0, "A's log was not cleaned up");
+  h = tu_open(dir, "H");
+  cr_expect_eq(sync_with(h, a), 0, "%s", cs_errmsg());
+  cr_expect_eq(tu_conflicts(h, NULL), 0);
+  expect_same(a, h, "n");
+  expect_consistent(h, "H");
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(h);
+}
+
+/* A hub made by the older build for the second report: A's second write is
+ * on another instance, and H could not encode its log for a fresh replica. */
+Test(engine_relay, a_damaged_hub_serves_again_once_repaired) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B"), *h = tu_open(dir, "H");
+  cs_store *f = tu_open(dir, "F");
+  damage(a, b, h, "m");
+  h = tu_open(dir, "H");
+  cr_expect_eq(sync_with(f, h), 0, "%s", cs_errmsg());
+  cr_expect_eq(sync_with(b, h), 0, "%s", cs_errmsg()); /* B sends m's state */
+  cr_expect_eq(sync_with(f, h), 0, "%s", cs_errmsg());
+  expect_same(a, f, "n");
+  expect_same(a, f, "m");
+  expect_consistent(h, "H");
+  expect_consistent(f, "F");
+  cs_store_close(a);
+  cs_store_close(b);
+  cs_store_close(h);
+  cs_store_close(f);
+}
