@@ -412,7 +412,7 @@ void cs__merge_dispose(cs_merger *mg);
 void cs__merge_sink(cs_msg_sink *out, cs_merger *mg);
 /* All of it for a message decoded whole. */
 int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
-                  bool durable);
+                  bool durable, bool states_partial);
 
 /* ---- maint.c ---- */
 /* Once per store (meta "gaps_scanned"): lists as missing the dots of each
@@ -450,6 +450,10 @@ int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char 
 
 /* Forgets what sync remembered about a peer handle being freed. */
 void cs__peer_forget(const cs_peer *p);
+/* A name for the peer a handle reaches that outlives the handle: "store:"
+ * and the path of an in-process peer, "url:" and the URL of an HTTP one;
+ * CS_ENOTFOUND for peers of other kinds. */
+int cs__peer_label(cs_buf *out, const cs_peer *p);
 
 /* ---- conflict.c ---- */
 int cs__doc_conflicts_of(cs_conflict_list *out, const cs_doc *doc, cs_model *m,

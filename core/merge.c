@@ -604,12 +604,13 @@ void cs__merge_sink(cs_msg_sink *out, cs_merger *mg) {
 }
 
 int cs__merge_msg(size_t *out_applied, cs_store *s, cs_sync_msg *msg, cs_replica ack_peer,
-                  bool durable) {
+                  bool durable, bool states_partial) {
   cs_merger mg;
   int rc;
 
   if ((rc = cs__merge_begin(&mg, s)) != 0 || (rc = cs__merge_header(&mg, msg)) != 0)
     goto done;
+  mg.states_partial = states_partial;
   for (size_t i = 0; i < msg->nmodels; i++) {
     cs_wire_model *wm = &msg->models[i];
     if ((rc = cs__merge_section(&mg, wm)) != 0)

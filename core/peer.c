@@ -219,3 +219,11 @@ void cs_server_stop(cs_server *srv) {
   cs__http_server_stop(srv->http);
   cs__free(srv);
 }
+
+int cs__peer_label(cs_buf *out, const cs_peer *p) {
+  if (p && p->exchange == local_exchange)
+    return cs__buf_printf(out, "store:%s", ((const local_peer *)p)->remote->path);
+  if (p && p->exchange == http_exchange)
+    return cs__buf_printf(out, "url:%s", ((const http_peer *)p)->url);
+  return CS_ENOTFOUND;
+}

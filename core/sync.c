@@ -319,19 +319,189 @@ static int pcursor_key(cs_buf *key, cs_replica peer, const char *model) {
   return cs__buf_printf(key, "pcursor/%016llx/%s", (unsigned long long)peer, model);
 }
 
+/* The last cursor this store took from `peer` for `model` (0: none). */
+static int pcursor_get(uint64_t *out, cs_store *s, cs_replica peer, const char *model) {
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  int rc;
+
+  *out = 0;
+  if ((rc = pcursor_key(&key, peer, model)) == 0 &&
+      (rc = cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size)) == 0) {
+    if (val.size == 8)
+      *out = cs__get_be64((const uint8_t *)val.ptr);
+    else
+      rc = cs__error(CS_ECORRUPT, "store '%s': meta record '%s' has %zu bytes, expected 8",
+                     s->path, key.ptr, val.size);
+  } else if (rc == CS_ENOTFOUND)
+    rc = 0;
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&val);
+  return rc;
+}
+
+/* The replica a peer handle reaches, when this process or this store has met
+ * it before (0: not known). */
+static cs_replica peer_known(cs_store *s, const cs_peer *peer) {
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  cs_replica id = memo_get(peer);
+
+  if (!id && cs__buf_puts(&key, "peerid/") == 0 && cs__peer_label(&key, peer) == 0 &&
+      cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size) == 0 && val.size == 8)
+    id = cs__get_be64((const uint8_t *)val.ptr);
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&val);
+  return id;
+}
+
+/* Where a CS_SINCE_LAST pull starts: the lowest cursor taken from the peer
+ * for the models asked for (with none named, for every model this store
+ * holds one of); 0 when a model asked for has none or the peer is unknown. */
+static int last_cursor(uint64_t *out, cs_store *s, cs_replica peer, const cs_sync_msg *req) {
+  cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
+  cs_iter *it = NULL;
+  uint64_t min = UINT64_MAX;
+  int rc = 0;
+
+  *out = 0;
+  if (!peer)
+    return 0;
+  for (size_t i = 0; i < req->nmodels && rc == 0; i++) {
+    uint64_t c;
+    if ((rc = pcursor_get(&c, s, peer, req->models[i].name)) == 0 && c < min)
+      min = c;
+  }
+  if (req->nmodels == 0 && (rc = pcursor_key(&lo, peer, "")) == 0 &&
+      (rc = cs__buf_put(&hi, lo.ptr, lo.size)) == 0) {
+    hi.ptr[hi.size - 1]++; /* '/' + 1: the end of the prefix */
+    if ((rc = cs__iter_new(&it, s->db, CS_CF_META, lo.ptr, lo.size, hi.ptr, hi.size)) == 0) {
+      for (cs__iter_seek(it, lo.ptr, lo.size); cs__iter_valid(it); cs__iter_next(it)) {
+        cs_bytes v = cs__iter_value(it);
+        uint64_t c = v.len == 8 ? cs__get_be64(v.ptr) : 0;
+        if (c < min)
+          min = c;
+      }
+      rc = cs__iter_status(it);
+    }
+  }
+  if (rc == 0 && min != UINT64_MAX)
+    *out = min;
+  cs__iter_free(it);
+  cs_buf_dispose(&lo);
+  cs_buf_dispose(&hi);
+  return rc;
+}
+
+/*
+ * One pull from `since` of the models req names (none: all). A section of a
+ * model whose cursor from this peer is older than `since` would claim the
+ * peer's knowledge of documents that changed before `since` and were never
+ * received here: with `stale` NULL it refuses the answer; otherwise the
+ * section is left out and its model named in *stale, to pull again from its
+ * own cursor. *out_cursor gets the answer's cursor.
+ */
+static int pull_once(cs_sync_result *out, uint64_t *out_cursor, cs_store *s, cs_peer *peer,
+                     cs_sync_msg *req, uint64_t since, cs_sync_msg *stale) {
+  cs_sync_msg resp = {0};
+  cs_buf reqb = CS_BUF_INIT, key = CS_BUF_INIT;
+  cs_wbatch *b = NULL;
+  size_t applied = 0, nfresh = 0, stale_cap = 0, all = 0;
+  int rc = 0;
+
+  req->cursor = since;
+  CS_LOCK(s);
+  req->sender = s->self;
+  req->clock = cs__clock_tick(&s->clock, cs__now_ms());
+  CS_UNLOCK(s);
+  if ((rc = cs__codec_encode_msg(&reqb, req)) != 0)
+    goto done;
+  out->bytes_sent += reqb.size;
+  if ((rc = exchange(&resp, &out->bytes_received, peer, "/v1/pull", &reqb,
+                     CS_MSG_PULL_RESPONSE)) != 0)
+    goto done;
+  /* Only the models asked for: a section of another would be merged and
+   * given a cursor this store never asked for. */
+  for (size_t i = 0; i < resp.nmodels && req->nmodels > 0; i++) {
+    bool asked = false;
+    for (size_t j = 0; j < req->nmodels && !asked; j++)
+      asked = strcmp(resp.models[i].name, req->models[j].name) == 0;
+    if (!asked) {
+      rc = cs__error(CS_ECORRUPT, "peer's answer: model '%.200s' was not asked for",
+                     resp.models[i].name);
+      goto done;
+    }
+  }
+  all = resp.nmodels;
+  CS_LOCK(s);
+  /* A cursor is only good for the peer and models that issued it. The
+   * sections it is good for go first, in order; the others after them. */
+  for (size_t i = 0; i < resp.nmodels && rc == 0; i++) {
+    uint64_t issued = 0;
+    if ((rc = pcursor_get(&issued, s, resp.sender, resp.models[i].name)) != 0)
+      break;
+    if (since <= issued) {
+      cs_wire_model t = resp.models[i];
+      memmove(&resp.models[nfresh + 1], &resp.models[nfresh], (i - nfresh) * sizeof(t));
+      resp.models[nfresh++] = t;
+    } else if (!stale) {
+      rc = cs__error(CS_EINVAL,
+                     "partialSync: cursor %llu was not issued to this store by peer %016llx for "
+                     "model '%s' (last issued: %llu); pass 0 for a full pull, or CS_SINCE_LAST",
+                     (unsigned long long)since, (unsigned long long)resp.sender,
+                     resp.models[i].name, (unsigned long long)issued);
+    } else {
+      cs_wire_model *wm;
+      rc = cs__msg_add_model(&wm, stale, &stale_cap, resp.models[i].name);
+    }
+  }
+  resp.nmodels = nfresh; /* the merge takes the good sections only */
+  if (rc == 0)
+    rc = cs__merge_msg(&applied, s, &resp, 0, false, since > 0);
+  if (rc == 0 && (rc = cs__wbatch_new(&b, s->db)) == 0) {
+    uint8_t be[8];
+    cs__put_be64(be, resp.cursor);
+    for (size_t i = 0; i < nfresh && rc == 0; i++) {
+      cs__buf_clear(&key);
+      if ((rc = pcursor_key(&key, resp.sender, resp.models[i].name)) == 0)
+        cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, be, 8);
+    }
+    /* Who answered at this URL or store: the next CS_SINCE_LAST starts from
+     * its cursors, in a new process too. */
+    cs__buf_clear(&key);
+    cs__put_be64(be, resp.sender);
+    if (rc == 0 && cs__buf_puts(&key, "peerid/") == 0 && cs__peer_label(&key, peer) == 0)
+      cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, be, 8);
+    if (rc == 0)
+      rc = cs__db_write(s->db, b, false);
+  }
+  CS_UNLOCK(s);
+  if (rc == 0) {
+    memo_put(peer, resp.sender);
+    out->received += applied;
+    out->synced_count += applied;
+    *out_cursor = resp.cursor;
+  }
+done:
+  if (all)
+    resp.nmodels = all;
+  cs__wbatch_free(b);
+  cs__sync_msg_dispose(&resp);
+  cs_buf_dispose(&reqb);
+  cs_buf_dispose(&key);
+  return rc;
+}
+
 int cs_partial_sync(cs_sync_result *out, cs_store *s, cs_peer *peer, uint64_t since,
                     const char *const *models, size_t nmodels) {
   cs_sync_result local = CS_SYNC_RESULT_INIT;
-  cs_sync_msg req = {0}, resp = {0};
-  cs_buf reqb = CS_BUF_INIT, key = CS_BUF_INIT, val = CS_BUF_INIT;
-  cs_wbatch *b = NULL;
-  size_t cap = 0, applied = 0;
+  cs_sync_msg req = {0}, stale = {0};
+  bool last = since == CS_SINCE_LAST;
+  uint64_t cursor = 0, again = 0;
+  size_t cap = 0;
   int rc = 0;
 
   if (!out)
     out = &local;
-  req.type = CS_MSG_PULL_REQUEST;
-  req.cursor = since;
+  req.type = stale.type = CS_MSG_PULL_REQUEST;
   for (size_t i = 0; i < nmodels; i++) {
     cs_wire_model *wm;
     bool dup = false;
@@ -351,77 +521,36 @@ int cs_partial_sync(cs_sync_result *out, cs_store *s, cs_peer *peer, uint64_t si
       req.models[j] = req.models[j - 1];
       req.models[j - 1] = t;
     }
-  CS_LOCK(s);
-  req.sender = s->self;
-  req.clock = cs__clock_tick(&s->clock, cs__now_ms());
-  CS_UNLOCK(s);
-  if ((rc = cs__codec_encode_msg(&reqb, &req)) != 0)
-    goto done;
-  out->bytes_sent += reqb.size;
-  if ((rc = exchange(&resp, &out->bytes_received, peer, "/v1/pull", &reqb,
-                     CS_MSG_PULL_RESPONSE)) != 0)
-    goto done;
-  /* Only the models asked for: a section of another would be merged and
-   * given a cursor this store never asked for. */
-  for (size_t i = 0; i < resp.nmodels && req.nmodels > 0; i++) {
-    bool asked = false;
-    for (size_t j = 0; j < req.nmodels && !asked; j++)
-      asked = strcmp(resp.models[i].name, req.models[j].name) == 0;
-    if (!asked) {
-      rc = cs__error(CS_ECORRUPT, "peer's answer: model '%.200s' was not asked for",
-                     resp.models[i].name);
+  if (last) {
+    CS_LOCK(s);
+    rc = last_cursor(&since, s, peer_known(s, peer), &req);
+    CS_UNLOCK(s);
+    if (rc)
       goto done;
-    }
   }
-  CS_LOCK(s);
-  /* A cursor is only good for the peer (and models) that issued it: a wrong
-   * one would make us claim knowledge of documents we never received. */
-  for (size_t i = 0; i < resp.nmodels && rc == 0 && since > 0; i++) {
-    uint64_t issued = 0;
-    cs__buf_clear(&key);
-    cs__buf_clear(&val);
-    if ((rc = pcursor_key(&key, resp.sender, resp.models[i].name)) != 0)
-      break;
-    rc = cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size);
-    if (rc == 0 && val.size == 8)
-      issued = cs__get_be64((const uint8_t *)val.ptr);
-    if (rc == CS_ENOTFOUND || rc == 0) {
-      rc = 0;
-      if (since > issued)
-        rc = cs__error(CS_EINVAL,
-                       "partialSync: cursor %llu was not issued to this store by peer %016llx for "
-                       "model '%s' (last issued: %llu); pass 0 for a full pull",
-                       (unsigned long long)since, (unsigned long long)resp.sender,
-                       resp.models[i].name, (unsigned long long)issued);
-    }
-  }
-  if (rc == 0)
-    rc = cs__merge_msg(&applied, s, &resp, 0, false);
-  if (rc == 0 && (rc = cs__wbatch_new(&b, s->db)) == 0) {
-    uint8_t be[8];
-    cs__put_be64(be, resp.cursor);
-    for (size_t i = 0; i < resp.nmodels && rc == 0; i++) {
-      cs__buf_clear(&key);
-      if ((rc = pcursor_key(&key, resp.sender, resp.models[i].name)) == 0)
-        cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, be, 8);
-    }
+  if ((rc = pull_once(out, &cursor, s, peer, &req, since, last ? &stale : NULL)) != 0)
+    goto done;
+  if (stale.nmodels) {
+    /* Models pulled from an older cursor, or never: each from the lowest of
+     * their own cursors (the answer is theirs, sorted as it came). */
+    CS_LOCK(s);
+    rc = last_cursor(&again, s, memo_get(peer), &stale);
+    CS_UNLOCK(s);
     if (rc == 0)
-      rc = cs__db_write(s->db, b, false);
+      rc = pull_once(out, &again, s, peer, &stale, again, NULL);
+    if (rc)
+      goto done;
+    /* The cursor good for every model this call brought. */
+    if (again < cursor)
+      cursor = again;
   }
-  if (rc == 0) {
-    out->received += applied;
-    out->synced_count += applied;
-    out->cursor = resp.cursor;
-    rc = finish_result(out, s);
-  }
+  out->cursor = cursor;
+  CS_LOCK(s);
+  rc = finish_result(out, s);
   CS_UNLOCK(s);
 done:
-  cs__wbatch_free(b);
   cs__sync_msg_dispose(&req);
-  cs__sync_msg_dispose(&resp);
-  cs_buf_dispose(&reqb);
-  cs_buf_dispose(&key);
-  cs_buf_dispose(&val);
+  cs__sync_msg_dispose(&stale);
   cs_sync_result_dispose(&local);
   return rc;
 }

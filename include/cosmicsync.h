@@ -357,8 +357,17 @@ CS_EXTERN int cs_sync(cs_sync_result *out, cs_store *store, cs_peer *peer);
  * the peer returned earlier in out->cursor; 0 = everything), for the listed
  * models (NULL/0 = all). One direction (pull). Cursors are the serving peer's
  * own change counter, never a wall-clock time: a cursor this store did not
- * receive from this peer is refused with CS_EINVAL.
+ * receive from this peer for every model the answer holds is refused with
+ * CS_EINVAL.
+ *
+ * `since` = CS_SINCE_LAST: the store keeps the cursor of every pull, per
+ * peer and per model, and continues from there, model by model: a model it
+ * never pulled from that peer (or one the peer gained since) comes whole, in
+ * a second request when needed. The first pull from a peer this store cannot
+ * name yet (a peer handle it has not exchanged with, and not the URL or store
+ * of an earlier pull) is a full one.
  */
+#define CS_SINCE_LAST UINT64_MAX
 CS_EXTERN int cs_partial_sync(cs_sync_result *out, cs_store *store, cs_peer *peer,
                               uint64_t since, const char *const *models, size_t nmodels);
 

@@ -226,3 +226,43 @@ Test(engine_relay, a_damaged_hub_serves_again_once_repaired) {
   cs_store_close(h);
   cs_store_close(f);
 }
+
+static size_t pull_last(cs_store *s, cs_store *from, const char *model) {
+  cs_peer *p = NULL;
+  cs_sync_result r = CS_SYNC_RESULT_INIT;
+  cr_assert_eq(cs_peer_local(&p, from), 0);
+  int rc = cs_partial_sync(&r, s, p, CS_SINCE_LAST, model ? &model : NULL, model ? 1 : 0);
+  cr_assert_eq(rc, 0, "pull %s since last: %s", model ? model : "(all)", cs_errmsg());
+  cs_sync_result_dispose(&r);
+  cs_peer_free(p); /* each pull through a new handle: the store names the peer */
+  return r.received;
+}
+
+/* Cursors are kept per peer and per model: "since last" works whatever
+ * models the previous pulls named, and for a model the peer gained. */
+Test(engine_relay, since_last_continues_model_by_model) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B");
+  put(a, "n1", "one");
+  tu_act(a, CS_ACTION_UPDATE, "Task", "t1", "{\"done\":false}");
+  cr_expect_eq(pull_last(b, a, "Note"), 1, "the first pull is a full one");
+  put(a, "n2", "two");
+  cr_expect_eq(pull_last(b, a, "Note"), 1, "only the new Note");
+  cr_expect_eq(pull_last(b, a, NULL), 1, "Task whole, nothing of Note again");
+  tu_act(a, CS_ACTION_UPDATE, "Later", "l1", "{\"x\":1}");
+  put(a, "n3", "three");
+  cr_expect_eq(pull_last(b, a, NULL), 2, "the model A gained, and the new Note");
+  cr_expect_eq(pull_last(b, a, NULL), 0, "nothing new");
+  expect_same(a, b, "n1");
+  expect_same(a, b, "n3");
+  expect_consistent(b, "B");
+  /* An explicit cursor older than a model's is still good; a newer one not. */
+  cs_peer *p = NULL;
+  cs_sync_result r = CS_SYNC_RESULT_INIT;
+  cr_assert_eq(cs_peer_local(&p, a), 0);
+  cr_expect_eq(cs_partial_sync(&r, b, p, 1, NULL, 0), 0, "%s", cs_errmsg());
+  cr_expect_eq(cs_partial_sync(&r, b, p, r.cursor + 1000, NULL, 0), CS_EINVAL);
+  cs_sync_result_dispose(&r);
+  cs_peer_free(p);
+  cs_store_close(a);
+  cs_store_close(b);
+}

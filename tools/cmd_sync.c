@@ -84,20 +84,6 @@ int cmd_sync(cli_ctx *ctx, int argc, char **argv) {
   return run_sync(ctx, pos[0], 0, 0, NULL, 0);
 }
 
-/* The cursor recorded by the last partial-sync with `peer`. */
-static int recorded_cursor(cli_ctx *ctx, const char *peer, uint64_t *out) {
-  json_t *st = cli_load_status(ctx);
-  json_t *c = json_object_get(json_object_get(json_object_get(st, "peers"), peer), "cursor");
-  int ok = json_is_integer(c) && json_integer_value(c) >= 0;
-  if (ok)
-    *out = (uint64_t)json_integer_value(c);
-  json_decref(st);
-  if (!ok)
-    return cli_fail(ctx, CLI_EXIT_NOTFOUND,
-                    "no cursor recorded for peer '%s' yet (start with --since 0)", peer);
-  return 0;
-}
-
 int cmd_partial_sync(cli_ctx *ctx, int argc, char **argv) {
   cli_opt opts[] = {{"since", 1, NULL, 0}, {"models", 1, NULL, 0}};
   const char *pos[1];
@@ -113,8 +99,7 @@ int cmd_partial_sync(cli_ctx *ctx, int argc, char **argv) {
   uint64_t since = 0;
   const char *s = opts[0].value;
   if (strcmp(s, "last") == 0) {
-    if ((rc = recorded_cursor(ctx, pos[0], &since)) != 0)
-      return rc;
+    since = CS_SINCE_LAST; /* the store keeps a cursor per peer and model */
   } else {
     char *end = NULL;
     errno = 0;

@@ -346,8 +346,10 @@ section_local_sync() {
   err_has "partial-sync" "the message points to partial-sync"
   expect 1 "partial-sync without --since" -- --db "$b" partial-sync "$a"
   expect 1 "partial-sync with a bad cursor" -- --db "$b" partial-sync "$a" --since yesterday
-  expect 2 "partial-sync --since last before any" -- --db "$b" partial-sync "$a" --since last
   expect 1 "partial-sync with a cursor never issued" -- --db "$b" partial-sync "$a" --since 999999
+  expect 0 "partial-sync --since last before any pull is a full one" -- \
+    --db "$b" partial-sync "$a" --since last --models Note
+  out_has '"received":1' "the Note came whole"
   expect 0 "partial-sync of Note only" -- --db "$b" partial-sync "$a" --since 0 --models Note
   out_has '"cursor":[0-9]+' "partial-sync returns a cursor"
   expect 0 "B has the Note" -- --db "$b" get Note n1
@@ -356,13 +358,22 @@ section_local_sync() {
   expect 0 "partial-sync --since last" -- --db "$b" partial-sync "$a" --since last --models Note
   out_has '"received":1' "only the new change came"
   expect 0 "B has the new Note" -- --db "$b" get Note n2
-  expect 0 "full sync" -- --db "$b" sync "$a"
+  # The cursors are per model: the last pulls named Note only.
+  expect 0 "partial-sync --since last of every model" -- --db "$b" partial-sync "$a" --since last
+  out_has '"received":1' "the UserProfile, never pulled, came whole; nothing of Note again"
   expect 0 "B has the UserProfile now" -- --db "$b" get UserProfile p1
+  expect 0 "A gains a model" -- --db "$a" create Task t1 '{"done":false}'
+  expect 0 "partial-sync --since last after the peer gained a model" -- \
+    --db "$b" partial-sync "$a" --since last
+  out_has '"received":1' "only the new model's instance came"
+  expect 0 "B has the Task" -- --db "$b" get Task t1
+  expect 0 "full sync" -- --db "$b" sync "$a"
   expect 0 "status after syncs" -- --db "$b" status
   out_has '"state":"idle"' "idle after a successful sync"
   out_has '"last_sync":\{' "a last sync is recorded"
   out_has '"cursor":[0-9]+' "the partial-sync cursor is recorded"
   expect 0 "A's outbox is still full (B pulled)" -- --db "$a" status
+  out_has '"pending":[1-9]' "A's outbox holds its actions"
   expect 0 "A syncs with B" -- --db "$a" sync "$b"
   expect 0 "A status" -- --db "$a" status
   out_has '"pending":0' "A's outbox is empty after its own sync"
