@@ -62,27 +62,18 @@ static bool all_have(const peer_acks *p, cs_replica r, uint64_t first, uint64_t 
   return p->len > 0;
 }
 
-/* Names of the documents a cleanup purges, sorted by strcmp. */
-typedef struct name_list {
-  char **names;
-  size_t len, cap;
-} name_list;
-
-static void names_dispose(name_list *l) {
-  for (size_t i = 0; i < l->len; i++)
-    cs__free(l->names[i]);
-  cs__free(l->names);
-  memset(l, 0, sizeof(*l));
-}
-
-static int cmp_name(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Puts the model's deletions into b; *purged gets the names of the
- * documents purged. */
-static int gc_model(cs_cleanup_stats *st, name_list *purged, cs_store *s, cs_model *m,
-                    cs_wbatch *b) {
+/*
+ * Puts into b the deletion of the model's log runs every peer has; their
+ * dots join the floor.
+ *
+ * Deleted documents are kept, even once every peer has seen the deletion: a
+ * later write to the instance (or a restore) brings back the fields and
+ * counters the delete kept, and a write made concurrently with the delete
+ * may still arrive. A store that had purged the document would read it
+ * without them, and diverge (docs/semantics.md, "Existence, delete and
+ * restore").
+ */
+static int gc_model(cs_cleanup_stats *st, cs_store *s, cs_model *m, cs_wbatch *b) {
   peer_acks acks = {0};
   cs_buf lo = CS_BUF_INIT, hi = CS_BUF_INIT;
   cs_iter *it = NULL;
@@ -117,49 +108,7 @@ static int gc_model(cs_cleanup_stats *st, name_list *purged, cs_store *s, cs_mod
     if (rc)
       goto done;
   }
-  if ((rc = cs__iter_status(it)) != 0)
-    goto done;
-  cs__iter_free(it);
-  it = NULL;
-  /* Deleted documents whose deletion every peer has seen, without conflict. */
-  cs__buf_clear(&hi);
-  if ((rc = cs__key_name(&hi, m->name)) != 0 || (rc = cs__buf_putc(&hi, (char)0xff)) != 0 ||
-      (rc = cs__buf_putc(&hi, (char)0xff)) != 0 || (rc = cs__buf_putc(&hi, (char)0xff)) != 0 ||
-      (rc = cs__iter_new(&it, s->db, CS_CF_DOCS, lo.ptr, lo.size, hi.ptr, hi.size)) != 0)
-    goto done;
-  for (; cs__iter_valid(it); cs__iter_next(it)) {
-    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
-    cs_doc doc = CS_DOC_INIT;
-    cs_conflict_list l = {0};
-    char *instance = NULL;
-    size_t pos = lo.size;
-    bool purge;
-    if ((rc = cs__key_read_name(&instance, k.ptr, k.len, &pos)) != 0)
-      goto done;
-    if ((rc = cs__doc_value_decode(&doc, NULL, v.ptr, v.len, m->name, instance)) == 0 &&
-        !cs__doc_alive(&doc) && !cs__doc_empty(&doc))
-      rc = cs__doc_conflicts_of(&l, &doc, m, instance);
-    purge = rc == 0 && !cs__doc_alive(&doc) && !cs__doc_empty(&doc) && l.len == 0;
-    for (size_t i = 0; purge && i < doc.nexist; i++)
-      purge = all_have(&acks, doc.exist[i].dot.replica, doc.exist[i].dot.counter,
-                       doc.exist[i].dot.counter);
-    /* Its change index entry may list other documents: the trim drops
-     * only its name. */
-    if (purge && (rc = cs__array_grow((void **)&purged->names, &purged->cap, purged->len + 1,
-                                      sizeof(char *))) == 0) {
-      cs__wbatch_delete(b, CS_CF_DOCS, k.ptr, k.len);
-      st->documents_purged++;
-      purged->names[purged->len++] = instance;
-      instance = NULL;
-    }
-    cs__conflict_list_dispose(&l);
-    cs__doc_dispose(&doc);
-    cs__free(instance);
-    if (rc)
-      goto done;
-  }
   rc = cs__iter_status(it);
-  qsort(purged->names, purged->len, sizeof(char *), cmp_name);
 done:
   cs__iter_free(it);
   acks_dispose(&acks);
@@ -221,12 +170,9 @@ int cs_cleanup(cs_cleanup_stats *out, cs_store *s) {
   if ((rc = cs__db_size(&st.bytes_before, s->db)) != 0 || (rc = cs__wbatch_new(&b, s->db)) != 0)
     goto done;
   for (size_t i = 0; i < s->nmodels; i++) {
-    name_list purged = {0};
     size_t dropped = 0;
-    if ((rc = gc_model(&st, &purged, s, &s->models[i], b)) == 0)
-      rc = cs__changes_trim(&dropped, s, &s->models[i], purged.names, purged.len, b);
-    names_dispose(&purged);
-    if (rc)
+    if ((rc = gc_model(&st, s, &s->models[i], b)) != 0 ||
+        (rc = cs__changes_trim(&dropped, s, &s->models[i], NULL, 0, b)) != 0)
       goto done;
   }
   if ((rc = gc_conflicts(&st, s, b)) != 0)

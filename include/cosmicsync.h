@@ -471,15 +471,16 @@ CS_EXTERN void cs_scheduler_status(cs_sync_status *out, cs_scheduler *s);
 
 typedef struct cs_cleanup_stats {
   size_t log_entries_deleted;
-  size_t documents_purged;
+  size_t documents_purged; /* always 0: deleted instances are kept (see below) */
   size_t conflicts_dropped;
   uint64_t bytes_before, bytes_after;
 } cs_cleanup_stats;
 
 /* "Clean up old offline data": deletes log entries every known peer has
- * acknowledged, purges deleted instances every known peer has seen deleted,
- * drops resolved conflicts, rewrites change index entries without the names
- * of documents changed again since, and compacts. */
+ * acknowledged, drops resolved conflicts, rewrites change index entries
+ * without the names of documents changed again since, and compacts. Deleted
+ * instances are kept: a write to one brings back what the delete kept, on
+ * every replica alike (docs/semantics.md). */
 CS_EXTERN int cs_cleanup(cs_cleanup_stats *out, cs_store *store);
 
 /* Reads and decodes every document, log run, outbox record and change

@@ -511,7 +511,7 @@ Test(engine, copied_store_takes_a_new_identity) {
   cs_store_close(z);
 }
 
-Test(engine, cleanup_frees_acknowledged_log_and_deleted_docs) {
+Test(engine, cleanup_frees_acknowledged_log_and_keeps_deleted_docs) {
   cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
   cs_cleanup_stats st;
   for (int i = 0; i < 200; i++) {
@@ -527,7 +527,10 @@ Test(engine, cleanup_frees_acknowledged_log_and_deleted_docs) {
   tu_sync(a, b);
   cr_assert_eq(cs_cleanup(&st, a), 0, "%s", cs_errmsg());
   cr_expect_eq(st.log_entries_deleted, 300);
-  cr_expect_eq(st.documents_purged, 100);
+  cr_expect_eq(st.documents_purged, 0, "deleted instances are kept");
+  cs_buf gone = CS_BUF_INIT;
+  cr_expect_eq(cs_get_local_data(&gone, a, "M", "d1"), CS_ENOTFOUND, "still reads as deleted");
+  cs_buf_dispose(&gone);
   cr_expect_lt(st.bytes_after, st.bytes_before, "%llu -> %llu",
                (unsigned long long)st.bytes_after, (unsigned long long)st.bytes_before);
   char *j = tu_get(a, "M", "d0");
@@ -737,4 +740,28 @@ Test(engine, damaged_log_run_fails_the_sync_and_names_it) {
   cs_buf_dispose(&out);
   cs_store_close(a);
   cs_store_close(hub);
+}
+
+/* A deleted instance written again after a cleanup reads the same on every
+ * replica: the write restores what the delete kept (fields, counters), so a
+ * replica that had purged the document would read it without them. */
+Test(engine, a_write_after_cleanup_restores_the_same_everywhere) {
+  cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
+  cs_cleanup_stats st;
+  tu_act(a, CS_ACTION_CREATE, "M", "x", "{\"f\":\"old\",\"n\":{\"$inc\":2}}");
+  tu_sync(a, b);
+  tu_act(a, CS_ACTION_DELETE, "M", "x", NULL);
+  tu_sync(a, b);
+  tu_sync(b, a);
+  cr_assert_eq(cs_cleanup(&st, a), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs_cleanup(&st, b), 0, "%s", cs_errmsg());
+  tu_act(b, CS_ACTION_UPDATE, "M", "x", "{\"g\":1}");
+  tu_sync(a, b);
+  char *ja = tu_get(a, "M", "x"), *jb = tu_get(b, "M", "x");
+  cr_expect_str_eq(ja, jb);
+  cr_expect(strstr(ja, "\"f\":\"old\"") && strstr(ja, "\"n\":2"), "%s", ja);
+  free(ja);
+  free(jb);
+  cs_store_close(a);
+  cs_store_close(b);
 }

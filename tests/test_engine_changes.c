@@ -111,6 +111,18 @@ static void expect_trimmed(cs_store *s, const char *const *names, size_t n) {
   index_dispose(&x);
 }
 
+/* How many log runs the store holds. */
+static size_t log_runs(cs_store *s) {
+  cs_iter *it = NULL;
+  size_t n = 0;
+  cr_assert_eq(cs__iter_new(&it, s->db, CS_CF_LOG, NULL, 0, NULL, 0), 0);
+  for (; cs__iter_valid(it); cs__iter_next(it))
+    n++;
+  cr_assert_eq(cs__iter_status(it), 0);
+  cs__iter_free(it);
+  return n;
+}
+
 /* One batch setting field v of each listed instance. */
 static void edit(cs_store *s, const char *const *names, size_t n, int v) {
   cs_batch *b;
@@ -271,11 +283,10 @@ Test(engine_changes, cleanup_keeps_only_the_names_at_their_documents_cursor) {
   cs_store_close(srv);
 }
 
-/* A document purged by a cleanup leaves no name behind, even in an entry
- * that lists another document too. */
-Test(engine_changes, cleanup_drops_the_names_of_purged_documents) {
+/* A cleanup keeps deleted documents, and their names in the entries that
+ * list them (docs/semantics.md: a later write restores them). */
+Test(engine_changes, cleanup_keeps_the_names_of_deleted_documents) {
   cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b");
-  static const char *const rest[] = {"d0", "d2", "d4"};
   cs_cleanup_stats st;
   cs_batch *bt;
   edit(a, five, 5, 1);
@@ -288,13 +299,8 @@ Test(engine_changes, cleanup_drops_the_names_of_purged_documents) {
   tu_sync(a, b);
   tu_sync(a, b);
   cr_assert_eq(cs_cleanup(&st, a), 0, "%s", cs_errmsg());
-  cr_expect_eq(st.documents_purged, 2);
-  chg_index x;
-  index_read(&x, a);
-  cr_expect_eq(listed(&x, "d1"), 0);
-  cr_expect_eq(listed(&x, "d3"), 0);
-  index_dispose(&x);
-  expect_trimmed(a, rest, 3);
+  cr_expect_eq(st.documents_purged, 0);
+  expect_trimmed(a, five, 5);
   cs_store_close(a);
   cs_store_close(b);
 }
@@ -474,14 +480,14 @@ Test(engine_changes, every_allocation_failure_is_reported) {
     /* A failure after the batch is written (compacting, measuring) leaves
      * the whole cleanup done; any earlier one leaves nothing done. */
     if (tu_fingerprint(a) != before) {
-      cr_expect_eq(doc_cursor(a, "d4"), 0, "allocation %lu: written but not whole", n);
+      cr_expect_eq(log_runs(a), 0, "allocation %lu: written but not whole", n);
       break;
     }
-    cr_assert_eq(doc_cursor(a, "d4") != 0, 1);
+    cr_assert_gt(log_runs(a), 0);
   }
   cr_expect_gt(fails, 10, "only %d allocations failed", fails);
-  cr_expect_eq(doc_cursor(a, "d4"), 0, "purged");
-  expect_trimmed(a, five, 4);
+  cr_expect_eq(log_runs(a), 0, "the log is cleaned up");
+  expect_trimmed(a, five, 5);
   cs_store_close(a);
   cs_store_close(b);
 }
