@@ -9,9 +9,11 @@
 #include "core/engine.h"
 
 char *tu_tempdir(void) {
-  char tmpl[] = "/tmp/cs-test-XXXXXX";
+  const char *base = getenv("TMPDIR");
+  char tmpl[512];
+  snprintf(tmpl, sizeof(tmpl), "%s/cs-test-XXXXXX", base && *base ? base : "/tmp");
   char *d = mkdtemp(tmpl);
-  cr_assert_not_null(d, "mkdtemp failed");
+  cr_assert_not_null(d, "mkdtemp in %s failed", base && *base ? base : "/tmp");
   return strdup(d);
 }
 
