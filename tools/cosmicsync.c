@@ -43,8 +43,9 @@ static const cli_command commands[] = {
     {"partial-sync", cmd_partial_sync, "PEER --since CURSOR [--models M,...]",
      "pull only what changed on the peer after a cursor",
      "CURSOR is a value the peer returned earlier (the \"cursor\" of a previous\n"
-     "partial-sync), 0 for everything, or \"last\" for the cursor recorded by the\n"
-     "previous partial-sync with this peer."},
+     "partial-sync), 0 for everything, or \"last\": each model continues from\n"
+     "the cursor the store kept from this peer for it (a model never pulled\n"
+     "from it comes whole)."},
     {"conflicts", cmd_conflicts, "", "print the open conflicts as a JSON array", NULL},
     {"resolve", cmd_resolve, "ID (--pick N | --value JSON | --keep-deleted | --restore)",
      "resolve a conflict for every replica",
@@ -65,7 +66,8 @@ static const cli_command commands[] = {
      "experiments only."},
     {"status", cmd_status, "", "sync status, outbox size, last sync, last error", NULL},
     {"cleanup", cmd_cleanup, "", "garbage-collect acknowledged data; print what was freed", NULL},
-    {"check", cmd_check, "", "verify the whole store; exit 5 on corruption", NULL},
+    {"check", cmd_check, "", "verify the whole store and the replication invariants; exit 5 on "
+                             "corruption or a broken invariant", NULL},
     {"bench", cmd_bench, "merge|codec|sync [--json] [ARGS...]", "run a benchmark program",
      "Runs the benchmark program built next to this binary (<build>/bench/).\n"
      "With --json it prints one JSON object per workload (workload,\n"

@@ -283,6 +283,7 @@ section_data() {
   out_has '"bytes_freed":[0-9]+' "cleanup reports bytes freed"
   expect 0 "check a healthy store" -- --db "$db" check
   err_has "consistent" "check says the store is consistent"
+  out_has '"violations":\[\]' "check lists no broken invariant"
 }
 
 section_conflicts() {
