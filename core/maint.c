@@ -527,7 +527,26 @@ int cs__check_invariants(json_t *out, cs_store *s) {
     cs__dotset_dispose(&unexplained);
     cs__dotset_dispose(&extra);
   }
-  /* Documents: no two siblings from one replica. */
+  /* Log runs of a model the store has no knowledge of: written without the
+   * meta records of their batch. */
+  if (rc == 0 && (rc = cs__iter_new(&it, s->db, CS_CF_LOG, NULL, 0, NULL, 0)) == 0) {
+    char *last = NULL;
+    for (; cs__iter_valid(it); cs__iter_next(it)) {
+      cs_bytes k = cs__iter_key(it);
+      char *model = NULL;
+      size_t pos = 0;
+      if (cs__key_read_name(&model, k.ptr, k.len, &pos) == 0 &&
+          (!last || strcmp(model, last) != 0) && !cs__model_find(s, model))
+        violation(out, model, "log", "log runs of a model this store has no knowledge of");
+      cs__free(last);
+      last = model;
+    }
+    cs__free(last);
+    rc = cs__iter_status(it);
+    cs__iter_free(it);
+    it = NULL;
+  }
+  /* Documents: of a known model, with no two siblings from one replica. */
   if (rc == 0 && (rc = cs__iter_new(&it, s->db, CS_CF_DOCS, NULL, 0, NULL, 0)) == 0) {
     for (; cs__iter_valid(it); cs__iter_next(it)) {
       cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
@@ -536,9 +555,13 @@ int cs__check_invariants(json_t *out, cs_store *s) {
       cs_doc doc = CS_DOC_INIT;
       const char *field;
       if (cs__key_read_name(&model, k.ptr, k.len, &pos) == 0 &&
-          cs__key_read_name(&instance, k.ptr, k.len, &pos) == 0 &&
-          cs__doc_value_decode(&doc, NULL, v.ptr, v.len, model, instance) == 0 &&
-          (field = same_replica_siblings(&doc)) != NULL)
+          cs__key_read_name(&instance, k.ptr, k.len, &pos) == 0 && !cs__model_find(s, model))
+        violation(out, model, "knowledge",
+                  "instance '%s' is stored, but this store has no knowledge of its model",
+                  instance);
+      else if (model && instance &&
+               cs__doc_value_decode(&doc, NULL, v.ptr, v.len, model, instance) == 0 &&
+               (field = same_replica_siblings(&doc)) != NULL)
         violation(out, model, "siblings",
                   "instance '%s', %s%s%s: two entries written by one replica, which never "
                   "writes concurrently with itself (an action applied without one it followed)",
