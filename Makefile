@@ -14,7 +14,7 @@ DEB_PACKAGES = build-essential pkg-config cmake ninja-build clang libclang-rt-14
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test sanitize release demo bench bench-compare fuzz install clean
+.PHONY: all deps build test sanitize release demo bench bench-compare fuzz install clean mutate
 
 all: build
 
@@ -62,6 +62,11 @@ sanitize: deps
 	@if [ -n "$$(ls -A $(ASAN_BUILD)/sanitizer-reports)" ]; then \
 	  echo "sanitizer reports:"; cat $(ASAN_BUILD)/sanitizer-reports/*; exit 1; \
 	else echo "sanitize: no sanitizer reports"; fi
+
+# Deliberate bugs in the rules that matter (tests/mutate/mutants.txt), one at
+# a time on a scratch copy: each must make a test fail. MUTANTS="a b" runs some.
+mutate: deps
+	bash tests/mutate/run.sh $(MUTANTS)
 
 demo: build
 	@if [ -x $(BUILD)/cosmicsync ]; then $(BUILD)/cosmicsync demo; \

@@ -289,6 +289,33 @@ Test(codec_bad, non_shortest_integers) {
   EXPECT_DOC(bad, DOC_VALUE + 2, CS_ECORRUPT, "bad value type float");
 }
 
+/* Lengths too: a name or a binary value in a longer form than its length
+ * needs decodes to what the short form does, so only the short form is
+ * canonical. */
+Test(codec_bad, non_shortest_lengths) {
+  uint8_t bad[sizeof(doc_ok) + 4];
+  size_t n = 5;
+  memcpy(bad, doc_ok, n); /* up to the field name "a", a fixstr */
+  bad[n++] = 0xd9;        /* str8 of length 1 */
+  bad[n++] = 0x01;
+  bad[n++] = 'a';
+  memcpy(bad + n, doc_ok + 7, sizeof(doc_ok) - 7);
+  n += sizeof(doc_ok) - 7;
+  EXPECT_DOC(bad, n, CS_ECORRUPT, "length 1 not in its shortest encoding");
+  memcpy(bad, doc_ok, DOC_VALUE);
+  bad[DOC_VALUE] = 0xc5; /* bin16 of length 1 */
+  bad[DOC_VALUE + 1] = 0x00;
+  bad[DOC_VALUE + 2] = 0x01;
+  bad[DOC_VALUE + 3] = 'z';
+  EXPECT_DOC(bad, DOC_VALUE + 4, CS_ECORRUPT, "length 1 not in its shortest encoding");
+  bad[DOC_VALUE] = 0xc4; /* bin8 of length 1: the shortest binary form */
+  bad[DOC_VALUE + 1] = 0x01;
+  bad[DOC_VALUE + 2] = 'z';
+  cs_doc d;
+  cr_expect_eq(cs__codec_decode_doc(&d, bad, DOC_VALUE + 3), 0, "%s", cs_errmsg());
+  cs__doc_dispose(&d);
+}
+
 Test(codec_bad, bad_kind) {
   uint8_t bad[sizeof(doc_ok)];
   memcpy(bad, doc_ok, sizeof(doc_ok));

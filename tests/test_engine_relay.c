@@ -261,6 +261,17 @@ Test(engine_relay, since_last_continues_model_by_model) {
   cr_assert_eq(cs_peer_local(&p, a), 0);
   cr_expect_eq(cs_partial_sync(&r, b, p, 1, NULL, 0), 0, "%s", cs_errmsg());
   cr_expect_eq(cs_partial_sync(&r, b, p, r.cursor + 1000, NULL, 0), CS_EINVAL);
+  /* A cursor the peer did issue, but for other models than one never
+   * pulled: taking it would claim that model's knowledge without its
+   * documents. */
+  const char *fresh = "Fresh";
+  uint64_t issued = r.cursor;
+  tu_act(a, CS_ACTION_UPDATE, "Fresh", "f1", "{\"x\":1}");
+  cr_expect_eq(cs_partial_sync(&r, b, p, issued, &fresh, 1), CS_EINVAL);
+  cr_expect(strstr(cs_errmsg(), "not issued") != NULL, "%s", cs_errmsg());
+  cs_buf none = CS_BUF_INIT;
+  cr_expect_eq(cs_get_local_data(&none, b, "Fresh", "f1"), CS_ENOTFOUND);
+  cs_buf_dispose(&none);
   cs_sync_result_dispose(&r);
   cs_peer_free(p);
   cs_store_close(a);
