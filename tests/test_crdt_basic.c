@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "crdt/crdt.h"
 
@@ -20,9 +22,13 @@ static uint64_t rng_next(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
+/* CS_SEED, or a seed that varies from run to run; printed either way. */
 static uint64_t seed_from_env(void) {
   const char *s = getenv("CS_SEED");
-  return s ? strtoull(s, NULL, 10) : 12345;
+  uint64_t seed = s ? strtoull(s, NULL, 10)
+                    : ((uint64_t)time(NULL) * 1000003u) ^ ((uint64_t)getpid() << 16);
+  fprintf(stderr, "crdt_basic: seed %llu (set CS_SEED to choose it)\n", (unsigned long long)seed);
+  return seed;
 }
 
 /* ---- values ---- */

@@ -20,7 +20,8 @@
  *    alive; delete/update when dead and (an alive sibling exists, or a
  *    surviving field write is outside what the deletes observed).
  *
- * Seeds: CS_SEED=<n> sets the first schedule's seed (schedule i uses n + i);
+ * Seeds: CS_SEED=<n> sets the first schedule's seed (schedule i uses n + i;
+ * by default it varies from run to run and is printed);
  * CS_SOAK=<N> runs N schedules; CS_TEST_SCALE=small runs a tenth. A failure
  * prints "seed=<s>" and the command that replays exactly that schedule;
  * CS_TRACE=1 prints the schedule's operations and deliveries.
@@ -31,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "crdt/crdt.h"
 
@@ -688,7 +691,10 @@ static bool run_schedule(uint64_t seed, char *why, size_t whylen) {
 Test(crdt_property, replicas_converge_and_agree_with_oracle, .timeout = 0) {
   const char *seed_env = getenv("CS_SEED"), *soak = getenv("CS_SOAK");
   const char *scale = getenv("CS_TEST_SCALE");
-  uint64_t base = seed_env ? strtoull(seed_env, NULL, 10) : 20261125ull;
+  /* A new first seed each run unless chosen: the same schedules again and
+   * again find nothing new. */
+  uint64_t base = seed_env ? strtoull(seed_env, NULL, 10)
+                           : ((uint64_t)time(NULL) * 1000003u) ^ ((uint64_t)getpid() << 16);
   long n = 10000;
   char why[512];
 
@@ -698,6 +704,8 @@ Test(crdt_property, replicas_converge_and_agree_with_oracle, .timeout = 0) {
     n = 1000;
   if (soak)
     n = strtol(soak, NULL, 10);
+  fprintf(stderr, "crdt_property: %ld schedules from seed %llu (set CS_SEED to choose it)\n", n,
+          (unsigned long long)base);
   for (long i = 0; i < n; i++) {
     uint64_t seed = base + (uint64_t)i;
     if (!run_schedule(seed, why, sizeof why)) {
