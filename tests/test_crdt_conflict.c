@@ -190,6 +190,7 @@ Test(crdt_conflict, listing_survives_allocation_failures) {
   cs_dot dots[2] = {{1, 1}, {2, 1}};
   const char *vals[2] = {"a", "b"};
   cs_doc d;
+  int fails = 0;
   reg_doc(&d, dots, vals, 2);
   for (unsigned long n = 1; n < 10; n++) {
     cs_conflict_list l = {0};
@@ -198,7 +199,13 @@ Test(crdt_conflict, listing_survives_allocation_failures) {
     rc = cs__doc_conflicts(&l, &d, "M", "i", NULL, NULL, blake2b);
     cs__alloc_fail_after(0);
     cr_expect(rc == 0 || rc == CS_ENOMEM);
+    /* a failure lists nothing; a success lists the one conflict */
+    cr_expect_eq(l.len, rc == 0 ? 1u : 0u, "allocation %lu: %d, %zu listed", n, rc, l.len);
+    fails += rc != 0;
     cs__conflict_list_dispose(&l);
+    if (rc == 0)
+      break;
   }
+  cr_expect_gt(fails, 0, "no allocation failed");
   cs__doc_dispose(&d);
 }

@@ -520,6 +520,10 @@ Test(crdt_join, survives_every_allocation_failure) {
   set_str(&a, "city", "Paris");
   set_str(&b, "city", "Lyon");
   delete_doc(&b);
+  cs_doc want = CS_DOC_INIT;
+  int fails = 0;
+  cr_assert_eq(cs__doc_copy(&want, &a.doc), 0);
+  cr_assert_eq(cs__doc_join(&want, &a.ctx, &b.doc, &b.ctx), 0);
   for (unsigned long n = 1; n < 200; n++) {
     cs_doc x = CS_DOC_INIT;
     int rc;
@@ -528,10 +532,16 @@ Test(crdt_join, survives_every_allocation_failure) {
     rc = cs__doc_join(&x, &a.ctx, &b.doc, &b.ctx);
     cs__alloc_fail_after(0);
     cr_expect(rc == 0 || rc == CS_ENOMEM);
+    fails += rc != 0;
+    /* the join that got all it asked for is the join */
+    if (rc == 0)
+      cr_expect(cs__doc_equal(&x, &want), "allocation %lu: the join differs", n);
     cs__doc_dispose(&x); /* must not leak or double free (sanitizer run) */
     if (rc == 0)
       break;
   }
+  cr_expect_gt(fails, 0, "no allocation failed");
+  cs__doc_dispose(&want);
   rep_dispose(&a);
   rep_dispose(&b);
 }
@@ -548,6 +558,7 @@ Test(crdt_mutate, mutators_survive_every_allocation_failure) {
   v[0] = str("go");
   v[1] = str("chess");
   v[2] = str("a-long-enough-value");
+  int fails = 0;
   for (int which = 0; which < 7; which++) {
     for (unsigned long n = 1; n < 64; n++) {
       cs_delta d;
@@ -579,11 +590,13 @@ Test(crdt_mutate, mutators_survive_every_allocation_failure) {
       }
       cs__alloc_fail_after(0);
       cr_expect(rc == 0 || rc == CS_ENOMEM, "mutator %d, failure at %lu: %d", which, n, rc);
+      fails += rc != 0;
       cs__delta_dispose(&d);
       if (rc == 0)
         break;
     }
   }
+  cr_expect_gt(fails, 7, "only %d allocations failed", fails);
   for (int i = 0; i < 3; i++)
     cs__val_dispose(&v[i]);
   rep_dispose(&a);
