@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the built library into a temporary prefix and builds the example
-# against it with pkg-config and with find_package(cosmicsync).
+# against it with pkg-config and with find_package(cosmicsync), running both.
 set -eu
 build=$1
 src=$2
@@ -26,4 +26,7 @@ target_link_libraries(consumer PRIVATE cosmicsync::cosmicsync)
 CM
 cmake -S "$prefix/cm" -B "$prefix/cm/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/cm/build" >/dev/null
-echo "install: pkg-config and find_package builds both work"
+# Built is not enough: the consumer must find the installed library and run.
+"$prefix/cm/build/consumer" >"$prefix/cm/out.txt"
+grep -q converged "$prefix/cm/out.txt" || { cat "$prefix/cm/out.txt"; exit 1; }
+echo "install: pkg-config and find_package builds both run"

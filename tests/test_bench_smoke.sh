@@ -21,4 +21,19 @@ if [ ! -d "$peers/node_modules" ]; then
     exit 77
   }
 fi
-exec node "$src/bench/compare/harness.mjs" --smoke --build "$build" --timeout 120
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+node "$src/bench/compare/harness.mjs" --smoke --build "$build" --timeout 120 >"$out" 2>&1
+rc=$?
+cat "$out"
+[ $rc -eq 0 ] || exit $rc
+# The harness reports a contender that failed to build or run and goes on:
+# the smoke run passes only when every workload has its cosmicsync rows.
+for row in "W1 cosmicsync-store-sync" "W1 cosmicsync-mem" "W2 cosmicsync-mem" \
+           "W3 cosmicsync-store-sync" "W3 cosmicsync-mem"; do
+  w=${row%% *} c=${row#* }
+  if ! grep -qE "^$w +$c " "$out"; then
+    echo "FAIL: no $c row for $w (did its benchmark program build and run?)"
+    exit 1
+  fi
+done
