@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 
 DEB_PACKAGES = build-essential pkg-config cmake ninja-build clang libclang-rt-14-dev \
   librocksdb-dev libsodium-dev libmsgpack-dev libcurl4-openssl-dev \
-  libmicrohttpd-dev libjansson-dev libcriterion-dev
+  libmicrohttpd-dev libjansson-dev libcriterion-dev nodejs
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
