@@ -711,17 +711,6 @@ done:
   return rc;
 }
 
-/* Number of dots in a context (saturating). */
-static uint64_t dotset_size(const cs_dotset *s) {
-  uint64_t n = s->extra_len;
-  for (size_t i = 0; i < s->vv_len; i++) {
-    if (s->vv[i].max > UINT64_MAX - n)
-      return UINT64_MAX;
-    n += s->vv[i].max;
-  }
-  return n;
-}
-
 /* Is dot d an entry of `from`? */
 static bool doc_holds(const cs_doc *from, cs_dot d) {
   for (size_t i = 0; i < from->nfields; i++) {
@@ -754,7 +743,7 @@ static bool doc_holds(const cs_doc *from, cs_dot d) {
  */
 static void removal_of(removal *rm, const cs_doc *from, const cs_dotset *fctx,
                        const cs_dotset *ictx) {
-  uint64_t total = dotset_size(fctx), held = 0;
+  uint64_t total = cs__dotset_count(fctx), held = 0;
 
   rm->listed = false;
   rm->n = 0;

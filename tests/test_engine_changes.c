@@ -111,18 +111,6 @@ static void expect_trimmed(cs_store *s, const char *const *names, size_t n) {
   index_dispose(&x);
 }
 
-/* How many log runs the store holds. */
-static size_t log_runs(cs_store *s) {
-  cs_iter *it = NULL;
-  size_t n = 0;
-  cr_assert_eq(cs__iter_new(&it, s->db, CS_CF_LOG, NULL, 0, NULL, 0), 0);
-  for (; cs__iter_valid(it); cs__iter_next(it))
-    n++;
-  cr_assert_eq(cs__iter_status(it), 0);
-  cs__iter_free(it);
-  return n;
-}
-
 /* One batch setting field v of each listed instance. */
 static void edit(cs_store *s, const char *const *names, size_t n, int v) {
   cs_batch *b;
@@ -480,13 +468,13 @@ Test(engine_changes, every_allocation_failure_is_reported) {
     /* A failure after the batch is written (compacting, measuring) leaves
      * the whole cleanup done; any earlier one leaves nothing done. */
     if (tu_fingerprint(a) != before) {
-      cr_expect_eq(log_runs(a), 0, "allocation %lu: written but not whole", n);
+      cr_expect_eq(tu_log_runs(a), 0, "allocation %lu: written but not whole", n);
       break;
     }
-    cr_assert_gt(log_runs(a), 0);
+    cr_assert_gt(tu_log_runs(a), 0);
   }
   cr_expect_gt(fails, 10, "only %d allocations failed", fails);
-  cr_expect_eq(log_runs(a), 0, "the log is cleaned up");
+  cr_expect_eq(tu_log_runs(a), 0, "the log is cleaned up");
   expect_trimmed(a, five, 5);
   cs_store_close(a);
   cs_store_close(b);

@@ -38,22 +38,6 @@ static void encode(cs_buf *out, uint8_t type, cs_replica sender, uint64_t cursor
   cr_assert_eq(cs__codec_encode_msg(out, &msg), 0, "%s", cs_errmsg());
 }
 
-/* A peer that answers every request with fixed bytes. */
-typedef struct canned_peer {
-  cs_peer base;
-  cs_buf answer;
-} canned_peer;
-
-static int canned_exchange(cs_peer *self, cs_buf *response, const char *path,
-                           const uint8_t *request, size_t len) {
-  canned_peer *cp = (canned_peer *)self;
-  (void)path;
-  (void)request;
-  (void)len;
-  cs__buf_clear(response);
-  return cs__buf_put(response, cp->answer.ptr, cp->answer.size);
-}
-
 /* One section of `model` holding a state of instance "x" with register v = 5
  * under dot (99, 1), knowledge 99:1..1. */
 static void state_section(cs_wire_model *wm, cs_wire_state *st, cs_field *f, cs_reg_entry *e,
@@ -277,7 +261,8 @@ Test(engine_hostile, an_entry_stamped_far_ahead_inside_an_action_is_refused) {
 
 Test(engine_hostile, a_pull_answer_with_a_model_not_asked_for_is_refused) {
   cs_store *c = tu_open(dir, "c");
-  canned_peer cp = {{CS_PEER_VERSION, canned_exchange, NULL}, CS_BUF_INIT};
+  tu_canned_peer cp;
+  tu_canned_init(&cp);
   one_state a, b;
   one_state_init(&a, "A");
   one_state_init(&b, "B");

@@ -172,28 +172,14 @@ Test(engine_rules, a_duplicate_action_changes_nothing) {
 
 /* ---- outbox acknowledgement ---- */
 
-typedef struct canned_peer {
-  cs_peer base;
-  cs_buf answer;
-} canned_peer;
-
-static int canned_exchange(cs_peer *self, cs_buf *response, const char *path,
-                           const uint8_t *request, size_t len) {
-  canned_peer *cp = (canned_peer *)self;
-  (void)path;
-  (void)request;
-  (void)len;
-  cs__buf_clear(response);
-  return cs__buf_put(response, cp->answer.ptr, cp->answer.size);
-}
-
 /* A peer whose answer knows the first of two actions: the second stays
  * queued; an answer without the model acknowledges neither. */
 Test(engine_rules, the_outbox_is_acknowledged_dot_by_dot) {
   cs_store *c = tu_open(dir, "c");
-  canned_peer cp = {{CS_PEER_VERSION, canned_exchange, NULL}, CS_BUF_INIT};
+  tu_canned_peer cp;
   cs_wire_model wm;
   size_t n = 0;
+  tu_canned_init(&cp);
   tu_act(c, CS_ACTION_UPDATE, "M", "x", "{\"v\":1}");
   uint64_t first_last = cs__dotset_max(&cs__model_find(c, "M")->knowledge, c->self);
   tu_act(c, CS_ACTION_UPDATE, "M", "x", "{\"v\":2}");
@@ -365,16 +351,6 @@ Test(engine_rules, a_pull_from_a_cursor_never_issued_is_refused) {
 
 /* ---- garbage collection ---- */
 
-static size_t log_runs(cs_store *s) {
-  cs_iter *it = NULL;
-  size_t n = 0;
-  cr_assert_eq(cs__iter_new(&it, s->db, CS_CF_LOG, NULL, 0, NULL, 0), 0);
-  for (; cs__iter_valid(it); cs__iter_next(it))
-    n++;
-  cs__iter_free(it);
-  return n;
-}
-
 /* A cleanup deletes a log run only when every known peer has it. */
 Test(engine_rules, cleanup_keeps_what_one_peer_lacks) {
   cs_store *a = tu_open(dir, "a"), *b = tu_open(dir, "b"), *c = tu_open(dir, "c");
@@ -384,10 +360,10 @@ Test(engine_rules, cleanup_keeps_what_one_peer_lacks) {
   tu_sync(a, c);
   tu_act(a, CS_ACTION_UPDATE, "M", "x2", "{\"v\":2}");
   tu_sync(a, b);
-  cr_assert_eq(log_runs(a), 2);
+  cr_assert_eq(tu_log_runs(a), 2);
   cr_assert_eq(cs_cleanup(&st, a), 0, "%s", cs_errmsg());
   cr_expect_eq(st.log_entries_deleted, 1, "only the run both peers have goes");
-  cr_expect_eq(log_runs(a), 1);
+  cr_expect_eq(tu_log_runs(a), 1);
   cs_store_close(a);
   cs_store_close(b);
   cs_store_close(c);

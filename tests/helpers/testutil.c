@@ -110,3 +110,29 @@ int tu_scale(int normal) {
     return normal / 10 > 0 ? normal / 10 : 1;
   return normal;
 }
+
+size_t tu_log_runs(cs_store *s) {
+  cs_iter *it = NULL;
+  size_t n = 0;
+  cr_assert_eq(cs__iter_new(&it, s->db, CS_CF_LOG, NULL, 0, NULL, 0), 0);
+  for (; cs__iter_valid(it); cs__iter_next(it))
+    n++;
+  cr_assert_eq(cs__iter_status(it), 0);
+  cs__iter_free(it);
+  return n;
+}
+
+static int canned_exchange(cs_peer *self, cs_buf *response, const char *path,
+                           const uint8_t *request, size_t len) {
+  tu_canned_peer *cp = (tu_canned_peer *)self;
+  (void)path;
+  (void)request;
+  (void)len;
+  cs__buf_clear(response);
+  return cs__buf_put(response, cp->answer.ptr, cp->answer.size);
+}
+
+void tu_canned_init(tu_canned_peer *p) {
+  memset(p, 0, sizeof(*p));
+  p->base = (cs_peer){CS_PEER_VERSION, canned_exchange, NULL};
+}

@@ -26,5 +26,14 @@ uint64_t tu_fingerprint_data(cs_store *s);
 size_t tu_conflicts(cs_store *s, char **out_json);
 /* normal, or a tenth of it when CS_TEST_SCALE=small. */
 int tu_scale(int normal);
+/* How many log runs the store holds (every model). */
+size_t tu_log_runs(cs_store *s);
+
+/* A peer that answers every request with the bytes in `answer`. */
+typedef struct tu_canned_peer {
+  cs_peer base;
+  cs_buf answer;
+} tu_canned_peer;
+void tu_canned_init(tu_canned_peer *p);
 
 #endif
