@@ -346,13 +346,15 @@ void cs__dotset_truncate(cs_dotset *s, cs_replica r, uint64_t max) {
     } else
       s->vv[vi].max = max;
   }
-  if (max == UINT64_MAX)
+  if (max == UINT64_MAX || s->extra_len == 0)
     return;
   lo = extra_lower(s, (cs_dot){r, max + 1});
   for (hi = lo; hi < s->extra_len && s->extra[hi].replica == r; hi++)
     ;
-  memmove(&s->extra[lo], &s->extra[hi], (s->extra_len - hi) * sizeof *s->extra);
-  s->extra_len -= hi - lo;
+  if (hi > lo) {
+    memmove(&s->extra[lo], &s->extra[hi], (s->extra_len - hi) * sizeof *s->extra);
+    s->extra_len -= hi - lo;
+  }
 }
 
 int cs__dotset_remove(cs_dotset *s, cs_dot d) {
