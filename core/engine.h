@@ -335,11 +335,14 @@ int cs__builder_init(cs_msg_builder *b, cs_store *s, uint8_t type);
  * Adds model m's section: the knowledge this store can serve (knowledge less
  * what it is missing, cs__knowledge_served), and what a peer that knows
  * `peer_knows` lacks: logged actions while the log holds all of that (the
- * floor is in peer_knows), whole states otherwise, and nothing while this
- * store misses actions the peer lacks too (relaying the actions that cover
- * them would hand on a causal gap). peer_knows NULL: knowledge only.
+ * floor is in peer_knows), whole states otherwise (nothing unless `states`:
+ * peer_knows may be an old acknowledgement, and a peer refuses states of a
+ * model its key may not write), and nothing while this store misses actions
+ * the peer lacks too (relaying the actions that cover them would hand on a
+ * causal gap). peer_knows NULL: knowledge only.
  */
-int cs__builder_model(cs_msg_builder *b, cs_store *s, cs_model *m, const cs_dotset *peer_knows);
+int cs__builder_model(cs_msg_builder *b, cs_store *s, cs_model *m, const cs_dotset *peer_knows,
+                      bool states);
 /* Test switches (merge.c): false behaves as builds before storage format 4. */
 extern bool cs__relay_states, cs__refuse_gaps;
 /* What this store can serve of m: its knowledge, each origin with a missing

@@ -412,6 +412,11 @@ int cs__gaps_scan(cs_store *s) {
       rc = cs__dotset_subtract(&gap, &m->knowledge, &sv.dots, GAPS_MAX);
       if (rc == CS_ETOOBIG)
         rc = 0, cs__dotset_clear(&gap);
+    } else if (rc == CS_ECORRUPT || rc == CS_EVERSION) {
+      /* A log run that does not decode: the store still opens (check names
+       * the record); the model is not scanned. */
+      rc = 0;
+      cs__dotset_clear(&gap);
     }
     if (rc == 0 && (gap.vv_len || gap.extra_len)) {
       cs__dotset_dispose(&m->missing);
@@ -487,6 +492,12 @@ int cs__check_invariants(json_t *out, cs_store *s) {
     ctx_check cc = {0};
     if ((rc = servable_dots(&sv, s, m)) != 0) {
       cs__dotset_dispose(&sv.dots);
+      /* A run that does not decode is listed among the errors already; the
+       * model's log rules cannot be judged without it. */
+      if (rc == CS_ECORRUPT || rc == CS_EVERSION) {
+        rc = 0;
+        continue;
+      }
       break;
     }
     cc.servable = &sv.dots;

@@ -235,7 +235,8 @@ int cs__knowledge_served(cs_dotset *out, const cs_model *m) {
   return 0;
 }
 
-int cs__builder_model(cs_msg_builder *b, cs_store *s, cs_model *m, const cs_dotset *peer_knows) {
+int cs__builder_model(cs_msg_builder *b, cs_store *s, cs_model *m, const cs_dotset *peer_knows,
+                      bool states) {
   cs_dotset k = CS_DOTSET_INIT;
   cs_wire_model *wm;
   int rc;
@@ -247,6 +248,8 @@ int cs__builder_model(cs_msg_builder *b, cs_store *s, cs_model *m, const cs_dots
     return 0; /* see the declaration: nothing until the store has them */
   if (cs__relay_states && !cs__dotset_subset(&m->floor, peer_knows)) {
     /* The log no longer holds (or never held) all that the peer lacks. */
+    if (!states)
+      return 0;
     b->msg.flags |= CS_MSG_F_STATES;
     return cs__collect_states(wm, s, m, 0);
   }
@@ -365,14 +368,15 @@ int cs__merge_header(cs_merger *mg, const cs_sync_msg *msg) {
  * own dots: cs__validate_action).
  */
 static int check_gap(const cs_merger *mg, const cs_model *m, const cs_wire_model *wm) {
-  uint64_t before = cs__dotset_count(&mg->before), now = cs__dotset_count(&m->knowledge);
-
+  /* Counted as growth, not as two totals: a knowledge of 2^64 dots (claimed
+   * by a states message) must not make every later section look wrong. */
+  uint64_t grew = cs__dotset_count_beyond(&m->knowledge, &mg->before);
   char n[24] = "too many";
 
-  if ((now != UINT64_MAX && now - before == mg->fresh) || !cs__refuse_gaps)
+  if (grew == mg->fresh || !cs__refuse_gaps)
     return 0;
-  if (now != UINT64_MAX && now - before > mg->fresh)
-    snprintf(n, sizeof(n), "%llu", (unsigned long long)(now - before - mg->fresh));
+  if (grew != UINT64_MAX && grew > mg->fresh)
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)(grew - mg->fresh));
   return cs__error(CS_ECORRUPT,
                    "model '%s': the actions' contexts cover %s dot(s) that neither this store "
                    "nor the message holds (a causal gap); the sender must send those actions "

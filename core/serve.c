@@ -130,7 +130,7 @@ static int serve_sync(cs_buf *response, cs_store *s, const cs_sync_msg *req, con
       if (strcmp(req->models[j].name, m->name) == 0)
         theirs = &req->models[j];
     knows = theirs ? &theirs->knowledge : &empty;
-    if ((rc = cs__builder_model(&b, s, m, knows)) != 0)
+    if ((rc = cs__builder_model(&b, s, m, knows, true)) != 0)
       goto done;
   }
   rc = cs__builder_encode(response, NULL, &b);

@@ -45,8 +45,10 @@ static int build_request(cs_buf *out, size_t *out_sent, cs_store *s, cs_replica 
       if ((rc = cs__peer_ack_get(&ack, s, peer, m->name)) == 0)
         knows = &ack;
     }
+    /* States only against what the peer said in this sync: an old
+     * acknowledgement may be behind what the floor came from. */
     if (rc == 0)
-      rc = cs__builder_model(&b, s, m, knows);
+      rc = cs__builder_model(&b, s, m, knows, peer_knows != NULL);
     cs__dotset_dispose(&ack);
     if (rc)
       goto done;
@@ -150,7 +152,8 @@ static bool peer_lacks_ours(cs_store *s, const cs_sync_msg *resp) {
 
 /* Which peer pointer answered as which replica, to send actions in the first
  * round next time. A stale entry costs a round trip, never correctness: the
- * answer's knowledge always tells what is still missing. */
+ * answer's knowledge always tells what is still missing, and a first round
+ * the peer refuses is sent again without it. */
 #define PEER_MEMO 8
 static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -260,16 +263,17 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
   cs_sync_result local = CS_SYNC_RESULT_INIT;
   cs_sync_msg resp = {0}, prev = {0};
   cs_buf req = CS_BUF_INIT, respb = CS_BUF_INIT;
-  bool have_prev = false, want_result = out != NULL;
+  bool have_prev = false, want_result = out != NULL, retried = false;
   int rc = 0;
 
   if (!out)
     out = &local;
   for (int round = 0; round < 3; round++) {
     size_t sent = 0, applied = 0, dropped = 0;
+    cs_replica known = have_prev ? 0 : memo_get(peer);
     cs__buf_clear(&req);
     CS_LOCK(s);
-    rc = build_request(&req, &sent, s, have_prev ? 0 : memo_get(peer), have_prev ? &prev : NULL);
+    rc = build_request(&req, &sent, s, known, have_prev ? &prev : NULL);
     CS_UNLOCK(s);
     if (rc)
       goto done;
@@ -277,8 +281,19 @@ int cs_sync(cs_sync_result *out, cs_store *s, cs_peer *peer) {
     cs__sync_msg_dispose(&resp);
     memset(&resp, 0, sizeof(resp));
     cs__buf_clear(&respb);
-    if ((rc = exchange_bytes(&respb, &out->bytes_received, peer, "/v1/sync", &req)) != 0)
+    if ((rc = exchange_bytes(&respb, &out->bytes_received, peer, "/v1/sync", &req)) != 0) {
+      if (known)
+        cs__peer_forget(peer);
+      /* A first round sent against what the peer once acknowledged, and
+       * refused: the peer may be another replica now, or have lost what it
+       * acknowledged. Once more, with knowledge only. */
+      if (known && rc == CS_ECORRUPT && !retried) {
+        retried = true;
+        round--;
+        continue;
+      }
       goto done;
+    }
     CS_LOCK(s);
     rc = merge_answer(&applied, &resp, s, &respb);
     if (rc == 0)
@@ -528,7 +543,16 @@ int cs_partial_sync(cs_sync_result *out, cs_store *s, cs_peer *peer, uint64_t si
     if (rc)
       goto done;
   }
-  if ((rc = pull_once(out, &cursor, s, peer, &req, since, last ? &stale : NULL)) != 0)
+  rc = pull_once(out, &cursor, s, peer, &req, since, last ? &stale : NULL);
+  if (rc == CS_EINVAL && last && since > 0) {
+    /* The cursor kept for the replica this URL or store reached before is
+     * unknown to the one it reaches now (recreated, or a copy): a whole pull
+     * is always right. */
+    cs__peer_forget(peer);
+    since = 0;
+    rc = pull_once(out, &cursor, s, peer, &req, 0, &stale);
+  }
+  if (rc)
     goto done;
   if (stale.nmodels) {
     /* Models pulled from an older cursor, or never: each from the lowest of

@@ -129,6 +129,9 @@ bool cs__dotset_equal(const cs_dotset *a, const cs_dotset *b);
 bool cs__dotset_subset(const cs_dotset *a, const cs_dotset *b);
 /* How many dots s holds (UINT64_MAX when that does not fit). */
 uint64_t cs__dotset_count(const cs_dotset *s);
+/* How many dots `now` holds beyond `before`, which it must contain
+ * (UINT64_MAX when that does not fit): exact however large both are. */
+uint64_t cs__dotset_count_beyond(const cs_dotset *now, const cs_dotset *before);
 /* out := a \ b; CS_ETOOBIG (out partly filled) when that is more than
  * `limit` dots. */
 int cs__dotset_subtract(cs_dotset *out, const cs_dotset *a, const cs_dotset *b, size_t limit);

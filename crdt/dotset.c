@@ -300,6 +300,23 @@ uint64_t cs__dotset_count(const cs_dotset *s) {
   return n;
 }
 
+uint64_t cs__dotset_count_beyond(const cs_dotset *now, const cs_dotset *before) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < now->vv_len; i++) {
+    uint64_t had = cs__dotset_max(before, now->vv[i].replica);
+    uint64_t d = now->vv[i].max > had ? now->vv[i].max - had : 0;
+    if (d > UINT64_MAX - n)
+      return UINT64_MAX;
+    n += d;
+  }
+  /* Out-of-order dots of before that now holds in its vector were counted
+   * by the vector's growth already. */
+  if (now->extra_len > UINT64_MAX - n)
+    return UINT64_MAX;
+  n += now->extra_len;
+  return n >= before->extra_len ? n - before->extra_len : 0;
+}
+
 /* Adds the dots of r in lo..hi that `skip` lacks to out, counting them in
  * *n; stops with CS_ETOOBIG past `limit`. */
 static int add_range_minus(cs_dotset *out, size_t *n, size_t limit, cs_replica r, uint64_t lo,

@@ -365,7 +365,8 @@ CS_EXTERN int cs_sync(cs_sync_result *out, cs_store *store, cs_peer *peer);
  * never pulled from that peer (or one the peer gained since) comes whole, in
  * a second request when needed. The first pull from a peer this store cannot
  * name yet (a peer handle it has not exchanged with, and not the URL or store
- * of an earlier pull) is a full one.
+ * of an earlier pull) is a full one, and so is one from a peer that no longer
+ * knows the kept cursor (a store made anew at that URL or path).
  */
 #define CS_SINCE_LAST UINT64_MAX
 CS_EXTERN int cs_partial_sync(cs_sync_result *out, cs_store *store, cs_peer *peer,

@@ -277,3 +277,87 @@ Test(engine_relay, since_last_continues_model_by_model) {
   cs_store_close(a);
   cs_store_close(b);
 }
+
+/* A handle that reaches another store once it has synced: what it
+ * remembers of the first cannot break a sync with the second. */
+typedef struct moved_peer {
+  cs_peer base;
+  cs_peer *inner;
+} moved_peer;
+
+static int moved_exchange(cs_peer *self, cs_buf *resp, const char *path, const uint8_t *req,
+                          size_t len) {
+  moved_peer *mp = (moved_peer *)self;
+  return mp->inner->exchange(mp->inner, resp, path, req, len);
+}
+
+
+Test(engine_relay, a_handle_that_reaches_another_replica_still_syncs) {
+  cs_store *a = tu_open(dir, "A"), *x = tu_open(dir, "X"), *y = tu_open(dir, "Y");
+  cs_store *c = tu_open(dir, "C");
+  cs_peer *to_x = NULL, *to_y = NULL;
+  put(c, "n", "c1");
+  cr_assert_eq(sync_with(x, c), 0, "%s", cs_errmsg());
+  cr_assert_eq(cs_peer_local(&to_x, x), 0);
+  cr_assert_eq(cs_peer_local(&to_y, y), 0);
+  moved_peer p = {{CS_PEER_VERSION, moved_exchange, NULL}, to_x};
+  cr_assert_eq(cs_sync(NULL, a, &p.base), 0, "%s", cs_errmsg());
+  put(a, "n", "a2"); /* covers c1, which Y never had */
+  p.inner = to_y;     /* the URL is served by another replica now */
+  cr_expect_eq(cs_sync(NULL, a, &p.base), 0, "%s", cs_errmsg());
+  expect_same(a, y, "n");
+  expect_consistent(y, "Y");
+  cs__peer_forget(&p.base);
+  cs_peer_free(to_x);
+  cs_peer_free(to_y);
+  cs_store_close(a);
+  cs_store_close(x);
+  cs_store_close(y);
+  cs_store_close(c);
+}
+
+/* The store behind a path is made anew (a new replica, its cursor back at
+ * the start): "since last" pulls everything from it. */
+Test(engine_relay, since_last_survives_a_peer_made_anew) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B");
+  char path[512];
+  for (int i = 0; i < 5; i++)
+    put(a, "n", "old");
+  cr_assert_gt(pull_last(b, a, NULL), 0);
+  snprintf(path, sizeof(path), "%s/A", dir);
+  cs_store_close(a);
+  tu_rmrf(path);
+  a = tu_open(dir, "A");
+  put(a, "m", "new");
+  cr_expect_eq(pull_last(b, a, NULL), 1, "the new store's one instance");
+  expect_same(a, b, "m");
+  cs_store_close(a);
+  cs_store_close(b);
+}
+
+/* A log run that does not decode does not keep the store from opening
+ * when it is scanned for gaps; check names the record. */
+Test(engine_relay, a_damaged_log_run_does_not_keep_the_store_closed) {
+  cs_store *a = tu_open(dir, "A");
+  cs_wbatch *wb = NULL;
+  cs_iter *it = NULL;
+  put(a, "n", "one");
+  cr_assert_eq(cs__iter_new(&it, a->db, CS_CF_LOG, NULL, 0, NULL, 0), 0);
+  cr_assert(cs__iter_valid(it), "no log run");
+  cs_bytes k = cs__iter_key(it);
+  cr_assert_eq(cs__wbatch_new(&wb, a->db), 0);
+  cs__wbatch_put(wb, CS_CF_LOG, k.ptr, k.len, "\x03junk", 5);
+  cs__wbatch_delete(wb, CS_CF_META, "gaps_scanned", strlen("gaps_scanned"));
+  cs__iter_free(it);
+  cr_assert_eq(cs__db_write(a->db, wb, true), 0);
+  cs__wbatch_free(wb);
+  cs_store_close(a);
+  a = tu_open(dir, "A");
+  int rc;
+  char *rep = check(a, &rc);
+  cr_expect_eq(rc, CS_ECORRUPT);
+  cr_assert_not_null(rep, "no report: %s", cs_errmsg());
+  cr_expect(strstr(rep, "\"family\":\"log\"") != NULL, "%s", rep);
+  free(rep);
+  cs_store_close(a);
+}

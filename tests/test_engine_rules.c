@@ -368,3 +368,87 @@ Test(engine_rules, cleanup_keeps_what_one_peer_lacks) {
   cs_store_close(b);
   cs_store_close(c);
 }
+
+/* ---- what one peer's message or a changed peer cannot break ---- */
+
+/* A states message whose knowledge claims 2^64 - 1 dots of a replica is
+ * merged; later sections are still judged by what they add. */
+Test(engine_rules, a_knowledge_claim_of_2_64_dots_does_not_refuse_later_messages) {
+  cs_store *s = tu_open(dir, "s");
+  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  cs_wire_model wm;
+  cs_wire_state st;
+  cs_field f;
+  cs_reg_entry e = {{99, 1}, CS_HLC_MAKE(cs__now_ms(), 0), cs__val_int(5)};
+  cs_vv_entry vv = {99, UINT64_MAX};
+  char *inst = "y";
+  memset(&wm, 0, sizeof(wm));
+  memset(&st, 0, sizeof(st));
+  memset(&f, 0, sizeof(f));
+  f.name = "v";
+  f.kind = CS_KIND_REG;
+  f.u.reg.entries = &e;
+  f.u.reg.len = 1;
+  st.doc.fields = &f;
+  st.doc.nfields = 1;
+  wm.name = "M";
+  wm.instances = &inst;
+  wm.ninstances = 1;
+  wm.states = &st;
+  wm.nstates = 1;
+  wm.knowledge.vv = &vv;
+  wm.knowledge.vv_len = 1;
+  encode(&req, CS_MSG_SYNC_REQUEST, 42, &wm, 1);
+  cr_assert_eq(serve(s, "/v1/sync", &req, &resp, NULL), 0, "%s", cs_errmsg());
+  one_action o;
+  one_action_init(&o, CS_HLC_MAKE(cs__now_ms(), 0), CS_HLC_MAKE(cs__now_ms(), 0));
+  encode(&req, CS_MSG_SYNC_REQUEST, 42, &o.wm, 1);
+  cr_expect_eq(serve(s, "/v1/sync", &req, &resp, NULL), 0, "an honest action: %s", cs_errmsg());
+  memset(&wm, 0, sizeof(wm));
+  wm.name = "M";
+  encode(&req, CS_MSG_SYNC_REQUEST, 42, &wm, 1);
+  cr_expect_eq(serve(s, "/v1/sync", &req, &resp, NULL), 0, "knowledge only: %s", cs_errmsg());
+  cs_buf_dispose(&req);
+  cs_buf_dispose(&resp);
+  cs_store_close(s);
+}
+
+/* An in-process peer that authenticates as a client's key, as the HTTP
+ * server does. */
+typedef struct keyed_peer {
+  cs_peer base;
+  cs_store *remote, *client;
+} keyed_peer;
+
+static int keyed_exchange(cs_peer *self, cs_buf *response, const char *path,
+                          const uint8_t *request, size_t len) {
+  keyed_peer *kp = (keyed_peer *)self;
+  int status;
+  return cs__store_serve(response, &status, kp->remote, path, request, len, kp->client->key.pk,
+                         false);
+}
+
+/* A client that pulled a model it may only read syncs again through the
+ * same handle: its first round, sent against the hub's old
+ * acknowledgement, must not carry states the hub would refuse. */
+Test(engine_rules, a_pulled_read_only_model_does_not_break_the_next_sync) {
+  cs_store *s = tu_open(dir, "s"), *c = tu_open(dir, "c");
+  char hex[65];
+  const char *rd[] = {"Catalog", "Note"}, *wr[] = {"Note"};
+  keyed_peer p = {{CS_PEER_VERSION, keyed_exchange, NULL}, s, c};
+  cs_store_public_key(hex, c);
+  cr_assert_eq(cs_trust(s, hex, rd, 2, wr, 1), 0, "%s", cs_errmsg());
+  tu_act(s, CS_ACTION_UPDATE, "Catalog", "c1", "{\"v\":1}");
+  tu_act(c, CS_ACTION_UPDATE, "Note", "n1", "{\"v\":1}");
+  cr_assert_eq(cs_sync(NULL, c, &p.base), 0, "%s", cs_errmsg());
+  tu_act(s, CS_ACTION_UPDATE, "Catalog", "c2", "{\"v\":2}");
+  cr_assert_eq(cs_partial_sync(NULL, c, &p.base, 0, NULL, 0), 0, "%s", cs_errmsg());
+  tu_act(c, CS_ACTION_UPDATE, "Note", "n1", "{\"v\":2}");
+  cr_expect_eq(cs_sync(NULL, c, &p.base), 0, "%s", cs_errmsg());
+  char *got = tu_get(s, "Note", "n1");
+  cr_expect_str_eq(got, "{\"v\":2}");
+  free(got);
+  cs__peer_forget(&p.base);
+  cs_store_close(s);
+  cs_store_close(c);
+}
