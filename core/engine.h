@@ -451,6 +451,10 @@ int cs__validate_own_dots(const cs_store *s, uint64_t issued, const cs_dotset *d
 int cs__store_serve(cs_buf *response, int *http_status, cs_store *s, const char *path,
                     const uint8_t *req, size_t len, const uint8_t *sender_key, bool allow_any);
 
+/* Renames trust records that older builds wrote under upper-case hex (and
+ * the server never found) to the lower-case name it looks up (at open). */
+int cs__trust_normalize(cs_store *s);
+
 /* Forgets what sync remembered about a peer handle being freed. */
 void cs__peer_forget(const cs_peer *p);
 /* A name for the peer a handle reaches that outlives the handle: "store:"

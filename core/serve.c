@@ -49,18 +49,93 @@ done:
   return rc;
 }
 
+/* The meta key of a key's trust record, from its hex in either case: the
+ * record is always named by the lowercase hex the server looks up. */
+static int trust_key(cs_buf *out, const char *hex, const char *what) {
+  uint8_t pk[CS_PUBKEY_LEN];
+  char canon[2 * CS_PUBKEY_LEN + 1];
+  if (!hex || cs__hex_decode(pk, CS_PUBKEY_LEN, hex) != 0)
+    return cs__error(CS_EINVAL, "%s: '%.80s' is not a public key (64 hex digits)", what,
+                     hex ? hex : "");
+  cs__hex_encode(canon, pk, CS_PUBKEY_LEN);
+  return cs__buf_printf(out, "trust/%s", canon);
+}
+
+int cs__trust_normalize(cs_store *s) {
+  static const char prefix[] = "trust/", upper[] = "trust0"; /* '/' + 1 */
+  cs_iter *it = NULL;
+  cs_wbatch *b = NULL;
+  cs_buf key = CS_BUF_INIT, have = CS_BUF_INIT;
+  size_t moved = 0;
+  int rc;
+
+  if ((rc = cs__wbatch_new(&b, s->db)) != 0 ||
+      (rc = cs__iter_new(&it, s->db, CS_CF_META, prefix, strlen(prefix), upper, strlen(upper))) != 0)
+    goto done;
+  for (cs__iter_seek(it, prefix, strlen(prefix)); cs__iter_valid(it); cs__iter_next(it)) {
+    cs_bytes k = cs__iter_key(it), v = cs__iter_value(it);
+    char hex[2 * CS_PUBKEY_LEN + 1];
+    bool has_upper = false;
+    if (k.len != strlen(prefix) + 2 * CS_PUBKEY_LEN)
+      continue;
+    memcpy(hex, k.ptr + strlen(prefix), 2 * CS_PUBKEY_LEN);
+    hex[2 * CS_PUBKEY_LEN] = 0;
+    for (size_t i = 0; i < 2 * CS_PUBKEY_LEN; i++)
+      has_upper |= hex[i] >= 'A' && hex[i] <= 'F';
+    cs__buf_clear(&key);
+    if (!has_upper || trust_key(&key, hex, "trust") != 0)
+      continue;
+    /* A record an older build wrote under upper-case hex, which the
+     * server never looked up: the key's one record from now on (unless
+     * the lower-case one exists, which is the one the server used). */
+    cs__buf_clear(&have);
+    if (cs__db_get(&have, s->db, CS_CF_META, key.ptr, key.size) == CS_ENOTFOUND)
+      cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, v.ptr, v.len);
+    cs__wbatch_delete(b, CS_CF_META, k.ptr, k.len);
+    moved++;
+  }
+  if ((rc = cs__iter_status(it)) == 0 && moved)
+    rc = cs__db_write(s->db, b, true);
+done:
+  cs__iter_free(it);
+  cs__wbatch_free(b);
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&have);
+  return rc;
+}
+
+int cs_untrust(cs_store *s, const char *hex) {
+  cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
+  cs_wbatch *b = NULL;
+  int rc;
+
+  if ((rc = trust_key(&key, hex, "untrust")) != 0)
+    goto done;
+  CS_LOCK(s);
+  rc = cs__db_get(&val, s->db, CS_CF_META, key.ptr, key.size);
+  if (rc == CS_ENOTFOUND)
+    rc = cs__error(CS_ENOTFOUND, "untrust: key %.16s... is not trusted by this store", hex);
+  else if (rc == 0 && (rc = cs__wbatch_new(&b, s->db)) == 0) {
+    cs__wbatch_delete(b, CS_CF_META, key.ptr, key.size);
+    rc = cs__db_write(s->db, b, true);
+  }
+  CS_UNLOCK(s);
+done:
+  cs__wbatch_free(b);
+  cs_buf_dispose(&key);
+  cs_buf_dispose(&val);
+  return rc;
+}
+
 int cs_trust(cs_store *s, const char *hex, const char *const *read, size_t nread,
              const char *const *write, size_t nwrite) {
-  uint8_t pk[CS_PUBKEY_LEN];
   json_t *rec = NULL, *r = json_array(), *w = json_array();
   cs_buf key = CS_BUF_INIT, val = CS_BUF_INIT;
   cs_wbatch *b = NULL;
   int rc;
 
-  if (!hex || (rc = cs__hex_decode(pk, CS_PUBKEY_LEN, hex)) != 0) {
-    rc = cs__error(CS_EINVAL, "trust: '%s' is not a public key (64 hex digits)", hex ? hex : "");
+  if ((rc = trust_key(&key, hex, "trust")) != 0)
     goto done;
-  }
   for (size_t i = 0; i < nread; i++)
     json_array_append_new(r, json_string(read[i]));
   for (size_t i = 0; i < nwrite; i++)
@@ -71,8 +146,7 @@ int cs_trust(cs_store *s, const char *hex, const char *const *read, size_t nread
     goto done;
   }
   CS_LOCK(s);
-  if ((rc = cs__buf_printf(&key, "trust/%s", hex)) == 0 && (rc = cs__json_dump(&val, rec)) == 0 &&
-      (rc = cs__wbatch_new(&b, s->db)) == 0) {
+  if ((rc = cs__json_dump(&val, rec)) == 0 && (rc = cs__wbatch_new(&b, s->db)) == 0) {
     cs__wbatch_put(b, CS_CF_META, key.ptr, key.size, val.ptr, val.size);
     rc = cs__db_write(s->db, b, true);
   }

@@ -395,7 +395,8 @@ int cs_store_open(cs_store **out, const char *path, const cs_store_options *opts
   if ((rc = meta_get_u64(&s->clock.last, s, "clock")) != 0 ||
       (rc = meta_get_u64(&s->cursor, s, "cursor")) != 0 ||
       (rc = meta_get_u64(&s->outbox_seq, s, "outbox_seq")) != 0 || (rc = load_models(s)) != 0 ||
-      (rc = cs__gaps_scan(s)) != 0 || (rc = cs__outbox_load(s)) != 0)
+      (rc = cs__gaps_scan(s)) != 0 || (rc = cs__trust_normalize(s)) != 0 ||
+      (rc = cs__outbox_load(s)) != 0)
     goto fail;
   *out = s;
   return 0;

@@ -493,10 +493,14 @@ CS_EXTERN int cs_check(cs_buf *report, cs_store *store);
 /* Serving                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Authorizes a peer key (hex) to read and write the listed models ("*" = all;
- * NULL lists = none) when it syncs with this store's server. Persistent. */
+/* Authorizes a peer key (hex, either case: one key has one record) to read
+ * and write the listed models ("*" = all; NULL lists = none) when it syncs
+ * with this store's server. Persistent; replaces the key's earlier rights. */
 CS_EXTERN int cs_trust(cs_store *store, const char *public_key_hex, const char *const *read_models,
                        size_t nread, const char *const *write_models, size_t nwrite);
+/* Revokes a key: a running server refuses its next request ("unknown key").
+ * CS_ENOTFOUND when the key is not trusted. */
+CS_EXTERN int cs_untrust(cs_store *store, const char *public_key_hex);
 
 typedef struct cs_server_options {
   unsigned version;

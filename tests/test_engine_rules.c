@@ -452,3 +452,31 @@ Test(engine_rules, a_pulled_read_only_model_does_not_break_the_next_sync) {
   cs_store_close(s);
   cs_store_close(c);
 }
+
+/* A trust record an older build wrote under upper-case hex (which the
+ * server never found) is the key's record after the next open. */
+Test(engine_rules, an_upper_case_trust_record_is_renamed_at_open) {
+  cs_store *s = tu_open(dir, "s"), *c = tu_open(dir, "c");
+  char hex[65], upper[65], key[80];
+  cs_wbatch *wb = NULL;
+  cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  cs_store_public_key(hex, c);
+  for (int i = 0; i < 65; i++)
+    upper[i] = (char)(hex[i] >= 'a' && hex[i] <= 'f' ? hex[i] - 32 : hex[i]);
+  snprintf(key, sizeof(key), "trust/%s", upper);
+  cr_assert_eq(cs__wbatch_new(&wb, s->db), 0);
+  const char *rights = "{\"read\":[\"*\"],\"write\":[\"*\"]}";
+  cs__wbatch_put(wb, CS_CF_META, key, strlen(key), rights, strlen(rights));
+  cr_assert_eq(cs__db_write(s->db, wb, true), 0);
+  cs__wbatch_free(wb);
+  cs_store_close(s);
+  s = tu_open(dir, "s");
+  encode(&req, CS_MSG_SYNC_REQUEST, c->self, NULL, 0);
+  cr_expect_eq(serve(s, "/v1/sync", &req, &resp, c->key.pk), 0, "%s", cs_errmsg());
+  cr_expect_eq(cs_untrust(s, hex), 0, "%s", cs_errmsg());
+  cr_expect_eq(cs_untrust(s, upper), CS_ENOTFOUND, "two records for one key");
+  cs_buf_dispose(&req);
+  cs_buf_dispose(&resp);
+  cs_store_close(s);
+  cs_store_close(c);
+}

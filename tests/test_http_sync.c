@@ -514,3 +514,32 @@ Test(http_sync, many_clients_at_once_end_identical, .timeout = 600) {
   free(ls);
   free(th);
 }
+
+/* Trust over real sockets: a key given in upper case is the same key, and
+ * a key revoked while the hub runs is refused at its next request. */
+Test(http_sync, a_key_is_one_record_whatever_its_case_and_untrust_revokes_it) {
+  cs_store *hub = tu_open(dir, "hub"), *c = tu_open(dir, "c");
+  char key[65], upper[65];
+  cs_store_public_key(key, c);
+  for (int i = 0; i < 65; i++)
+    upper[i] = (char)(key[i] >= 'a' && key[i] <= 'f' ? key[i] - 32 : key[i]);
+  cr_assert_eq(cs_trust(hub, upper, all, 1, all, 1), 0, "%s", cs_errmsg());
+  cs_server *srv = serve(hub);
+  cs_peer *p = http_peer(c, srv);
+  tu_act(c, CS_ACTION_UPDATE, "Note", "n1", "{\"v\":1}");
+  must_sync(c, p);
+  expect_same(c, hub, "Note", "n1");
+  cr_assert_eq(cs_untrust(hub, key), 0, "%s", cs_errmsg());
+  tu_act(c, CS_ACTION_UPDATE, "Note", "n1", "{\"v\":2}");
+  cr_expect_eq(cs_sync(NULL, c, p), CS_EAUTH);
+  cr_expect(strstr(cs_errmsg(), "unknown key") != NULL, "%s", cs_errmsg());
+  cr_expect_eq(cs_untrust(hub, upper), CS_ENOTFOUND, "%s", cs_errmsg());
+  cr_expect_eq(cs_untrust(hub, "xyz"), CS_EINVAL);
+  char *got = tu_get(hub, "Note", "n1");
+  cr_expect_str_eq(got, "{\"v\":1}", "a revoked key wrote");
+  free(got);
+  cs_peer_free(p);
+  cs_server_stop(srv);
+  cs_store_close(hub);
+  cs_store_close(c);
+}
