@@ -167,6 +167,7 @@ int cmd_status(cli_ctx *ctx, int argc, char **argv);
 
 /* Serving and maintenance: tools/cmd_serve.c */
 int cmd_trust(cli_ctx *ctx, int argc, char **argv);
+int cmd_untrust(cli_ctx *ctx, int argc, char **argv);
 int cmd_serve(cli_ctx *ctx, int argc, char **argv);
 int cmd_cleanup(cli_ctx *ctx, int argc, char **argv);
 int cmd_check(cli_ctx *ctx, int argc, char **argv);

@@ -80,6 +80,32 @@ done:
   return rc;
 }
 
+int cmd_untrust(cli_ctx *ctx, int argc, char **argv) {
+  const char *pos[1];
+  int n = 0;
+  int rc = cli_parse(ctx, argc, argv, NULL, 0, pos, &n, 1);
+  cs_store *store = NULL;
+  if (rc != 0)
+    return rc;
+  if (n != 1)
+    return cli_usage_error(ctx, "expected KEY (see cosmicsync untrust --help)");
+  if (!is_hex_key(pos[0]))
+    return cli_usage_error(ctx, "bad key '%s': expected 64 hex digits (cosmicsync id prints one)",
+                           pos[0]);
+  if ((rc = cli_open_store(&store, ctx)) != 0)
+    return rc;
+  rc = cs_untrust(store, pos[0]);
+  if (rc < 0)
+    rc = cli_lib_error(ctx, rc, NULL);
+  else {
+    json_t *o = json_object();
+    json_object_set_new(o, "untrusted", json_string(pos[0]));
+    rc = cli_print_json(ctx, o);
+  }
+  cs_store_close(store);
+  return rc;
+}
+
 /* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (in buf) and port. */
 static int parse_listen(cli_ctx *ctx, const char *spec, char *host, size_t hostlen,
                         uint16_t *port) {

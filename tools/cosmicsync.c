@@ -58,6 +58,10 @@ static const cli_command commands[] = {
      "lists are comma-separated; \"*\" means every model. Without --read and\n"
      "--write the key may read and write every model. Run it before `serve`:\n"
      "a running server holds the store."},
+    {"untrust", cmd_untrust, "KEY", "revoke a peer key trusted on this store's server",
+     "KEY in either case; exit 2 when it is not trusted. Like trust, run it\n"
+     "while the server is stopped (an application that runs the server calls\n"
+     "cs_untrust, which takes effect at the key's next request)."},
     {"serve", cmd_serve, "[--listen HOST:PORT] [--allow-any]",
      "serve this store over HTTP until interrupted",
      "Default listen address 127.0.0.1:8787; port 0 picks a free port. The URL\n"

@@ -162,7 +162,7 @@ section_basics() {
   expect 0 "--help lists the commands" -- --help
   out_has "partial-sync" "the command list names partial-sync"
   for c in id define create put delete get store-locally list queue sync partial-sync \
-    conflicts resolve trust serve status cleanup check bench demo; do
+    conflicts resolve trust untrust serve status cleanup check bench demo; do
     expect 0 "$c --help" -- "$c" --help
     out_has "usage: cosmicsync .*$c" "$c --help shows its usage"
   done
@@ -447,6 +447,17 @@ section_serve() {
   expect 0 "status while offline" -- --db "$a" status
   out_has '"state":"offline"' "the state is offline"
   out_has '"last_sync":\{' "the last success is still shown"
+
+  # Revoking a key: in either case, once; the server then refuses it.
+  expect 1 "untrust a malformed key" -- --db "$hub" untrust not-a-key
+  expect 0 "untrust device A, key in upper case" -- --db "$hub" untrust "$(echo "$ka" | tr a-f A-F)"
+  out_has '"untrusted"' "untrust says what it revoked"
+  expect 2 "untrust it again" -- --db "$hub" untrust "$ka"
+  err_has "not trusted" "the message says the key is not trusted"
+  start_server "$hub" || return
+  expect 6 "the revoked device is refused" -- --db "$a" sync "$URL"
+  expect 0 "device B still syncs" -- --db "$b" sync "$URL"
+  stop_server TERM
 
   start_server "$hub" --allow-any || return
   if grep -q "WARNING" "$SERVE_LOG.err"; then ok "--allow-any warns loudly"; else bad "--allow-any printed no warning"; fi
