@@ -67,6 +67,37 @@ static void one_action_init(one_action *o, cs_hlc hlc, cs_hlc entry_hlc) {
   o->wm.nactions = 1;
 }
 
+/* A section of `model` with one whole state of instance "x": register v = 5
+ * under dot (origin, 1), the knowledge origin:1..knows. */
+typedef struct one_state {
+  cs_wire_model wm;
+  cs_wire_state st;
+  cs_field f;
+  cs_reg_entry e;
+  cs_vv_entry vv;
+  char *inst;
+} one_state;
+
+static void one_state_init(one_state *o, const char *model, cs_replica origin, uint64_t knows) {
+  memset(o, 0, sizeof(*o));
+  o->inst = "x";
+  o->e = (cs_reg_entry){{origin, 1}, CS_HLC_MAKE(cs__now_ms(), 0), cs__val_int(5)};
+  o->f.name = "v";
+  o->f.kind = CS_KIND_REG;
+  o->f.u.reg.entries = &o->e;
+  o->f.u.reg.len = 1;
+  o->st.doc.fields = &o->f;
+  o->st.doc.nfields = 1;
+  o->vv = (cs_vv_entry){origin, knows};
+  o->wm.name = (char *)model;
+  o->wm.instances = &o->inst;
+  o->wm.ninstances = 1;
+  o->wm.states = &o->st;
+  o->wm.nstates = 1;
+  o->wm.knowledge.vv = &o->vv;
+  o->wm.knowledge.vv_len = 1;
+}
+
 static int serve(cs_store *s, const char *path, const cs_buf *req, cs_buf *resp,
                  const uint8_t *key) {
   int status = 0;
@@ -268,36 +299,17 @@ Test(engine_rules, a_local_action_is_one_write_whichever_write_fails) {
 Test(engine_rules, a_read_only_key_cannot_send_states) {
   cs_store *s = tu_open(dir, "s"), *c = tu_open(dir, "c");
   cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
-  cs_wire_model wm;
-  cs_wire_state st;
-  cs_field f;
-  cs_reg_entry e = {{c->self, 1}, CS_HLC_MAKE(cs__now_ms(), 0), cs__val_int(5)};
-  cs_vv_entry vv = {c->self, 1};
-  char hex[65], *inst = "x";
+  one_state o;
+  char hex[65];
   const char *a[] = {"A"};
   cs_store_public_key(hex, c);
   cr_assert_eq(cs_trust(s, hex, a, 1, NULL, 0), 0, "%s", cs_errmsg());
-  memset(&wm, 0, sizeof(wm));
-  memset(&st, 0, sizeof(st));
-  memset(&f, 0, sizeof(f));
-  f.name = "v";
-  f.kind = CS_KIND_REG;
-  f.u.reg.entries = &e;
-  f.u.reg.len = 1;
-  st.doc.fields = &f;
-  st.doc.nfields = 1;
-  wm.name = "A";
-  wm.instances = &inst;
-  wm.ninstances = 1;
-  wm.states = &st;
-  wm.nstates = 1;
-  wm.knowledge.vv = &vv;
-  wm.knowledge.vv_len = 1;
-  uint64_t before = tu_fingerprint_data(s);
-  encode(&req, CS_MSG_SYNC_REQUEST, c->self, &wm, 1);
+  one_state_init(&o, "A", c->self, 1);
+  uint64_t before = tu_fingerprint(s);
+  encode(&req, CS_MSG_SYNC_REQUEST, c->self, &o.wm, 1);
   cr_expect_eq(serve(s, "/v1/sync", &req, &resp, c->key.pk), CS_EAUTH, "%s", cs_errmsg());
   cr_expect(strstr(cs_errmsg(), "may not write model 'A'") != NULL, "%s", cs_errmsg());
-  cr_expect_eq(tu_fingerprint_data(s), before);
+  cr_expect_eq(tu_fingerprint(s), before, "a refused request changed the store");
   cs_buf_dispose(&req);
   cs_buf_dispose(&resp);
   cs_store_close(s);
@@ -313,7 +325,9 @@ Test(engine_rules, a_sender_other_than_the_signing_key_is_refused) {
   cs_store_public_key(hex, c);
   cr_assert_eq(cs_trust(s, hex, all, 1, all, 1), 0, "%s", cs_errmsg());
   encode(&req, CS_MSG_SYNC_REQUEST, c->self ^ 1, NULL, 0);
+  uint64_t before = tu_fingerprint(s);
   cr_expect_eq(serve(s, "/v1/sync", &req, &resp, c->key.pk), CS_EAUTH, "%s", cs_errmsg());
+  cr_expect_eq(tu_fingerprint(s), before, "a refused request changed the store");
   cr_expect(strstr(cs_errmsg(), "signed by another key") != NULL, "%s", cs_errmsg());
   encode(&req, CS_MSG_SYNC_REQUEST, c->self, NULL, 0);
   cr_expect_eq(serve(s, "/v1/sync", &req, &resp, c->key.pk), 0, "%s", cs_errmsg());
@@ -376,29 +390,11 @@ Test(engine_rules, cleanup_keeps_what_one_peer_lacks) {
 Test(engine_rules, a_knowledge_claim_of_2_64_dots_does_not_refuse_later_messages) {
   cs_store *s = tu_open(dir, "s");
   cs_buf req = CS_BUF_INIT, resp = CS_BUF_INIT;
+  one_state claim;
   cs_wire_model wm;
-  cs_wire_state st;
-  cs_field f;
-  cs_reg_entry e = {{99, 1}, CS_HLC_MAKE(cs__now_ms(), 0), cs__val_int(5)};
-  cs_vv_entry vv = {99, UINT64_MAX};
-  char *inst = "y";
-  memset(&wm, 0, sizeof(wm));
-  memset(&st, 0, sizeof(st));
-  memset(&f, 0, sizeof(f));
-  f.name = "v";
-  f.kind = CS_KIND_REG;
-  f.u.reg.entries = &e;
-  f.u.reg.len = 1;
-  st.doc.fields = &f;
-  st.doc.nfields = 1;
-  wm.name = "M";
-  wm.instances = &inst;
-  wm.ninstances = 1;
-  wm.states = &st;
-  wm.nstates = 1;
-  wm.knowledge.vv = &vv;
-  wm.knowledge.vv_len = 1;
-  encode(&req, CS_MSG_SYNC_REQUEST, 42, &wm, 1);
+  one_state_init(&claim, "M", 99, UINT64_MAX);
+  claim.inst = "y";
+  encode(&req, CS_MSG_SYNC_REQUEST, 42, &claim.wm, 1);
   cr_assert_eq(serve(s, "/v1/sync", &req, &resp, NULL), 0, "%s", cs_errmsg());
   one_action o;
   one_action_init(&o, CS_HLC_MAKE(cs__now_ms(), 0), CS_HLC_MAKE(cs__now_ms(), 0));
