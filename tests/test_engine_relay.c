@@ -361,3 +361,24 @@ Test(engine_relay, a_damaged_log_run_does_not_keep_the_store_closed) {
   free(rep);
   cs_store_close(a);
 }
+
+/* A kept cursor of the wrong size is named, not taken for 0. */
+Test(engine_relay, a_damaged_kept_cursor_is_refused) {
+  cs_store *a = tu_open(dir, "A"), *b = tu_open(dir, "B");
+  char key[96];
+  cs_wbatch *wb = NULL;
+  cs_peer *p = NULL;
+  put(a, "n", "one");
+  cr_assert_eq(pull_last(b, a, NULL), 1);
+  snprintf(key, sizeof(key), "pcursor/%016llx/Note", (unsigned long long)a->self);
+  cr_assert_eq(cs__wbatch_new(&wb, b->db), 0);
+  cs__wbatch_put(wb, CS_CF_META, key, strlen(key), "abc", 3);
+  cr_assert_eq(cs__db_write(b->db, wb, true), 0);
+  cs__wbatch_free(wb);
+  cr_assert_eq(cs_peer_local(&p, a), 0);
+  cr_expect_eq(cs_partial_sync(NULL, b, p, CS_SINCE_LAST, NULL, 0), CS_ECORRUPT);
+  cr_expect(strstr(cs_errmsg(), "has 3 bytes, expected 8") != NULL, "%s", cs_errmsg());
+  cs_peer_free(p);
+  cs_store_close(a);
+  cs_store_close(b);
+}
