@@ -470,12 +470,15 @@ int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t j, cs_wire_action 
     return rc;
   if ((rc = cs__validate_own_dots(mg->store, mg->issued, &a->ctx, wm->name, j)) != 0)
     return rc;
-  for (uint64_t k = a->first; k <= a->last; k++) {
+  /* first..last ends at last, even at counter 2^64 - 1 (no k <= last). */
+  for (uint64_t k = a->first;; k++) {
     cs_dot d = {a->origin, k};
     if (!cs__dotset_contains(&mg->before, d))
       fresh++;
     else if (has_missing && cs__dotset_contains(&m->missing, d))
       missing = true;
+    if (k == a->last)
+      break;
   }
   if (fresh == 0 && !missing)
     return 0; /* a duplicate: joins are idempotent, skip the work */
@@ -488,9 +491,12 @@ int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t j, cs_wire_action 
   if (missing) {
     /* An action this store knew of without having it: applied now (the
      * join against the whole knowledge adds none of what others covered). */
-    for (uint64_t k = a->first; k <= a->last; k++)
+    for (uint64_t k = a->first;; k++) {
       if ((rc = cs__dotset_remove(&m->missing, (cs_dot){a->origin, k})) != 0)
         return rc;
+      if (k == a->last)
+        break;
+    }
     m->dirty_missing = true;
   }
   if (a->hlc > mg->max_hlc)
@@ -501,9 +507,12 @@ int cs__merge_action(cs_merger *mg, cs_wire_model *wm, size_t j, cs_wire_action 
      * before a run that holds earlier actions, and the log could no longer
      * be served in order. Its dots join the floor instead: a peer that
      * lacks them is sent whole states. */
-    for (uint64_t k = a->first; k <= a->last; k++)
+    for (uint64_t k = a->first;; k++) {
       if ((rc = cs__dotset_add(&m->floor, (cs_dot){a->origin, k})) != 0)
         return rc;
+      if (k == a->last)
+        break;
+    }
     mg->floor_dirty = true;
     mg->applied++;
     return 0;
